@@ -1,0 +1,56 @@
+from django.contrib import admin
+
+from backend.core.phone import mask_phone
+
+from .models import Device, OtpChallenge, RefreshToken, User
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ("id", "display_name", "masked_phone", "role", "kyc_level", "is_active", "date_joined")
+    list_filter = ("role", "kyc_level", "is_active", "is_staff")
+    search_fields = ("display_name",)
+    readonly_fields = ("phone_index", "date_joined", "last_login", "password")
+    fields = ("display_name", "avatar_url", "role", "kyc_level", "is_active", "is_staff", "is_superuser",
+              "phone_index", "password", "date_joined", "last_login")
+
+    @admin.display(description="phone")
+    def masked_phone(self, obj: User) -> str:
+        return mask_phone(obj.phone or "")
+
+    def get_search_results(self, request, queryset, search_term):
+        """Staff can find a user by full phone number through the blind index."""
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        from .models import phone_index
+
+        try:
+            queryset |= self.model.objects.filter(phone_index=phone_index(search_term))
+        except Exception:
+            pass
+        return queryset, may_have_duplicates
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "platform", "name", "push_enabled", "last_seen_at", "revoked_at", "revoked_reason")
+    list_filter = ("platform", "push_enabled")
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at", "last_seen_at")
+
+
+@admin.register(OtpChallenge)
+class OtpChallengeAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "expires_at", "attempts", "consumed_at", "requested_ip")
+    readonly_fields = [f.name for f in OtpChallenge._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ("id", "device", "created_at", "expires_at", "rotated_at", "revoked_at")
+    readonly_fields = [f.name for f in RefreshToken._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

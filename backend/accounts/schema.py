@@ -1,0 +1,263 @@
+"""GraphQL for accounts: who am I, sign-up/login by code or password, tokens, devices. Thin: services decide."""
+
+from __future__ import annotations
+
+import graphene
+
+from backend.core.graphql import BaseMutation, client_ip, require_device, require_user
+from backend.core.ids import decode_id
+
+from . import selectors, services
+from .models import Device as DeviceModel
+from .models import User as UserModel
+
+
+class KycLevel(graphene.Enum):
+    NONE = 0
+    BASIC = 1
+    VERIFIED = 2
+    FULL = 3
+
+
+class Platform(graphene.Enum):
+    ANDROID = "android"
+    IOS = "ios"
+    WEB = "web"
+
+
+class Viewer(graphene.ObjectType):
+    """The signed-in user, as they see themselves (their own phone number included)."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+        name = "Viewer"
+
+    phone = graphene.String(required=True)
+    display_name = graphene.String(required=True)
+    avatar_url = graphene.String(required=True)
+    kyc_level = graphene.Field(KycLevel, required=True)
+    is_client_manager = graphene.Boolean(required=True)
+    has_password = graphene.Boolean(required=True)
+    date_joined = graphene.DateTime(required=True)
+    devices = graphene.List(graphene.NonNull(lambda: Device), required=True)
+
+    @classmethod
+    def from_user(cls, user: UserModel) -> Viewer:
+        return cls(
+            id=user.pk, phone=user.phone, display_name=user.display_name, avatar_url=user.avatar_url,
+            kyc_level=user.kyc_level, is_client_manager=user.is_client_manager,
+            has_password=user.has_usable_password(), date_joined=user.date_joined,
+        )
+
+    @staticmethod
+    def resolve_devices(root, info):
+        return selectors.active_devices_of(require_user(info))
+
+
+class Device(graphene.ObjectType):
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    name = graphene.String(required=True)
+    platform = graphene.Field(Platform, required=True)
+    push_enabled = graphene.Boolean(required=True)
+    created_at = graphene.DateTime(required=True)
+    last_seen_at = graphene.DateTime(required=True)
+    is_current = graphene.Boolean(required=True)
+
+    @staticmethod
+    def resolve_platform(root: DeviceModel, info):
+        return root.platform
+
+    @staticmethod
+    def resolve_is_current(root: DeviceModel, info):
+        current = getattr(info.context, "device", None)
+        return current is not None and current.pk == root.pk
+
+
+class AuthTokens(graphene.ObjectType):
+    access_token = graphene.String(required=True)
+    access_token_expires_at = graphene.DateTime(required=True)
+    refresh_token = graphene.String(required=True)
+    refresh_token_expires_at = graphene.DateTime(required=True)
+
+
+def _tokens(session: services.Session) -> dict:
+    return {
+        "tokens": AuthTokens(
+            access_token=session.access_token, access_token_expires_at=session.access_expires_at,
+            refresh_token=session.refresh_token, refresh_token_expires_at=session.refresh_expires_at,
+        ),
+        "viewer": Viewer.from_user(session.user),
+    }
+
+
+class DeviceInput(graphene.InputObjectType):
+    name = graphene.String()
+    platform = graphene.Field(Platform, required=True)
+    fcm_token = graphene.String(description="FCM registration token.")
+    installation_id = graphene.String(description="Firebase installation id (preferred from firebase-admin 7.7).")
+
+
+def _device_info(device: DeviceInput | None) -> services.DeviceInfo:
+    if device is None:
+        return services.DeviceInfo()
+    platform = device.platform.value if hasattr(device.platform, "value") else device.platform
+    return services.DeviceInfo(
+        name=device.name or "", platform=platform or "android",
+        fcm_token=device.fcm_token or "", installation_id=device.installation_id or "",
+    )
+
+
+class RequestLoginCode(BaseMutation):
+    """Send a one-time login code by SMS (also signs up a new number)."""
+
+    class Arguments:
+        phone = graphene.String(required=True)
+
+    code_expires_at = graphene.DateTime()
+
+    @classmethod
+    def perform(cls, root, info, phone):
+        challenge = services.request_login_code(phone=phone, ip=client_ip(info.context))
+        return {"code_expires_at": challenge.expires_at}
+
+
+class SessionPayloadMixin:
+    tokens = graphene.Field(AuthTokens)
+    viewer = graphene.Field(Viewer)
+
+
+class LoginWithCode(SessionPayloadMixin, BaseMutation):
+    """Sign in, or sign up on first use, with the SMS code."""
+
+    class Arguments:
+        phone = graphene.String(required=True)
+        code = graphene.String(required=True)
+        device = DeviceInput()
+        display_name = graphene.String(description="Used only when this login creates the account.")
+
+    created = graphene.Boolean()
+
+    @classmethod
+    def perform(cls, root, info, phone, code, device=None, display_name=""):
+        session = services.login_with_code(
+            phone=phone, code=code, device=_device_info(device), display_name=display_name or "",
+            ip=client_ip(info.context),
+        )
+        return {**_tokens(session), "created": session.created_user}
+
+
+class LoginWithPassword(SessionPayloadMixin, BaseMutation):
+    class Arguments:
+        phone = graphene.String(required=True)
+        password = graphene.String(required=True)
+        device = DeviceInput()
+
+    @classmethod
+    def perform(cls, root, info, phone, password, device=None):
+        session = services.login_with_password(
+            phone=phone, password=password, device=_device_info(device), ip=client_ip(info.context)
+        )
+        return _tokens(session)
+
+
+class RefreshTokens(SessionPayloadMixin, BaseMutation):
+    """Exchange a refresh token for a new pair. Each refresh token works once."""
+
+    class Arguments:
+        refresh_token = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, root, info, refresh_token):
+        return _tokens(services.refresh_session(refresh_token=refresh_token))
+
+
+class SetPassword(BaseMutation):
+    class Arguments:
+        password = graphene.String(required=True)
+
+    viewer = graphene.Field(Viewer)
+
+    @classmethod
+    def perform(cls, root, info, password):
+        user = require_user(info)
+        services.set_password(user=user, password=password)
+        return {"viewer": Viewer.from_user(user)}
+
+
+class Logout(BaseMutation):
+    """Sign this device out: its refresh and access tokens stop working at once."""
+
+    ok = graphene.Boolean()
+
+    @classmethod
+    def perform(cls, root, info):
+        services.logout(device=require_device(info))
+        return {"ok": True}
+
+
+class LogoutAllDevices(BaseMutation):
+    revoked_devices = graphene.Int()
+
+    @classmethod
+    def perform(cls, root, info):
+        return {"revoked_devices": services.logout_all_devices(user=require_user(info))}
+
+
+class RevokeDevice(BaseMutation):
+    """Sign out one of my other devices (e.g. a lost phone)."""
+
+    class Arguments:
+        device_id = graphene.ID(required=True)
+
+    ok = graphene.Boolean()
+
+    @classmethod
+    def perform(cls, root, info, device_id):
+        user = require_user(info)
+        pk = decode_id(device_id, type_name="Device", field="deviceId")
+        device = selectors.active_devices_of(user).filter(pk=pk).first()
+        if device is None:
+            from backend.core.errors import NotFound
+
+            raise NotFound(field="deviceId")
+        services.logout(device=device)
+        return {"ok": True}
+
+
+class UpdatePushTarget(BaseMutation):
+    """The phone reports a new FCM token or installation id for this device."""
+
+    class Arguments:
+        fcm_token = graphene.String()
+        installation_id = graphene.String()
+
+    device = graphene.Field(Device)
+
+    @classmethod
+    def perform(cls, root, info, fcm_token="", installation_id=""):
+        device = services.update_device_push_target(
+            device=require_device(info), fcm_token=fcm_token or "", installation_id=installation_id or ""
+        )
+        return {"device": device}
+
+
+class Query(graphene.ObjectType):
+    me = graphene.Field(Viewer, required=True, description="The signed-in user. Requires a bearer token.")
+
+    @staticmethod
+    def resolve_me(root, info):
+        return Viewer.from_user(require_user(info))
+
+
+class Mutation(graphene.ObjectType):
+    request_login_code = RequestLoginCode.Field()
+    login_with_code = LoginWithCode.Field()
+    login_with_password = LoginWithPassword.Field()
+    refresh_tokens = RefreshTokens.Field()
+    set_password = SetPassword.Field()
+    logout = Logout.Field()
+    logout_all_devices = LogoutAllDevices.Field()
+    revoke_device = RevokeDevice.Field()
+    update_push_target = UpdatePushTarget.Field()

@@ -1,0 +1,291 @@
+"""Every write of the accounts app: sign-up, login, tokens, devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import F
+
+from backend.core import clock, ratelimit, realtime
+from backend.core.crypto import keyring
+from backend.core.errors import DomainError, NotAuthenticated, ValidationFailed
+from backend.core.phone import mask_phone, normalize_phone
+
+from .models import Device, OtpChallenge, RefreshToken, User, phone_index
+from .sms import get_sms_sender
+from .tokens import (
+    TokenInvalid,
+    decode_access_token,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+)
+
+log = logging.getLogger("quanzi.accounts")
+HOUR = 3600
+
+
+class OtpInvalid(DomainError):
+    code = "OTP_INVALID"
+    default_message = "The code is wrong or has expired."
+
+
+class OtpAttemptsExceeded(DomainError):
+    code = "OTP_ATTEMPTS_EXCEEDED"
+    default_message = "Too many wrong codes. Request a new one."
+
+
+class InvalidCredentials(DomainError):
+    code = "INVALID_CREDENTIALS"
+    default_message = "Phone number or password is wrong."
+
+
+class RefreshTokenReused(DomainError):
+    code = "REFRESH_TOKEN_REUSED"
+    default_message = "This refresh token was already used; the device has been signed out."
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str = ""
+    platform: str = Device.Platform.ANDROID
+    fcm_token: str = ""
+    installation_id: str = ""
+
+    def validated(self) -> DeviceInfo:
+        if self.platform not in Device.Platform.values:
+            raise ValidationFailed("Unknown platform.", code="INVALID_PLATFORM", field="device.platform")
+        if len(self.name) > 100 or len(self.installation_id) > 200 or len(self.fcm_token) > 4096:
+            raise ValidationFailed("Device details are too long.", code="INVALID_DEVICE", field="device")
+        return self
+
+
+@dataclass(frozen=True)
+class Session:
+    user: User
+    device: Device
+    access_token: str
+    access_expires_at: dt.datetime
+    refresh_token: str
+    refresh_expires_at: dt.datetime
+    created_user: bool = False
+
+
+def _code_hash(phone_idx: str, code: str) -> str:
+    return keyring().blind_index(f"{phone_idx}:{code}", context="accounts.otp")
+
+
+def request_login_code(*, phone: str, ip: str | None = None) -> OtpChallenge:
+    """Send a 6-digit code by SMS. Limited per phone and per IP so nobody can flood a number."""
+    phone = normalize_phone(phone)
+    idx = phone_index(phone)
+    cfg = settings.QUANZI
+    ratelimit.hit("otp-phone", idx, limit=cfg["OTP_PER_PHONE_PER_HOUR"], window_seconds=HOUR)
+    if ip:
+        ratelimit.hit("otp-ip", ip, limit=cfg["OTP_PER_IP_PER_HOUR"], window_seconds=HOUR)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    now = clock.now()
+    with transaction.atomic():
+        # A new code replaces any earlier one still open.
+        OtpChallenge.objects.filter(phone_index=idx, consumed_at__isnull=True).update(consumed_at=now)
+        challenge = OtpChallenge.objects.create(
+            phone_index=idx,
+            code_hash=_code_hash(idx, code),
+            expires_at=now + dt.timedelta(seconds=cfg["OTP_TTL_SECONDS"]),
+            requested_ip=ip,
+        )
+    get_sms_sender().send(phone, f"【圈子 Quanzi】Your login code is {code}. It expires in 5 minutes.")
+    log.info("otp sent to %s", mask_phone(phone))
+    return challenge
+
+
+def _check_login_limits(idx: str, ip: str | None) -> None:
+    cfg = settings.QUANZI
+    ratelimit.hit("login-phone", idx, limit=cfg["LOGIN_PER_PHONE_PER_HOUR"], window_seconds=HOUR)
+    if ip:
+        ratelimit.hit("login-ip", ip, limit=cfg["LOGIN_PER_IP_PER_HOUR"], window_seconds=HOUR)
+
+
+def login_with_code(
+    *, phone: str, code: str, device: DeviceInfo, display_name: str = "", ip: str | None = None
+) -> Session:
+    """Verify the SMS code; sign the user up on first login. Wrong codes count towards a hard limit."""
+    phone = normalize_phone(phone)
+    device = device.validated()
+    idx = phone_index(phone)
+    _check_login_limits(idx, ip)
+    if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
+        raise OtpInvalid(field="code")
+    display_name = (display_name or "").strip()
+    if len(display_name) > 64:
+        raise ValidationFailed("Display name is too long.", code="INVALID_DISPLAY_NAME", field="displayName")
+    now = clock.now()
+    challenge = OtpChallenge.objects.filter(phone_index=idx, consumed_at__isnull=True).first()
+    if challenge is None or challenge.expires_at <= now:
+        raise OtpInvalid(field="code")
+    if challenge.attempts >= settings.QUANZI["OTP_MAX_ATTEMPTS"]:
+        raise OtpAttemptsExceeded(field="code")
+    if not hmac.compare_digest(challenge.code_hash, _code_hash(idx, code)):
+        # Counted outside any transaction so the failed attempt sticks.
+        OtpChallenge.objects.filter(pk=challenge.pk).update(attempts=F("attempts") + 1)
+        if challenge.attempts + 1 >= settings.QUANZI["OTP_MAX_ATTEMPTS"]:
+            raise OtpAttemptsExceeded(field="code")
+        raise OtpInvalid(field="code")
+    with transaction.atomic():
+        claimed = OtpChallenge.objects.filter(pk=challenge.pk, consumed_at__isnull=True).update(consumed_at=now)
+        if not claimed:  # a concurrent login used this code first
+            raise OtpInvalid(field="code")
+        user = User.objects.filter(phone_index=idx).first()
+        created = user is None
+        if created:
+            user = User.objects.create_user(
+                phone, display_name=display_name or f"用户{phone[-4:]}", kyc_level=User.KycLevel.BASIC
+            )
+        elif not user.is_active:
+            raise InvalidCredentials("This account is disabled.", code="ACCOUNT_DISABLED")
+        return _start_session(user, device, created_user=created)
+
+
+def login_with_password(*, phone: str, password: str, device: DeviceInfo, ip: str | None = None) -> Session:
+    phone = normalize_phone(phone)
+    device = device.validated()
+    idx = phone_index(phone)
+    _check_login_limits(idx, ip)
+    user = User.objects.filter(phone_index=idx).first()
+    if user is None:
+        User().set_password(password or "x")  # equal work for unknown numbers
+        raise InvalidCredentials(field="password")
+    if not password or not user.check_password(password) or not user.is_active:
+        raise InvalidCredentials(field="password")
+    with transaction.atomic():
+        return _start_session(user, device)
+
+
+def set_password(*, user: User, password: str) -> None:
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(" ".join(exc.messages), code="WEAK_PASSWORD", field="password") from exc
+    user.set_password(password)
+    user.save(update_fields=["password"])
+
+
+def _start_session(user: User, info: DeviceInfo, *, created_user: bool = False) -> Session:
+    now = clock.now()
+    device = None
+    if info.installation_id:
+        # Same app installation signing in again: reuse its row and burn its old chain.
+        device = Device.objects.filter(user=user, installation_id=info.installation_id).first()
+    if device is None:
+        device = Device.objects.create(
+            user=user, name=info.name, platform=info.platform, fcm_token=info.fcm_token,
+            installation_id=info.installation_id,
+        )
+    else:
+        RefreshToken.objects.filter(device=device, revoked_at__isnull=True).update(revoked_at=now)
+        device.name, device.platform, device.fcm_token = info.name, info.platform, info.fcm_token
+        device.revoked_at, device.revoked_reason, device.last_seen_at = None, "", now
+        device.push_enabled = True
+        device.save()
+    # A phone number's owner now has a device: unregister the same FCM token from any other account.
+    if info.fcm_token:
+        Device.objects.filter(fcm_token=info.fcm_token).exclude(pk=device.pk).update(fcm_token="")
+    return _issue_tokens(user, device, created_user=created_user)
+
+
+def _issue_tokens(user: User, device: Device, *, created_user: bool = False) -> Session:
+    raw, hashed = new_refresh_token()
+    refresh_expires = clock.now() + dt.timedelta(days=settings.QUANZI["REFRESH_TOKEN_DAYS"])
+    RefreshToken.objects.create(device=device, token_hash=hashed, expires_at=refresh_expires)
+    access, access_expires = issue_access_token(user_id=user.pk, device_id=device.pk)
+    return Session(user, device, access, access_expires, raw, refresh_expires, created_user)
+
+
+def refresh_session(*, refresh_token: str) -> Session:
+    """Rotate: the presented token is spent and a new pair issued. Reuse of a spent token revokes the device."""
+    if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 200:
+        raise TokenInvalid(field="refreshToken")
+    now = clock.now()
+    with transaction.atomic():
+        token = (
+            RefreshToken.objects.select_for_update()
+            .select_related("device__user")
+            .filter(token_hash=hash_refresh_token(refresh_token))
+            .first()
+        )
+        if token is None or token.revoked_at is not None:
+            raise TokenInvalid(field="refreshToken")
+        device = token.device
+        if token.rotated_at is not None:
+            # Someone holds a copy of a spent token: burn the whole chain. Committed before we answer.
+            _revoke_device(device, reason="refresh_reuse", now=now)
+            log.warning("refresh token reuse on device %s: chain revoked", device.pk)
+        else:
+            return _rotate(token, device, now)
+    raise RefreshTokenReused(field="refreshToken")
+
+
+def _rotate(token: RefreshToken, device: Device, now: dt.datetime) -> Session:
+    if token.expires_at <= now or not device.is_active or not device.user.is_active:
+        raise TokenInvalid(field="refreshToken")
+    token.rotated_at = now
+    token.save(update_fields=["rotated_at"])
+    Device.objects.filter(pk=device.pk).update(last_seen_at=now)
+    return _issue_tokens(device.user, device)
+
+
+def _revoke_device(device: Device, *, reason: str, now: dt.datetime) -> None:
+    RefreshToken.objects.filter(device=device, revoked_at__isnull=True).update(revoked_at=now)
+    Device.objects.filter(pk=device.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_reason=reason)
+    realtime.ring_on_commit(realtime.device_group(device.pk), {"type": "session.revoked"})
+
+
+def logout(*, device: Device) -> None:
+    with transaction.atomic():
+        _revoke_device(device, reason="logout", now=clock.now())
+
+
+def logout_all_devices(*, user: User) -> int:
+    now = clock.now()
+    with transaction.atomic():
+        devices = list(Device.objects.filter(user=user, revoked_at__isnull=True))
+        for device in devices:
+            _revoke_device(device, reason="logout_all", now=now)
+    return len(devices)
+
+
+def update_device_push_target(*, device: Device, fcm_token: str = "", installation_id: str = "") -> Device:
+    """Phones report a new FCM registration token (or, from firebase-admin 7.7 on, an installation id)."""
+    if len(fcm_token) > 4096 or len(installation_id) > 200:
+        raise ValidationFailed("Push target is too long.", code="INVALID_DEVICE", field="fcmToken")
+    with transaction.atomic():
+        if fcm_token:
+            Device.objects.filter(fcm_token=fcm_token).exclude(pk=device.pk).update(fcm_token="")
+        device.fcm_token = fcm_token
+        if installation_id:
+            device.installation_id = installation_id
+        device.push_enabled = bool(fcm_token or device.installation_id)
+        device.save(update_fields=["fcm_token", "installation_id", "push_enabled"])
+    return device
+
+
+def authenticate_access_token(token: object) -> tuple[User, Device]:
+    """Resolve a bearer token to its user and device; a signed-out device's tokens stop working at once."""
+    claims = decode_access_token(token)
+    try:
+        device = Device.objects.select_related("user").get(pk=int(claims["did"]), user_id=int(claims["sub"]))
+    except (Device.DoesNotExist, ValueError, TypeError) as exc:
+        raise TokenInvalid() from exc
+    if not device.is_active:
+        raise TokenInvalid("This device has been signed out.")
+    if not device.user.is_active:
+        raise NotAuthenticated("This account is disabled.", code="ACCOUNT_DISABLED")
+    return device.user, device

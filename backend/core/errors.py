@@ -1,0 +1,61 @@
+"""Domain errors with stable codes.
+
+Services raise these; GraphQL mutations render them as payload errors, the WebSocket consumer as error
+frames. The code is the contract with the phones: never rename one, add new ones instead.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """An expected failure a client can act on."""
+
+    code = "INVALID"
+    default_message = "The request is invalid."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, field: str | None = None,
+                 **details: object) -> None:
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        self.field = field
+        self.details = details
+        super().__init__(self.message)
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class ValidationFailed(DomainError):
+    code = "INVALID"
+
+
+class NotAuthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+    default_message = "Sign in first."
+
+
+class PermissionDenied(DomainError):
+    code = "FORBIDDEN"
+    default_message = "You may not do that."
+
+
+class NotFound(DomainError):
+    """Also used for objects that exist but are not the caller's: never leak existence."""
+
+    code = "NOT_FOUND"
+    default_message = "Not found."
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    default_message = "Too many attempts. Try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, **kw: object) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+    default_message = "The request conflicts with the current state."

@@ -1,0 +1,104 @@
+"""Who has a live socket right now, on any node.
+
+The chat consumer writes (opened / heartbeat / closed); chat and notifications read. With REDIS_URL each
+user has a sorted set of socket channel names scored by expiry, so a node that dies without cleaning up
+drops out after PRESENCE_TTL_SECONDS. Without Redis (the single-process embedded mode) a dict does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from django.conf import settings
+
+PRESENCE_TTL_SECONDS = 60  # sockets heartbeat every 25 s
+
+_local: dict[int, dict[str, float]] = {}
+_last_seen_local: dict[int, float] = {}
+_lock = threading.Lock()
+_client = None
+
+
+def _redis():
+    global _client
+    if not settings.REDIS_URL:
+        return None
+    if _client is None:
+        import redis
+
+        _client = redis.Redis.from_url(settings.REDIS_URL)
+    return _client
+
+
+def _key(user_id: int) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'quanzi')}:presence:{user_id}"
+
+
+def _seen_key(user_id: int) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'quanzi')}:last_seen:{user_id}"
+
+
+def socket_alive(user_id: int, channel_name: str) -> None:
+    """Called on connect and on every heartbeat."""
+    now = time.time()
+    r = _redis()
+    if r is None:
+        with _lock:
+            _local.setdefault(user_id, {})[channel_name] = now + PRESENCE_TTL_SECONDS
+            _last_seen_local[user_id] = now
+        return
+    pipe = r.pipeline()
+    pipe.zadd(_key(user_id), {channel_name: now + PRESENCE_TTL_SECONDS})
+    pipe.zremrangebyscore(_key(user_id), "-inf", now)
+    pipe.expire(_key(user_id), PRESENCE_TTL_SECONDS * 2)
+    pipe.set(_seen_key(user_id), int(now), ex=90 * 86400)
+    pipe.execute()
+
+
+def socket_closed(user_id: int, channel_name: str) -> None:
+    now = time.time()
+    r = _redis()
+    if r is None:
+        with _lock:
+            _local.get(user_id, {}).pop(channel_name, None)
+            _last_seen_local[user_id] = now
+        return
+    pipe = r.pipeline()
+    pipe.zrem(_key(user_id), channel_name)
+    pipe.set(_seen_key(user_id), int(now), ex=90 * 86400)
+    pipe.execute()
+
+
+def is_online(user_id: int) -> bool:
+    return user_id in online_among([user_id])
+
+
+def online_among(user_ids: Iterable[int]) -> set[int]:
+    ids = list(dict.fromkeys(user_ids))
+    now = time.time()
+    r = _redis()
+    if r is None:
+        with _lock:
+            return {uid for uid in ids if any(exp > now for exp in _local.get(uid, {}).values())}
+    pipe = r.pipeline()
+    for uid in ids:
+        pipe.zcount(_key(uid), now, "+inf")
+    return {uid for uid, count in zip(ids, pipe.execute(), strict=True) if count}
+
+
+def last_seen(user_id: int) -> float | None:
+    """Unix time of the user's last socket activity, or None if never seen."""
+    r = _redis()
+    if r is None:
+        with _lock:
+            return _last_seen_local.get(user_id)
+    raw = r.get(_seen_key(user_id))
+    return float(raw) if raw else None
+
+
+def clear_local() -> None:
+    with _lock:
+        _local.clear()
+        _last_seen_local.clear()

@@ -1,0 +1,32 @@
+"""Fixed-window rate limits on the shared cache (Redis in production, so all nodes count together)."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.cache import cache
+
+from .errors import RateLimited
+
+
+def hit(bucket: str, key: str, *, limit: int, window_seconds: int) -> None:
+    """Count one attempt; raise RateLimited when `limit` attempts were already made in this window."""
+    window = int(time.time() // window_seconds)
+    cache_key = f"rl:{bucket}:{key}:{window}"
+    # add() is atomic on Redis and the local-memory cache: it only sets when absent.
+    if cache.add(cache_key, 1, timeout=window_seconds + 1):
+        count = 1
+    else:
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.add(cache_key, 1, timeout=window_seconds + 1)
+            count = 1
+    if count > limit:
+        retry_after = int(window_seconds - (time.time() % window_seconds)) + 1
+        raise RateLimited(retry_after=retry_after)
+
+
+def reset(bucket: str, key: str, *, window_seconds: int) -> None:
+    window = int(time.time() // window_seconds)
+    cache.delete(f"rl:{bucket}:{key}:{window}")

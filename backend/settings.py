@@ -1,0 +1,233 @@
+"""Quanzi settings, all from the environment.
+
+Nothing set → the embedded single-process system `make run` serves: SQLite, in-memory channel layer,
+local-memory cache, eager Celery tasks, console SMS, logging push backend, dev keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+DEBUG = env_bool("DEBUG", default=False)
+TESTING = "pytest" in sys.modules or env_bool("QUANZI_TESTING")
+
+DEV_SECRET_KEY = "quanzi-dev-secret-key-not-for-production-0123456789"
+SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+
+# Encryption keys: "id=base64(32 bytes),..." — the first key encrypts new data.
+_dev_key = base64.b64encode(hashlib.sha256(b"quanzi-dev-encryption-key").digest()).decode()
+DEV_QUANZI_KEYS = f"dev1={_dev_key}"
+QUANZI_KEYS = os.environ.get("QUANZI_KEYS", DEV_QUANZI_KEYS)
+DEV_BLIND_INDEX_KEY = "quanzi-dev-blind-index-key"
+QUANZI_BLIND_INDEX_KEY = os.environ.get("QUANZI_BLIND_INDEX_KEY", DEV_BLIND_INDEX_KEY)
+JWT_SIGNING_KEY = os.environ.get("JWT_SIGNING_KEY", SECRET_KEY)
+
+if not DEBUG and not TESTING:
+    defaults_in_use = [
+        name
+        for name, value, default in (
+            ("SECRET_KEY", SECRET_KEY, DEV_SECRET_KEY),
+            ("QUANZI_KEYS", QUANZI_KEYS, DEV_QUANZI_KEYS),
+            ("QUANZI_BLIND_INDEX_KEY", QUANZI_BLIND_INDEX_KEY, DEV_BLIND_INDEX_KEY),
+        )
+        if value == default
+    ]
+    if defaults_in_use:
+        raise ImproperlyConfigured(
+            "Refusing to start with DEBUG off and development secrets: set " + ", ".join(defaults_in_use)
+        )
+
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+if DEBUG or TESTING:
+    ALLOWED_HOSTS += ["testserver", "*"] if TESTING else []
+# Browser origins allowed to open the WebSocket; native apps send no Origin header and are allowed.
+WS_ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "graphene_django",
+    "backend.core",
+    "backend.accounts",
+    "backend.notifications",
+    "backend.chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "backend.accounts.middleware.BearerTokenMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+ASGI_APPLICATION = "backend.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def database_from_url(url: str) -> dict:
+    parsed = urlparse(url)
+    if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parsed.path.lstrip("/")) or "quanzi",
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 0,
+            "TEST": {"NAME": os.environ.get("TEST_DATABASE_NAME") or None},
+        }
+    if parsed.scheme == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or BASE_DIR / "quanzi.sqlite3"}
+    raise ImproperlyConfigured(f"Unsupported DATABASE_URL scheme {parsed.scheme!r}")
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "quanzi.sqlite3")),
+            # A file, not :memory:, so a Daphne started by the end-to-end tests sees the test data.
+            "TEST": {"NAME": os.environ.get("TEST_DATABASE_NAME") or str(BASE_DIR / ".test-db.sqlite3")},
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("CHANNELS_PREFIX", "quanzi"),
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "quanzi"),
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "quanzi"}}
+    CELERY_BROKER_URL = "memory://"
+    CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "Asia/Shanghai"
+CELERY_BEAT_SCHEDULE: dict = {}  # apps register their periodic jobs in their AppConfig.ready()
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["backend.accounts.backends.PhonePasswordBackend"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+if TESTING:
+    # Argon2 at full cost makes a test suite slow; production keeps the real parameters.
+    PASSWORD_HASHERS = ["backend.accounts.hashers.FastArgon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+GRAPHENE = {
+    "SCHEMA": "backend.schema.schema",
+    "ATOMIC_MUTATIONS": False,  # each service owns its transaction
+}
+
+QUANZI = {
+    "ACCESS_TOKEN_SECONDS": env_int("ACCESS_TOKEN_SECONDS", 600),
+    "REFRESH_TOKEN_DAYS": env_int("REFRESH_TOKEN_DAYS", 30),
+    "OTP_TTL_SECONDS": 300,
+    "OTP_MAX_ATTEMPTS": 5,
+    "OTP_PER_PHONE_PER_HOUR": 5,
+    "OTP_PER_IP_PER_HOUR": 30,
+    "LOGIN_PER_PHONE_PER_HOUR": 10,
+    "LOGIN_PER_IP_PER_HOUR": 60,
+    "SMS_SENDER": os.environ.get("SMS_SENDER", "backend.accounts.sms.ConsoleSmsSender"),
+    "GRAPHQL_MAX_DEPTH": 10,
+    "GRAPHQL_MAX_ALIASES": 15,
+    "GRAPHQL_MAX_COST": 5000,
+    "WS_AUTH_TIMEOUT_SECONDS": float(os.environ.get("WS_AUTH_TIMEOUT_SECONDS", "5")),
+    "WS_MAX_FRAME_BYTES": 64 * 1024,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}

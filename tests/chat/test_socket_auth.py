@@ -1,0 +1,113 @@
+"""The WebSocket entry: first-frame auth, close codes, pings, bad frames (in-process, no server)."""
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from backend.accounts.models import User
+from backend.accounts.services import DeviceInfo, _start_session, logout
+from backend.asgi import application
+from backend.core import presence
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@database_sync_to_async
+def new_session(phone="+8613900000001"):
+    user = User.objects.create_user(phone, display_name="Ada")
+    return _start_session(user, DeviceInfo())
+
+
+async def connect(headers=None):
+    communicator = WebsocketCommunicator(application, "/ws/", headers=headers or [])
+    connected, code = await communicator.connect()
+    assert connected, code
+    return communicator
+
+
+async def test_auth_with_a_valid_token_then_ping():
+    session = await new_session()
+    ws = await connect()
+    await ws.send_json_to({"type": "auth", "token": session.access_token, "id": "a1"})
+    ok = await ws.receive_json_from()
+    assert ok["type"] == "auth.ok" and ok["user_id"] == session.user.pk and ok["id"] == "a1"
+    assert presence.is_online(session.user.pk)
+    await ws.send_json_to({"type": "ping", "id": 7})
+    assert await ws.receive_json_from() == {"type": "pong", "id": 7}
+    await ws.disconnect()
+    assert not presence.is_online(session.user.pk)
+
+
+async def test_bad_token_gets_an_error_frame_and_close_4401():
+    ws = await connect()
+    await ws.send_json_to({"type": "auth", "token": "forged"})
+    frame = await ws.receive_json_from()
+    assert frame["type"] == "error" and frame["code"] == "TOKEN_INVALID"
+    assert (await ws.receive_output())["code"] == 4401
+
+
+async def test_first_frame_must_be_auth():
+    ws = await connect()
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["code"] == "AUTH_REQUIRED"
+    assert (await ws.receive_output())["code"] == 4400
+
+
+async def test_garbage_first_frame_closes_4400():
+    ws = await connect()
+    await ws.send_to(text_data="\x00not json")
+    assert (await ws.receive_json_from())["code"] == "MALFORMED_FRAME"
+    assert (await ws.receive_output())["code"] == 4400
+
+
+async def test_no_auth_frame_in_time_closes_4408(settings):
+    settings.QUANZI = {**settings.QUANZI, "WS_AUTH_TIMEOUT_SECONDS": 0.2}
+    ws = await connect()
+    assert (await ws.receive_json_from(timeout=2))["code"] == "AUTH_TIMEOUT"
+    assert (await ws.receive_output(timeout=2))["code"] == 4408
+
+
+async def test_bad_frames_after_auth_keep_the_connection_usable(settings):
+    session = await new_session()
+    ws = await connect()
+    await ws.send_json_to({"type": "auth", "token": session.access_token})
+    await ws.receive_json_from()
+    bad_frames = [
+        ("{oops", "MALFORMED_FRAME"),
+        (json.dumps([1, 2]), "MALFORMED_FRAME"),
+        (json.dumps({"type": 5}), "MALFORMED_FRAME"),
+        (json.dumps({"type": "ping", "id": {"x": 1}}), "MALFORMED_FRAME"),
+        (json.dumps({"type": "teleport"}), "UNKNOWN_TYPE"),
+        (json.dumps({"type": "ping", "pad": "x" * (settings.QUANZI["WS_MAX_FRAME_BYTES"] + 1)}), "FRAME_TOO_LARGE"),
+    ]
+    for text, code in bad_frames:
+        await ws.send_to(text_data=text)
+        assert (await ws.receive_json_from())["code"] == code
+    await ws.send_to(bytes_data=b"\x01\x02")
+    assert (await ws.receive_json_from())["code"] == "BINARY_NOT_SUPPORTED"
+    await ws.send_json_to({"type": "ping", "id": "still-here"})
+    assert await ws.receive_json_from() == {"type": "pong", "id": "still-here"}
+    await ws.disconnect()
+
+
+async def test_logout_closes_live_sockets_of_that_device():
+    session = await new_session()
+    ws = await connect()
+    await ws.send_json_to({"type": "auth", "token": session.access_token})
+    await ws.receive_json_from()
+    await database_sync_to_async(logout)(device=session.device)
+    assert (await ws.receive_json_from())["code"] == "SESSION_REVOKED"
+    assert (await ws.receive_output())["code"] == 4403
+
+
+async def test_browser_origins_must_be_allowed(settings):
+    settings.WS_ALLOWED_ORIGINS = ["https://app.quanzi.example"]
+    denied = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"https://evil.example")])
+    connected, _ = await denied.connect()
+    assert not connected
+    allowed = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"https://app.quanzi.example")])
+    connected, _ = await allowed.connect()
+    assert connected
+    await allowed.disconnect()
