@@ -3,13 +3,24 @@
 import graphene
 
 from backend.accounts import schema as accounts_schema
+from backend.chat import schema as chat_schema
+from backend.notifications import schema as notifications_schema
+from backend.wallet import schema as wallet_schema
 
 
-class Query(accounts_schema.Query, graphene.ObjectType):
+class Query(
+    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, graphene.ObjectType
+):
     pass
 
 
-class Mutation(accounts_schema.Mutation, graphene.ObjectType):
+class Mutation(
+    accounts_schema.Mutation,
+    chat_schema.Mutation,
+    notifications_schema.Mutation,
+    wallet_schema.Mutation,
+    graphene.ObjectType,
+):
     pass
 
 

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "backend.accounts",
     "backend.notifications",
     "backend.chat",
+    "backend.wallet",
 ]
 
 MIDDLEWARE = [
