@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 
 from backend.core.phone import mask_phone
 
@@ -54,3 +55,16 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class PhoneAdminLoginForm(AdminAuthenticationForm):
+    """Operations staff sign in to the admin with their phone number and password."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Phone number"
+
+
+admin.site.login_form = PhoneAdminLoginForm
+admin.site.site_header = "Quanzi operations"
+admin.site.site_title = "Quanzi operations"
