@@ -182,6 +182,31 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "Asia/Shanghai"
 CELERY_BEAT_SCHEDULE: dict = {}  # apps register their periodic jobs in their AppConfig.ready()
 
+# --- notifications: push (FCM) and periodic jobs ---------------------------------------------------------
+# FCM_CREDENTIALS: path to a Firebase service-account JSON → pushes go out through firebase-admin (FCM HTTP v1).
+# Unset → the logging push backend (embedded default); the notifications app says so at start-up.
+# FCM_ENDPOINT overrides FCM's base URL (tests point it at a stub on loopback); leave it unset in production.
+# Periodic jobs are not listed here: apps call backend.notifications.schedule.register_periodic(), which
+# fills CELERY_BEAT_SCHEDULE; `manage.py run_due_jobs` runs them all once, as of core.clock.
+FCM_CREDENTIALS = os.environ.get("FCM_CREDENTIALS", "")
+FCM_ENDPOINT = os.environ.get("FCM_ENDPOINT", "")
+PUSH = {
+    "BATCH_SIZE": env_int("FCM_BATCH_SIZE", 500),  # messages per firebase-admin send_each call (max 500)
+    "HTTP_TIMEOUT_SECONDS": 10,
+    # firebase-admin 7.7 moves from registration tokens to installation ids: address a device that has both
+    # by its installation id once the apps ship FID-capable SDKs.
+    "PREFER_INSTALLATION_ID": env_bool("FCM_PREFER_INSTALLATION_ID", default=False),
+    "COLLAPSE_WINDOW_SECONDS": 60,  # at most one push per collapse key per window; the rest fold into one
+    "MAX_ATTEMPTS": 6,
+    "RETRY_BASE_SECONDS": 30,  # doubled per attempt, capped; never sooner than FCM's Retry-After
+    "RETRY_MAX_SECONDS": 3600,
+    "SWEEP_EVERY_SECONDS": 30,
+    "SWEEP_GRACE_SECONDS": 15,  # a pending row younger than this is left to its after-commit task
+    "SWEEP_BATCH": 200,
+    "CLAIM_LEASE_SECONDS": 300,  # a row claimed longer ago than this by a dead worker is claimed again
+}
+# --- end of notifications block -------------------------------------------------------------------------
+
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["backend.accounts.backends.PhonePasswordBackend"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]

@@ -289,3 +289,15 @@ def authenticate_access_token(token: object) -> tuple[User, Device]:
     if not device.user.is_active:
         raise NotAuthenticated("This account is disabled.", code="ACCOUNT_DISABLED")
     return device.user, device
+
+
+def disable_push_target(*, device_id: int, kind: str, value: str) -> bool:
+    """FCM says this token or installation id is dead: stop pushing there until the phone reports a new one.
+
+    Conditional on the value that failed, so a token the phone refreshed meanwhile survives. The device stays
+    signed in.
+    """
+    devices = Device.objects.filter(pk=device_id)
+    if kind == "token":
+        return bool(devices.filter(fcm_token=value).update(fcm_token="", push_enabled=False))
+    return bool(devices.filter(installation_id=value).update(push_enabled=False))

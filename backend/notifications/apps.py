@@ -5,3 +5,13 @@ class NotificationsConfig(AppConfig):
     name = "backend.notifications"
     label = "notifications"
     verbose_name = "Notifications"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from . import push, schedule
+
+        push.announce()  # "pushes go to FCM" or "pushes are only logged": operators see which at start-up
+        schedule.register_periodic(
+            "notifications.sweep_pushes", "notifications.sweep_pushes", seconds=settings.PUSH["SWEEP_EVERY_SECONDS"]
+        )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from collections.abc import Iterable
 
-from .models import Notification
+from django.db.models import Q, QuerySet
+
+from backend.core import clock
+
+from .models import ConversationMute, Notification, NotificationPreferences
 
 
 def inbox_of(user_id: int) -> QuerySet[Notification]:
@@ -13,3 +18,28 @@ def inbox_of(user_id: int) -> QuerySet[Notification]:
 
 def unread_count_of(user_id: int) -> int:
     return Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
+
+
+def preferences_of(user_id: int) -> NotificationPreferences:
+    """The user's preferences; an unsaved row with the defaults when they never changed any."""
+    prefs = NotificationPreferences.objects.filter(user_id=user_id).first()
+    return prefs if prefs is not None else NotificationPreferences(user_id=user_id)
+
+
+def _active_mutes(user_id: int, at: dt.datetime | None = None) -> QuerySet[ConversationMute]:
+    at = at or clock.now()
+    return ConversationMute.objects.filter(user_id=user_id).filter(
+        Q(muted_until__isnull=True) | Q(muted_until__gt=at)
+    )
+
+
+def is_conversation_muted(user_id: int, conversation_id: int, *, at: dt.datetime | None = None) -> bool:
+    return _active_mutes(user_id, at).filter(conversation_id=conversation_id).exists()
+
+
+def muted_conversation_ids(user_id: int, conversation_ids: Iterable[int] | None = None) -> set[int]:
+    """Which of these conversations the user has muted (all of them if None): one query, for chat's lists."""
+    mutes = _active_mutes(user_id)
+    if conversation_ids is not None:
+        mutes = mutes.filter(conversation_id__in=list(conversation_ids))
+    return set(mutes.values_list("conversation_id", flat=True))
