@@ -155,9 +155,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults socket_timeout to 5 s, the same as channels-redis's blocking receive,
+                # so idle sockets died with 1011; its default pool of 100 broke ~200 sockets connecting at once.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
                 "prefix": os.environ.get("CHANNELS_PREFIX", "quanzi"),
-                "capacity": 1000,
+                "capacity": 5000,  # per Daphne process inbox, shared by all its sockets
                 "expiry": 30,
             },
         }

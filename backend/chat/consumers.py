@@ -7,6 +7,7 @@ services. Every error frame carries a code; a bad frame never closes an authenti
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,8 +18,11 @@ from django.conf import settings
 
 from backend.accounts.services import authenticate_access_token
 from backend.core import presence
-from backend.core.errors import DomainError
+from backend.core.errors import DomainError, RateLimited, ValidationFailed
+from backend.core.ids import decode_id, encode_id
 from backend.core.realtime import device_group, user_group
+
+from . import events, limits, selectors, services
 
 log = logging.getLogger("quanzi.ws")
 
@@ -39,6 +43,9 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         self.user = None
         self.device = None
         self.groups_joined: list[str] = []
+        self.chat_seen: dict[int, int] = {}
+        self.chat_floor: dict[int, int] = {}
+        self.chat_left: set[int] = set()
         await self.accept()
         self.auth_timer = asyncio.ensure_future(self._auth_deadline())
 
@@ -56,6 +63,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "user", None) is not None:
             await database_sync_to_async(presence.socket_closed)(self.user.pk, self.channel_name)
+            await chat_socket_closed(self)
 
     # --- frames out ---------------------------------------------------------------------------
 
@@ -98,7 +106,8 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         try:
             await handler(self, frame)
         except DomainError as exc:
-            await self.send_error(exc.code, exc.message, frame_id=frame_id, field=exc.field)
+            extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
+            await self.send_error(exc.code, exc.message, frame_id=frame_id, field=exc.field, **extra)
 
     async def _reject_malformed(self):
         await self.send_error("MALFORMED_FRAME", 'Frames are JSON objects with a string "type".')
@@ -129,13 +138,26 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         await self.send_frame(ok)
 
     async def on_authenticated(self) -> None:
-        """Hook for features that act when a socket signs in (presence, resume)."""
+        """Take the seq baseline of every conversation (live delivery is gapless from here; older messages
+        come through `resume`) and tell co-members this user is online."""
+        await chat_socket_opened(self)
 
     # --- events from the channel layer ----------------------------------------------------------
 
     async def client_event(self, event):
         """Any app rings `{"type": "client.event", "frame": {...}}` on a user group to push a frame."""
         await self.send_frame(event["frame"])
+
+    # chat doorbells (backend/chat/events.py); the database stays the truth
+    async def chat_message(self, event):
+        await on_chat_message(self, event)
+
+    async def chat_relay(self, event):
+        if event["conversation"] not in self.chat_left:
+            await self.send_frame(event["frame"])
+
+    async def chat_membership(self, event):
+        await on_chat_membership(self, event)
 
     async def session_revoked(self, event):
         await self.send_error("SESSION_REVOKED", "This device was signed out.")
@@ -149,6 +171,238 @@ async def handle_ping(consumer: QuanziSocketConsumer, frame: dict) -> None:
     if frame.get("id") is not None:
         pong["id"] = frame["id"]
     await consumer.send_frame(pong)
+    await chat_heartbeat_catch_up(consumer)
 
 
 QuanziSocketConsumer.handlers["ping"] = handle_ping
+
+
+# --- chat ---------------------------------------------------------------------------------------------
+#
+# Per socket: `chat_seen[conversation] = last seq delivered` (gapless from the baseline taken at auth),
+# `chat_floor` = that baseline (so `resume` does not repeat what was already delivered live), and
+# `chat_left` = conversations this socket was told it left (their doorbells are dropped at once).
+
+
+def _reply(frame: dict, answer: dict) -> dict:
+    if frame.get("id") is not None:
+        answer["id"] = frame["id"]
+    return answer
+
+
+def _conversation_pk(frame: dict, key: str = "conversation_id") -> int:
+    return decode_id(frame.get(key), type_name=events.CONVERSATION, field=key)
+
+
+def _int_field(frame: dict, key: str, *, code: str, required: bool = True) -> int | None:
+    value = frame.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValidationFailed(f"`{key}` must be a non-negative integer.", code=code, field=key)
+    return value
+
+
+async def chat_socket_opened(consumer: QuanziSocketConsumer) -> None:
+    heads = await database_sync_to_async(selectors.seq_heads)(consumer.user.pk)
+    consumer.chat_seen = {conv: last for conv, (last, _) in heads.items()}
+    consumer.chat_floor = dict(consumer.chat_seen)
+    consumer.chat_left = set()
+    await database_sync_to_async(services.announce_presence)(user_id=consumer.user.pk, online=True)
+
+
+async def chat_socket_closed(consumer: QuanziSocketConsumer) -> None:
+    if not await database_sync_to_async(presence.is_online)(consumer.user.pk):
+        await database_sync_to_async(services.announce_presence)(user_id=consumer.user.pk, online=False)
+
+
+async def _deliver_missing(consumer: QuanziSocketConsumer, conversation: int, upto: int | None = None) -> None:
+    """Fill a gap from the database (a doorbell was lost, or arrived out of order from another node)."""
+    after = consumer.chat_seen.get(conversation, 0)
+    found = await database_sync_to_async(selectors.catch_up)(consumer.user.pk, conversation, after, upto)
+    if not found.member:
+        consumer.chat_seen.pop(conversation, None)
+        return
+    if found.too_far:
+        consumer.chat_seen[conversation] = found.head
+        await consumer.send_frame({"type": "resync", "conversation_id": events.conversation_gid(conversation),
+                                   "last_seq": found.head})
+        return
+    for message in found.messages:
+        if message.seq > consumer.chat_seen.get(conversation, 0):
+            consumer.chat_seen[conversation] = message.seq
+            await consumer.send_frame(events.message_frame(message))
+
+
+async def on_chat_message(consumer: QuanziSocketConsumer, event: dict) -> None:
+    conversation, seq = event["conversation"], event["seq"]
+    if conversation in consumer.chat_left:
+        return
+    seen = consumer.chat_seen.get(conversation)
+    if seen is not None and seq <= seen:
+        return  # already delivered (by a catch-up, or a duplicate doorbell)
+    if seen is not None and seq == seen + 1:
+        consumer.chat_seen[conversation] = seq
+        await consumer.send_frame(event["frame"])
+        return
+    # A gap, or a conversation this socket has not heard of: the database decides (and checks membership).
+    await _deliver_missing(consumer, conversation, upto=seq)
+
+
+async def on_chat_membership(consumer: QuanziSocketConsumer, event: dict) -> None:
+    conversation = event["conversation"]
+    gid = events.conversation_gid(conversation)
+    if event["joined"]:
+        consumer.chat_left.discard(conversation)
+        consumer.chat_seen[conversation] = max(event["seq"] - 1, 0)
+        consumer.chat_floor[conversation] = consumer.chat_seen[conversation]
+        await consumer.send_frame({"type": "conversation.joined", "conversation_id": gid, "seq": event["seq"]})
+    else:
+        consumer.chat_left.add(conversation)
+        consumer.chat_seen.pop(conversation, None)
+        await consumer.send_frame({"type": "conversation.left", "conversation_id": gid, "reason": event["reason"]})
+
+
+async def chat_heartbeat_catch_up(consumer: QuanziSocketConsumer) -> None:
+    """Every heartbeat compares the socket's seqs with the database, so even a lost doorbell for the newest
+    message (nothing after it to reveal the gap) is delivered within one heartbeat."""
+    heads = await database_sync_to_async(selectors.seq_heads)(consumer.user.pk)
+    for conversation in set(consumer.chat_seen) - set(heads):
+        consumer.chat_seen.pop(conversation, None)  # left while a doorbell was lost
+        consumer.chat_left.add(conversation)
+    for conversation, (last_seq, visible_from) in heads.items():
+        if conversation not in consumer.chat_seen:
+            consumer.chat_left.discard(conversation)
+            consumer.chat_seen[conversation] = consumer.chat_floor[conversation] = visible_from - 1
+        if last_seq > consumer.chat_seen[conversation]:
+            await _deliver_missing(consumer, conversation)
+
+
+async def handle_send(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    conversation = _conversation_pk(frame)
+    mentions = frame.get("mentions") or []
+    if not isinstance(mentions, list):
+        raise ValidationFailed("mentions is a list of user ids.", code="INVALID_MENTIONS", field="mentions")
+    result = await database_sync_to_async(services.send_message)(
+        conversation_id=conversation, sender=consumer.user, client_msg_id=frame.get("client_msg_id"),
+        kind=frame.get("kind", "text"), text=frame.get("text"), attachment=frame.get("attachment"),
+        reply_to_seq=frame.get("reply_to_seq"),
+        mention_ids=[events.decode_user(m, field="mentions") for m in mentions[:100]],
+    )
+    message = result.message
+    await consumer.send_frame(_reply(frame, {
+        "type": "ack", "conversation_id": events.conversation_gid(message.conversation_id),
+        "message_id": encode_id(events.MESSAGE, message.pk), "seq": message.seq,
+        "client_msg_id": message.client_msg_id, "created_at": message.created_at.isoformat(),
+        "duplicate": not result.created,
+    }))
+
+
+async def handle_read(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    conversation = _conversation_pk(frame)
+    seq = _int_field(frame, "seq", code="INVALID_SEQ")
+    seat = await database_sync_to_async(services.mark_read)(conversation_id=conversation, user=consumer.user, seq=seq)
+    unread = await database_sync_to_async(selectors.unread_count)(seat)
+    await consumer.send_frame(_reply(frame, {"type": "read.ok", "conversation_id": frame["conversation_id"],
+                                             "seq": seat.last_read_seq, "unread": unread}))
+
+
+async def handle_typing(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    conversation = _conversation_pk(frame)
+    await database_sync_to_async(services.relay_typing)(conversation_id=conversation, user=consumer.user)
+
+
+def _parse_resume(frame: dict) -> tuple[dict[int, tuple[int, int | None]], list[str], dict[int, str]]:
+    wanted = frame.get("conversations")
+    if not isinstance(wanted, dict) or len(wanted) > limits.get("RESUME_MAX_CONVERSATIONS"):
+        raise ValidationFailed(
+            f'"conversations" maps at most {limits.get("RESUME_MAX_CONVERSATIONS")} conversation ids to a seq.',
+            code="INVALID_RESUME", field="conversations")
+    parsed: dict[int, tuple[int, int | None]] = {}
+    unknown: list[str] = []
+    names: dict[int, str] = {}
+    for gid, value in wanted.items():
+        seq, change = (value.get("seq"), value.get("change")) if isinstance(value, dict) else (value, None)
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or (
+                change is not None and (not isinstance(change, int) or isinstance(change, bool) or change < 0)):
+            raise ValidationFailed("Each conversation maps to a non-negative seq (or {seq, change}).",
+                                   code="INVALID_RESUME", field=f"conversations.{gid[:60]}")
+        try:
+            pk = decode_id(gid, type_name=events.CONVERSATION)
+        except DomainError:
+            unknown.append(gid[:200])
+            continue
+        parsed[pk], names[pk] = (seq, change), gid
+    return parsed, unknown, names
+
+
+async def handle_resume(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    """Replay what the client missed, in seq order per conversation, or tell it to resync."""
+    wanted, unknown, names = _parse_resume(frame)
+    plan = await database_sync_to_async(selectors.resume_plan)(consumer.user.pk, wanted)
+    done: dict[str, dict] = {}
+    for conversation in wanted:
+        if conversation in plan.not_found:
+            unknown.append(names[conversation])
+            continue
+        last_seq, last_change = plan.heads[conversation]
+        if conversation in plan.resync:
+            await consumer.send_frame({"type": "resync", "conversation_id": names[conversation],
+                                       "last_seq": last_seq})
+        floor = consumer.chat_floor.get(conversation, 0)
+        seen = consumer.chat_seen.get(conversation, 0)
+        for message in plan.replay.get(conversation, []):
+            if not floor < message.seq <= seen:  # those were delivered live on this socket already
+                await consumer.send_frame(events.message_frame(message))
+        for message in plan.changed.get(conversation, []):
+            await consumer.send_frame({"type": "message.updated", "change": message.change_no,
+                                       "message": events.render_message(message)})
+        consumer.chat_seen[conversation] = max(seen, last_seq)
+        consumer.chat_left.discard(conversation)
+        done[names[conversation]] = {"last_seq": last_seq, "last_change": last_change}
+    await consumer.send_frame(_reply(frame, {"type": "resume.done", "conversations": done, "not_found": unknown}))
+
+
+async def handle_presence_query(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    raw = frame.get("user_ids")
+    if not isinstance(raw, list) or len(raw) > limits.get("PRESENCE_QUERY_MAX_USERS"):
+        raise ValidationFailed(f"user_ids is a list of at most {limits.get('PRESENCE_QUERY_MAX_USERS')} ids.",
+                               code="INVALID_USER_IDS", field="user_ids")
+    ids = [events.decode_user(gid, field="user_ids") for gid in raw]
+
+    def states() -> list[dict]:
+        allowed = sorted(selectors.may_see_presence_of(consumer.user.pk, ids))
+        online = presence.online_among(allowed)
+        out = []
+        for uid in allowed:
+            seen = presence.last_seen(uid)
+            out.append({"user_id": events.user_gid(uid), "online": uid in online,
+                        "last_seen": dt.datetime.fromtimestamp(seen, dt.UTC).isoformat() if seen else None})
+        return out
+
+    users = await database_sync_to_async(states)()
+    await consumer.send_frame(_reply(frame, {"type": "presence.state", "users": users}))
+
+
+async def handle_edit(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    message_pk = decode_id(frame.get("message_id"), type_name=events.MESSAGE, field="message_id")
+    message = await database_sync_to_async(services.edit_message)(
+        message_id=message_pk, user=consumer.user, text=frame.get("text"))
+    await consumer.send_frame(_reply(frame, {"type": "edit.ok", "message": events.render_message(message)}))
+
+
+async def handle_recall(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    message_pk = decode_id(frame.get("message_id"), type_name=events.MESSAGE, field="message_id")
+    message = await database_sync_to_async(services.recall_message)(message_id=message_pk, user=consumer.user)
+    await consumer.send_frame(_reply(frame, {"type": "recall.ok", "message": events.render_message(message)}))
+
+
+QuanziSocketConsumer.handlers.update({
+    "send": handle_send,
+    "read": handle_read,
+    "typing": handle_typing,
+    "resume": handle_resume,
+    "presence.query": handle_presence_query,
+    "edit": handle_edit,
+    "recall": handle_recall,
+})

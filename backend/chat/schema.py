@@ -1,9 +1,591 @@
+"""GraphQL for chat: my conversations, history, members, and the writes. Thin: services decide, selectors scope.
+
+A conversation is always resolved through the caller's own membership row, so a non-member's id is
+NOT_FOUND and nothing about the conversation leaks.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
 import graphene
+from graphene.types.generic import GenericScalar
+
+from backend.core.errors import NotFound, ValidationFailed
+from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
+from backend.core.ids import decode_id
+
+from . import events, selectors, services
+from .models import Conversation as ConversationModel
+from .models import Membership
+from .models import Message as MessageModel
+
+
+class ConversationKind(graphene.Enum):
+    DIRECT = "direct"
+    GROUP = "group"
+    CIRCLE = "circle"
+    ADVISOR = "advisor"
+    SERVICE = "service"
+
+
+class MemberRole(graphene.Enum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class MessageKind(graphene.Enum):
+    TEXT = "text"
+    IMAGE = "image"
+    FILE = "file"
+    CARD = "card"
+    SYSTEM = "system"
+
+
+def _enum_value(value):
+    return getattr(value, "value", value)
+
+
+def _page_size(value: int | None, default: int = 50) -> int:
+    if value is None:
+        return default
+    if value < 1 or value > MAX_PAGE_SIZE:
+        raise ValidationFailed(f"Page size is 1 to {MAX_PAGE_SIZE}.", code="INVALID_PAGE_SIZE", field="first")
+    return value
+
+
+def _seat(info, conversation_id: object, field: str = "conversationId") -> Membership:
+    user = require_user(info)
+    pk = decode_id(conversation_id, type_name=events.CONVERSATION, field=field)
+    seat = selectors.seat_of(user.pk, pk)
+    if seat is None:
+        raise NotFound(field=field)
+    return seat
+
+
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _uncursor(cursor: str | None, field: str) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except Exception as exc:
+        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field=field) from exc
+
+
+class ChatUser(graphene.ObjectType):
+    """Another user as chat shows them: no phone number, no personal data."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+        name = "User"
+
+    display_name = graphene.String(required=True)
+    avatar_url = graphene.String(required=True)
+
+
+class Attachment(graphene.ObjectType):
+    url = graphene.String(required=True)
+    name = graphene.String()
+    size = graphene.Int()
+    mime_type = graphene.String()
+    width = graphene.Int()
+    height = graphene.Int()
+    duration_ms = graphene.Int()
+
+
+class Message(graphene.ObjectType):
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    seq = graphene.Int(required=True, description="Gapless per conversation.")
+    kind = graphene.Field(MessageKind, required=True)
+    sender = graphene.Field(ChatUser)
+    client_msg_id = graphene.String()
+    body = graphene.String(description="Null once recalled.")
+    attachment = graphene.Field(Attachment)
+    card = GenericScalar(description="Cards: {kind, ...ids}. Posted by the server, never editable.")
+    system = GenericScalar(description="System messages: {event, actorId, ...}.")
+    reply_to_seq = graphene.Int()
+    mention_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
+    created_at = graphene.DateTime(required=True)
+    edited_at = graphene.DateTime()
+    recalled = graphene.Boolean(required=True)
+
+    @staticmethod
+    def resolve_kind(root: MessageModel, info):
+        return root.kind
+
+    @staticmethod
+    def resolve_sender(root: MessageModel, info):
+        return root.sender
+
+    @staticmethod
+    def resolve_body(root: MessageModel, info):
+        return None if root.is_recalled else root.body
+
+    @staticmethod
+    def resolve_attachment(root: MessageModel, info):
+        data = events.message_data(root) if not root.is_recalled else {}
+        return Attachment(**data["attachment"]) if data.get("attachment") else None
+
+    @staticmethod
+    def resolve_card(root: MessageModel, info):
+        return None if root.is_recalled else events.message_data(root).get("card")
+
+    @staticmethod
+    def resolve_system(root: MessageModel, info):
+        return events.message_data(root).get("system")
+
+    @staticmethod
+    def resolve_mention_ids(root: MessageModel, info):
+        return [events.user_gid(uid) for uid in root.mentions or []]
+
+    @staticmethod
+    def resolve_recalled(root: MessageModel, info):
+        return root.is_recalled
+
+
+class Member(graphene.ObjectType):
+    user = graphene.Field(ChatUser, required=True)
+    role = graphene.Field(MemberRole, required=True)
+    joined_at = graphene.DateTime(required=True)
+
+    @staticmethod
+    def resolve_role(root: Membership, info):
+        return root.role
+
+
+class Conversation(graphene.ObjectType):
+    """A conversation as the caller sees it (resolved from the caller's membership)."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    kind = graphene.Field(ConversationKind, required=True)
+    title = graphene.String(required=True, description="The group title, or the other party's name.")
+    peer = graphene.Field(ChatUser, description="The other party of a direct, advisor or service conversation.")
+    last_seq = graphene.Int(required=True)
+    last_change = graphene.Int(required=True, description="Bumped by every edit and recall (see resume).")
+    last_read_seq = graphene.Int(required=True)
+    unread_count = graphene.Int(required=True)
+    muted = graphene.Boolean(required=True)
+    my_role = graphene.Field(MemberRole, required=True)
+    member_count = graphene.Int(required=True)
+    last_activity_at = graphene.DateTime(required=True)
+    last_message = graphene.Field(Message)
+
+    @staticmethod
+    def resolve_id(root: Membership, info):
+        return root.conversation_id
+
+    @staticmethod
+    def resolve_kind(root: Membership, info):
+        return root.conversation.kind
+
+    @staticmethod
+    def _peer(root: Membership):
+        if root.conversation.kind not in selectors.SMALL_KINDS:
+            return None
+        seats = getattr(root.conversation, "peer_seats", None)
+        if seats is None:  # a single conversation, not the prefetched list
+            seats = [s for s in selectors.members_of(root) if s.user_id != root.user_id]
+        return seats[0].user if seats else None
+
+    @staticmethod
+    def resolve_title(root: Membership, info):
+        if root.conversation.title and root.conversation.kind != ConversationModel.Kind.ADVISOR:
+            return root.conversation.title
+        peer = Conversation._peer(root)
+        return peer.display_name if peer else root.conversation.title
+
+    @staticmethod
+    def resolve_peer(root: Membership, info):
+        return Conversation._peer(root)
+
+    @staticmethod
+    def resolve_last_seq(root: Membership, info):
+        return root.conversation.last_seq
+
+    @staticmethod
+    def resolve_last_change(root: Membership, info):
+        return root.conversation.last_change
+
+    @staticmethod
+    def resolve_unread_count(root: Membership, info):
+        return selectors.unread_count(root)
+
+    @staticmethod
+    def resolve_my_role(root: Membership, info):
+        return root.role
+
+    @staticmethod
+    def resolve_member_count(root: Membership, info):
+        return root.conversation.member_count
+
+    @staticmethod
+    def resolve_last_activity_at(root: Membership, info):
+        return root.conversation.last_activity_at
+
+    @staticmethod
+    def resolve_last_message(root: Membership, info):
+        message = root.conversation.last_message
+        if message is None or message.seq < root.visible_from_seq:
+            return None
+        return message
+
+
+class ConversationEdge(graphene.ObjectType):
+    cursor = graphene.String(required=True)
+    node = graphene.Field(Conversation, required=True)
+
+
+class ConversationConnection(graphene.ObjectType):
+    edges = graphene.List(graphene.NonNull(ConversationEdge), required=True)
+    page_info = graphene.Field(graphene.relay.PageInfo, required=True)
+
+
+class MessageEdge(graphene.ObjectType):
+    cursor = graphene.String(required=True)
+    node = graphene.Field(Message, required=True)
+
+
+class MessageConnection(graphene.ObjectType):
+    """Edges in ascending seq order, whichever direction was asked for."""
+
+    edges = graphene.List(graphene.NonNull(MessageEdge), required=True)
+    page_info = graphene.Field(graphene.relay.PageInfo, required=True)
+
+
+class MemberEdge(graphene.ObjectType):
+    cursor = graphene.String(required=True)
+    node = graphene.Field(Member, required=True)
+
+
+class MemberConnection(graphene.ObjectType):
+    edges = graphene.List(graphene.NonNull(MemberEdge), required=True)
+    page_info = graphene.Field(graphene.relay.PageInfo, required=True)
+
+
+def _seq_cursor(seq: int) -> str:
+    return _cursor(f"seq:{seq}")
+
+
+def _seq_from(cursor: str | None, field: str) -> int | None:
+    raw = _uncursor(cursor, field)
+    if raw is None:
+        return None
+    kind, _, value = raw.partition(":")
+    if kind != "seq" or not value.isdigit():
+        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field=field)
+    return int(value)
 
 
 class Query(graphene.ObjectType):
-    pass
+    my_conversations = graphene.Field(
+        ConversationConnection, required=True, first=graphene.Int(default_value=50), after=graphene.String(),
+        description="My conversations, most recent activity first.",
+    )
+    conversation = graphene.Field(Conversation, id=graphene.ID(required=True))
+    messages = graphene.Field(
+        MessageConnection, required=True, conversation_id=graphene.ID(required=True),
+        first=graphene.Int(), after=graphene.String(), last=graphene.Int(), before=graphene.String(),
+        description="History by seq. `first`/`after` read forward; `last`/`before` (the default: the newest "
+                    "50) scroll back.",
+    )
+    conversation_members = graphene.Field(
+        MemberConnection, required=True, conversation_id=graphene.ID(required=True),
+        first=graphene.Int(default_value=100), after=graphene.String(),
+    )
+
+    @staticmethod
+    def resolve_my_conversations(root, info, first=50, after=None):
+        user = require_user(info)
+        size = _page_size(first)
+        position = None
+        raw = _uncursor(after, "after")
+        if raw is not None:
+            at, _, pk = raw.rpartition("|")
+            try:
+                position = (dt.datetime.fromisoformat(at), int(pk))
+            except ValueError as exc:
+                raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after") from exc
+        rows = selectors.page_of_conversations(user.pk, first=size + 1, after=position)
+        page = rows[:size]
+        edges = [ConversationEdge(
+            cursor=_cursor(f"{s.conversation.last_activity_at.isoformat()}|{s.conversation_id}"), node=s)
+            for s in page]
+        return ConversationConnection(edges=edges, page_info=graphene.relay.PageInfo(
+            has_next_page=len(rows) > size, has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+    @staticmethod
+    def resolve_conversation(root, info, id):
+        try:
+            return _seat(info, id, field="id")
+        except NotFound:
+            return None
+
+    @staticmethod
+    def resolve_messages(root, info, conversation_id, first=None, after=None, last=None, before=None):
+        seat = _seat(info, conversation_id)
+        after_seq, before_seq = _seq_from(after, "after"), _seq_from(before, "before")
+        if first is not None and last is not None:
+            raise ValidationFailed("Use first or last, not both.", code="INVALID_PAGE_SIZE", field="first")
+        if first is not None or (after_seq is not None and last is None):
+            rows, more = selectors.history(seat, after_seq=after_seq or 0, before_seq=before_seq,
+                                           limit=_page_size(first))
+            has_next, has_previous = more, (after_seq or 0) >= seat.visible_from_seq
+        else:
+            rows, more = selectors.history(seat, before_seq=before_seq, limit=_page_size(last))
+            has_next, has_previous = before_seq is not None and before_seq <= seat.conversation.last_seq, more
+        edges = [MessageEdge(cursor=_seq_cursor(m.seq), node=m) for m in rows]
+        return MessageConnection(edges=edges, page_info=graphene.relay.PageInfo(
+            has_next_page=has_next, has_previous_page=has_previous,
+            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+    @staticmethod
+    def resolve_conversation_members(root, info, conversation_id, first=100, after=None):
+        seat = _seat(info, conversation_id)
+        size = _page_size(first)
+        raw = _uncursor(after, "after")
+        rows = selectors.members_of(seat)
+        if raw is not None:
+            if not raw.isdigit():
+                raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after")
+            rows = rows.filter(id__gt=int(raw))
+        rows = list(rows[: size + 1])
+        edges = [MemberEdge(cursor=_cursor(str(s.pk)), node=s) for s in rows[:size]]
+        return MemberConnection(edges=edges, page_info=graphene.relay.PageInfo(
+            has_next_page=len(rows) > size, has_previous_page=raw is not None,
+            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+
+# --- mutations ---------------------------------------------------------------------------------------
+
+
+def _view(user, conversation_id: int) -> Membership:
+    return selectors.seat_of(user.pk, conversation_id)
+
+
+def _user_ids(ids, field: str) -> list[int]:
+    if len(ids) > 500:
+        raise ValidationFailed("Too many users.", code="INVALID_MEMBER", field=field)
+    return [events.decode_user(gid, field=field) for gid in ids]
+
+
+class ConversationPayload:
+    conversation = graphene.Field(Conversation)
+
+
+class CreateGroup(ConversationPayload, BaseMutation):
+    class Arguments:
+        title = graphene.String(required=True)
+        member_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
+
+    @classmethod
+    def perform(cls, root, info, title, member_ids):
+        user = require_user(info)
+        conversation = services.create_group(owner=user, title=title, member_ids=_user_ids(member_ids, "memberIds"))
+        return {"conversation": _view(user, conversation.pk)}
+
+
+class OpenDirectConversation(ConversationPayload, BaseMutation):
+    """The 1:1 conversation with another user (created on first use)."""
+
+    class Arguments:
+        user_id = graphene.ID(required=True)
+
+    @classmethod
+    def perform(cls, root, info, user_id):
+        user = require_user(info)
+        other = events.decode_user(user_id, field="userId")
+        conversation = services.open_direct_conversation(user=user, other_user_id=other)
+        return {"conversation": _view(user, conversation.pk)}
+
+
+def _conversation_pk(conversation_id) -> int:
+    return decode_id(conversation_id, type_name=events.CONVERSATION, field="conversationId")
+
+
+class AddMembers(ConversationPayload, BaseMutation):
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+        user_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
+
+    @classmethod
+    def perform(cls, root, info, conversation_id, user_ids):
+        user = require_user(info)
+        conversation = services.add_members(conversation_id=_conversation_pk(conversation_id), actor=user,
+                                            user_ids=_user_ids(user_ids, "userIds"))
+        return {"conversation": _view(user, conversation.pk)}
+
+
+class RemoveMember(ConversationPayload, BaseMutation):
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+        user_id = graphene.ID(required=True)
+
+    @classmethod
+    def perform(cls, root, info, conversation_id, user_id):
+        user = require_user(info)
+        conversation = services.remove_member(conversation_id=_conversation_pk(conversation_id), actor=user,
+                                              user_id=events.decode_user(user_id, field="userId"))
+        return {"conversation": _view(user, conversation.pk)}
+
+
+class LeaveConversation(BaseMutation):
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+
+    ok = graphene.Boolean()
+
+    @classmethod
+    def perform(cls, root, info, conversation_id):
+        services.leave_conversation(conversation_id=_conversation_pk(conversation_id), user=require_user(info))
+        return {"ok": True}
+
+
+class RenameConversation(ConversationPayload, BaseMutation):
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+        title = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, root, info, conversation_id, title):
+        user = require_user(info)
+        conversation = services.rename_conversation(conversation_id=_conversation_pk(conversation_id), actor=user,
+                                                    title=title)
+        return {"conversation": _view(user, conversation.pk)}
+
+
+class SetMemberRole(ConversationPayload, BaseMutation):
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+        user_id = graphene.ID(required=True)
+        role = MemberRole(required=True)
+
+    @classmethod
+    def perform(cls, root, info, conversation_id, user_id, role):
+        user = require_user(info)
+        conversation = services.set_member_role(
+            conversation_id=_conversation_pk(conversation_id), actor=user,
+            user_id=events.decode_user(user_id, field="userId"), role=_enum_value(role))
+        return {"conversation": _view(user, conversation.pk)}
+
+
+class MuteConversation(ConversationPayload, BaseMutation):
+    """Muted conversations send no push notifications."""
+
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+        muted = graphene.Boolean(required=True)
+
+    @classmethod
+    def perform(cls, root, info, conversation_id, muted):
+        user = require_user(info)
+        seat = services.set_muted(conversation_id=_conversation_pk(conversation_id), user=user, muted=muted)
+        return {"conversation": _view(user, seat.conversation_id)}
+
+
+class MarkConversationRead(ConversationPayload, BaseMutation):
+    class Arguments:
+        conversation_id = graphene.ID(required=True)
+        seq = graphene.Int(required=True)
+
+    @classmethod
+    def perform(cls, root, info, conversation_id, seq):
+        user = require_user(info)
+        seat = services.mark_read(conversation_id=_conversation_pk(conversation_id), user=user, seq=seq)
+        return {"conversation": _view(user, seat.conversation_id)}
+
+
+class AttachmentInput(graphene.InputObjectType):
+    url = graphene.String(required=True, description="https URL of the uploaded file.")
+    name = graphene.String()
+    size = graphene.Int()
+    mime_type = graphene.String()
+    width = graphene.Int()
+    height = graphene.Int()
+    duration_ms = graphene.Int()
+
+
+class SendMessageInput(graphene.InputObjectType):
+    conversation_id = graphene.ID(required=True)
+    client_msg_id = graphene.String(required=True, description="Unique per sender; resending returns the original.")
+    kind = MessageKind(description="TEXT (default), IMAGE or FILE.")
+    text = graphene.String()
+    attachment = graphene.Field(AttachmentInput)
+    reply_to_seq = graphene.Int()
+    mention_ids = graphene.List(graphene.NonNull(graphene.ID))
+
+
+class SendMessage(BaseMutation):
+    """The same service and idempotency as the socket's `send` frame."""
+
+    class Arguments:
+        input = SendMessageInput(required=True)
+
+    message = graphene.Field(Message)
+    duplicate = graphene.Boolean(description="True when this clientMsgId was already sent: the original.")
+
+    @classmethod
+    def perform(cls, root, info, input):
+        user = require_user(info)
+        attachment = dict(input.attachment) if input.attachment else None
+        result = services.send_message(
+            conversation_id=_conversation_pk(input.conversation_id), sender=user,
+            client_msg_id=input.client_msg_id, kind=_enum_value(input.kind) or "text", text=input.text,
+            attachment=attachment, reply_to_seq=input.reply_to_seq,
+            mention_ids=_user_ids(input.mention_ids or [], "mentionIds"),
+        )
+        return {"message": result.message, "duplicate": not result.created}
+
+
+def _message_pk(message_id) -> int:
+    return decode_id(message_id, type_name=events.MESSAGE, field="messageId")
+
+
+class EditMessage(BaseMutation):
+    class Arguments:
+        message_id = graphene.ID(required=True)
+        text = graphene.String(required=True)
+
+    message = graphene.Field(Message)
+
+    @classmethod
+    def perform(cls, root, info, message_id, text):
+        return {"message": services.edit_message(message_id=_message_pk(message_id), user=require_user(info),
+                                                 text=text)}
+
+
+class RecallMessage(BaseMutation):
+    class Arguments:
+        message_id = graphene.ID(required=True)
+
+    message = graphene.Field(Message)
+
+    @classmethod
+    def perform(cls, root, info, message_id):
+        return {"message": services.recall_message(message_id=_message_pk(message_id), user=require_user(info))}
 
 
 class Mutation(graphene.ObjectType):
-    pass
+    create_group = CreateGroup.Field()
+    open_direct_conversation = OpenDirectConversation.Field()
+    add_members = AddMembers.Field()
+    remove_member = RemoveMember.Field()
+    leave_conversation = LeaveConversation.Field()
+    rename_conversation = RenameConversation.Field()
+    set_member_role = SetMemberRole.Field()
+    mute_conversation = MuteConversation.Field()
+    mark_conversation_read = MarkConversationRead.Field()
+    send_message = SendMessage.Field()
+    edit_message = EditMessage.Field()
+    recall_message = RecallMessage.Field()
+

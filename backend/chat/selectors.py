@@ -1,0 +1,188 @@
+"""Reads of the chat app, always scoped to what the asking user may see.
+
+A user sees a conversation only through an active membership, and only the messages from the one that
+announced them (`visible_from_seq`) on. Everything else looks exactly like "does not exist".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from . import limits
+from .models import Conversation, Membership, Message
+
+SMALL_KINDS = (Conversation.Kind.DIRECT, Conversation.Kind.ADVISOR, Conversation.Kind.SERVICE)
+
+
+def seat_of(user_id: int, conversation_id: int) -> Membership | None:
+    """The user's active seat (with its conversation), or None."""
+    return (Membership.objects.select_related("conversation")
+            .filter(user_id=user_id, conversation_id=conversation_id, left_at__isnull=True).first())
+
+
+def my_conversations(user_id: int) -> QuerySet[Membership]:
+    """My seats, most recent activity first, with everything a conversation list shows in a fixed number of
+    queries: the conversation, its last message and sender, and the other party of small conversations."""
+    peers = Prefetch(
+        "conversation__memberships",
+        queryset=Membership.objects.filter(conversation__kind__in=SMALL_KINDS, left_at__isnull=True)
+        .exclude(user_id=user_id).select_related("user"),
+        to_attr="peer_seats",
+    )
+    return (
+        Membership.objects.filter(user_id=user_id, left_at__isnull=True)
+        .select_related("conversation", "conversation__last_message", "conversation__last_message__sender")
+        .prefetch_related(peers)
+        .order_by("-conversation__last_activity_at", "-conversation_id")
+    )
+
+
+def page_of_conversations(user_id: int, *, first: int, after: tuple[dt.datetime, int] | None) -> list[Membership]:
+    """Keyset page (activity, id) so a conversation moving to the top never duplicates or skips a row."""
+    rows = my_conversations(user_id)
+    if after is not None:
+        at, pk = after
+        rows = rows.filter(Q(conversation__last_activity_at__lt=at)
+                           | Q(conversation__last_activity_at=at, conversation_id__lt=pk))
+    return list(rows[:first])
+
+
+def unread_count(seat: Membership) -> int:
+    conversation = seat.conversation
+    return max(0, conversation.last_seq - max(seat.last_read_seq, seat.visible_from_seq - 1))
+
+
+def visible_messages(seat: Membership) -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=seat.conversation_id, seq__gte=seat.visible_from_seq)
+
+
+def history(seat: Membership, *, after_seq: int | None = None, before_seq: int | None = None,
+            limit: int = 50, newest_first_window: bool = True) -> tuple[list[Message], bool]:
+    """One page of history in ascending seq order, and whether more exist beyond it.
+
+    With `after_seq`: the `limit` messages after it (reading forward). Otherwise the `limit` messages before
+    `before_seq` (or the newest ones), i.e. scrolling back."""
+    rows = visible_messages(seat).select_related("sender")
+    if after_seq is not None:
+        rows = rows.filter(seq__gt=after_seq)
+        if before_seq is not None:
+            rows = rows.filter(seq__lt=before_seq)
+        page = list(rows.order_by("seq")[: limit + 1])
+        return page[:limit], len(page) > limit
+    if before_seq is not None:
+        rows = rows.filter(seq__lt=before_seq)
+    page = list(rows.order_by("-seq")[: limit + 1])
+    more = len(page) > limit
+    return list(reversed(page[:limit])), more
+
+
+def messages_after(user_id: int, conversation_id: int, after_seq: int, upto_seq: int | None = None) -> list[Message]:
+    """What a socket missed: messages after `after_seq` (up to `upto_seq`), in order, if still a member."""
+    seat = seat_of(user_id, conversation_id)
+    if seat is None:
+        return []
+    rows = visible_messages(seat).filter(seq__gt=after_seq).order_by("seq")
+    if upto_seq is not None:
+        rows = rows.filter(seq__lte=upto_seq)
+    return list(rows[: limits.get("RESUME_MAX_GAP") + 1])
+
+
+def seq_heads(user_id: int) -> dict[int, tuple[int, int]]:
+    """For each conversation I am in: (newest seq, first seq I may see)."""
+    return {
+        conv: (last_seq, visible_from)
+        for conv, last_seq, visible_from in Membership.objects.filter(user_id=user_id, left_at__isnull=True)
+        .values_list("conversation_id", "conversation__last_seq", "visible_from_seq")
+    }
+
+
+@dataclass
+class ResumePlan:
+    """What to replay for each conversation the client named."""
+
+    replay: dict[int, list[Message]] = field(default_factory=dict)
+    resync: dict[int, int] = field(default_factory=dict)  # conversation → its last seq
+    changed: dict[int, list[Message]] = field(default_factory=dict)  # edits/recalls since `change`
+    heads: dict[int, tuple[int, int]] = field(default_factory=dict)  # conversation → (last seq, last change)
+    not_found: list[int] = field(default_factory=list)
+
+
+def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]]) -> ResumePlan:
+    """`wanted` maps conversation → (last seq the client has, last change it has or None)."""
+    plan = ResumePlan()
+    seats = {s.conversation_id: s for s in Membership.objects.select_related("conversation")
+             .filter(user_id=user_id, left_at__isnull=True, conversation_id__in=list(wanted))}
+    max_gap = limits.get("RESUME_MAX_GAP")
+    for conversation_id, (have_seq, have_change) in wanted.items():
+        seat = seats.get(conversation_id)
+        if seat is None:
+            plan.not_found.append(conversation_id)
+            continue
+        conversation = seat.conversation
+        plan.heads[conversation_id] = (conversation.last_seq, conversation.last_change)
+        start = max(have_seq, seat.visible_from_seq - 1)
+        if conversation.last_seq - start > max_gap:
+            plan.resync[conversation_id] = conversation.last_seq
+            continue
+        if conversation.last_seq > start:
+            plan.replay[conversation_id] = list(visible_messages(seat).filter(seq__gt=start).order_by("seq"))
+        if have_change is not None and conversation.last_change > have_change:
+            plan.changed[conversation_id] = list(
+                visible_messages(seat).filter(change_no__gt=have_change, seq__lte=start).order_by("change_no")[:max_gap]
+            )
+    return plan
+
+
+def members_of(seat: Membership) -> QuerySet[Membership]:
+    return (Membership.objects.filter(conversation_id=seat.conversation_id, left_at__isnull=True)
+            .select_related("user").order_by("id"))
+
+
+def co_member_ids(user_id: int, *, max_members: int | None = None) -> set[int]:
+    """Everyone sharing an active conversation with the user (optionally only conversations this small)."""
+    mine = Membership.objects.filter(user_id=user_id, left_at__isnull=True)
+    if max_members is not None:
+        mine = mine.filter(conversation__member_count__lte=max_members)
+    return set(
+        Membership.objects.filter(conversation_id__in=mine.values("conversation_id"), left_at__isnull=True)
+        .exclude(user_id=user_id).values_list("user_id", flat=True).distinct()
+    )
+
+
+def presence_audience(user_id: int) -> set[int]:
+    """Who is told when this user comes online or goes offline."""
+    return co_member_ids(user_id, max_members=limits.get("PRESENCE_PUSH_MAX_MEMBERS"))
+
+
+def may_see_presence_of(viewer_id: int, user_ids: list[int]) -> set[int]:
+    """Presence is visible to co-members only (there are no friends yet)."""
+    mine = Membership.objects.filter(user_id=viewer_id, left_at__isnull=True).values("conversation_id")
+    return set(
+        Membership.objects.filter(conversation_id__in=mine, user_id__in=user_ids, left_at__isnull=True)
+        .values_list("user_id", flat=True).distinct()
+    )
+
+
+@dataclass
+class CatchUp:
+    member: bool
+    head: int = 0
+    messages: list[Message] = field(default_factory=list)
+    too_far: bool = False
+
+
+def catch_up(user_id: int, conversation_id: int, after_seq: int, upto_seq: int | None = None) -> CatchUp:
+    """For a socket that noticed a gap: the messages it missed, or "too far" (the client must resync)."""
+    seat = seat_of(user_id, conversation_id)
+    if seat is None:
+        return CatchUp(member=False)
+    head = seat.conversation.last_seq
+    upto = head if upto_seq is None else min(upto_seq, head)
+    start = max(after_seq, seat.visible_from_seq - 1)
+    if upto - start > limits.get("RESUME_MAX_GAP"):
+        return CatchUp(member=True, head=head, too_far=True)
+    rows = list(visible_messages(seat).filter(seq__gt=start, seq__lte=upto).order_by("seq"))
+    return CatchUp(member=True, head=upto, messages=rows)

@@ -1,0 +1,285 @@
+"""Chat throughput and latency on one Daphne + Redis, against a bare Channels echo consumer as the ceiling.
+
+    .venv/bin/python bench/chat.py            (from the repository root; about a minute)
+
+Starts its own Daphne processes on free loopback ports with a scratch database (a new PostgreSQL database
+when DATABASE_URL points at PostgreSQL, else a temporary SQLite file) and a unique Redis key prefix
+(REDIS_URL, default redis://127.0.0.1:6379/4), and removes all of it at the end. Prints figures; asserts
+nothing about them. Scenarios: 1:1 pairs and one 200-member group, each with closed-loop senders (send,
+wait for the ack, send again) for a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAIRS = int(os.environ.get("BENCH_PAIRS", "50"))
+GROUP_SIZE = int(os.environ.get("BENCH_GROUP_SIZE", "200"))
+GROUP_SENDERS = int(os.environ.get("BENCH_GROUP_SENDERS", "4"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scratch_environment() -> tuple[dict, callable]:
+    """Environment for the bench processes, and a cleanup function."""
+    tag = f"bench{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/4"
+    parsed = urllib.parse.urlparse(redis_url)
+    if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.path in ("", "/", "/0", "/1"):
+        raise SystemExit("bench: REDIS_URL must be a loopback Redis database other than 0 and 1")
+    env.update({
+        "REDIS_URL": redis_url,
+        "CHANNELS_PREFIX": tag, "CACHE_PREFIX": tag, "QUANZI_TESTING": "1", "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "backend.settings", "LOG_LEVEL": "WARNING",
+        "QUANZI_CHAT_SEND_LIMIT": "100000000", "QUANZI_CHAT_TYPING_LIMIT": "100000000",
+    })
+    tmp = Path(tempfile.mkdtemp(prefix="quanzi-bench-"))
+    database_url = os.environ.get("DATABASE_URL", "")
+    pg = urllib.parse.urlparse(database_url) if database_url.startswith("postgres") else None
+    if pg is not None:
+        if pg.hostname not in ("127.0.0.1", "localhost"):
+            raise SystemExit("bench: DATABASE_URL must point at loopback")
+        env["DATABASE_URL"] = pg._replace(path=f"/{tag}").geturl()
+        admin = pg._replace(path="/postgres").geturl()
+        _psql(admin, f'CREATE DATABASE "{tag}"')
+    else:
+        env.pop("DATABASE_URL", None)
+        env["SQLITE_PATH"] = str(tmp / "bench.sqlite3")
+
+    def cleanup() -> None:
+        if pg is not None:
+            _psql(pg._replace(path="/postgres").geturl(), f'DROP DATABASE IF EXISTS "{tag}" WITH (FORCE)')
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        for pattern in (f"{tag}*", f":1:{tag}*", f"{tag}:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return env, cleanup
+
+
+def _psql(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def start_daphne(env: dict, app: str, log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process, port
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"daphne {app} exited:\n{log.read_text()}") from None
+            time.sleep(0.1)
+    raise SystemExit(f"daphne {app} did not start")
+
+
+def prepare_data(env: dict) -> dict:
+    """Migrate the scratch database and create users, tokens and conversations (in a child process so this
+    process's Django settings stay untouched)."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    code = f"""
+import json, django
+django.setup()
+from backend.accounts.models import User
+from backend.accounts.services import DeviceInfo, _start_session
+from backend.chat import services
+from backend.core.ids import encode_id
+def user(i):
+    u = User.objects.create_user(f"+86137{{i:08d}}", display_name=f"b{{i}}")
+    return u, _start_session(u, DeviceInfo()).access_token
+pairs = []
+for p in range({PAIRS}):
+    (a, ta), (b, tb) = user(2 * p), user(2 * p + 1)
+    c = services.open_direct_conversation(user=a, other_user_id=b.pk)
+    pairs.append({{"conversation": encode_id("Conversation", c.pk), "tokens": [ta, tb], "ids": [a.pk, b.pk]}})
+members = [user(10000 + i) for i in range({GROUP_SIZE})]
+g = services.create_group(owner=members[0][0], title="bench", member_ids=[u.pk for u, _ in members[1:]])
+print(json.dumps({{"pairs": pairs, "group": {{"conversation": encode_id("Conversation", g.pk),
+      "tokens": [t for _, t in members], "ids": [u.pk for u, _ in members]}}}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.sent_at: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.acks = 0
+        self.deliveries = 0
+
+
+async def run_load(url: str, sockets: list[tuple[str, dict]], senders: list[tuple[int, dict]], seconds: float,
+                   expected_receivers: int) -> dict:
+    """sockets: (auth frame) per socket; senders: (socket index, send frame template)."""
+    import websockets
+
+    stats = Stats()
+    conns = []
+    ack_waiters: dict[int, asyncio.Queue] = {}
+
+    async def reader(i: int, ws) -> None:
+        async for raw in ws:
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "ack":
+                stats.acks += 1
+                await ack_waiters[i].put(frame)
+            elif kind == "message":
+                cid = frame["message"].get("client_msg_id")
+                sent = stats.sent_at.get(cid)
+                if sent is not None:
+                    stats.deliveries += 1
+                    stats.latencies.append(time.perf_counter() - sent)
+
+    async def open_one(i: int, auth: dict):
+        ws = await websockets.connect(url, max_queue=None, open_timeout=30)
+        await ws.send(json.dumps(auth))
+        while json.loads(await ws.recv())["type"] != "auth.ok":
+            pass
+        return ws
+
+    for start in range(0, len(sockets), 50):
+        batch = await asyncio.gather(*(open_one(i, a) for i, (_, a) in enumerate(sockets[start:start + 50], start)))
+        conns.extend(batch)
+    await asyncio.sleep(1.0)  # let connect-time chatter (presence) settle
+    readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(conns)]
+    stop = time.perf_counter() + seconds
+
+    async def sender(n: int, index: int, template: dict) -> None:
+        ack_waiters[index] = asyncio.Queue()
+        k = 0
+        while time.perf_counter() < stop:
+            cid = f"s{n}-{k}"
+            k += 1
+            stats.sent_at[cid] = time.perf_counter()
+            await conns[index].send(json.dumps({**template, "client_msg_id": cid, "text": f"bench {cid}"}))
+            ack = await asyncio.wait_for(ack_waiters[index].get(), 30)
+            if ack.get("type") != "ack":
+                raise RuntimeError(ack)
+
+    for index, _ in senders:
+        ack_waiters[index] = asyncio.Queue()
+    began = time.perf_counter()
+    await asyncio.gather(*(sender(n, i, t) for n, (i, t) in enumerate(senders)))
+    elapsed = time.perf_counter() - began
+    await asyncio.sleep(2.0)  # late deliveries
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    lat = sorted(stats.latencies)
+    expected = stats.acks * expected_receivers
+    return {
+        "accepted_per_s": stats.acks / elapsed,
+        "deliveries_per_s": stats.deliveries / elapsed,
+        "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+        "delivered": f"{stats.deliveries}/{expected}",
+    }
+
+
+def main() -> None:
+    t0 = time.time()
+    env, cleanup = scratch_environment()
+    processes = []
+    logs = Path(tempfile.mkdtemp(prefix="quanzi-bench-logs-"))
+    try:
+        data = prepare_data(env)
+        chat, chat_port = start_daphne(env, "backend.asgi:application", logs / "chat.log")
+        processes.append(chat)
+        echo_env = {**env, "PYTHONPATH": str(ROOT / "bench")}
+        echo, echo_port = start_daphne(echo_env, "echo_asgi:application", logs / "echo.log")
+        processes.append(echo)
+        chat_url, echo_url = f"ws://127.0.0.1:{chat_port}/ws/", f"ws://127.0.0.1:{echo_port}/ws/"
+        rows = []
+
+        # 1:1 — every pair: A sends to B (B also hears nothing else). Chat rings both members' sockets.
+        pair_sockets, pair_senders = [], []
+        echo_sockets, echo_senders = [], []
+        for p, pair in enumerate(data["pairs"]):
+            for who in (0, 1):
+                pair_sockets.append((pair["tokens"][who], {"type": "auth", "token": pair["tokens"][who]}))
+                echo_sockets.append(("", {"type": "auth", "groups": [f"u{pair['ids'][who]}"]}))
+            pair_senders.append((2 * p, {"type": "send", "conversation_id": pair["conversation"]}))
+            echo_senders.append((2 * p, {"type": "send", "group": f"u{pair['ids'][1]}"}))
+        n = len(pair_sockets)
+        rows.append((f"1:1, {n} sockets, {len(pair_senders)} senders", "chat",
+                     asyncio.run(run_load(chat_url, pair_sockets, pair_senders, SECONDS, 2))))
+        rows.append((f"1:1, {n} sockets, {len(pair_senders)} senders", "echo",
+                     asyncio.run(run_load(echo_url, echo_sockets, echo_senders, SECONDS, 1))))
+
+        group = data["group"]
+        g_sockets = [(t, {"type": "auth", "token": t}) for t in group["tokens"]]
+        g_senders = [(i, {"type": "send", "conversation_id": group["conversation"]}) for i in range(GROUP_SENDERS)]
+        e_sockets = [("", {"type": "auth", "groups": ["g"]}) for _ in group["tokens"]]
+        e_senders = [(i, {"type": "send", "group": "g"}) for i in range(GROUP_SENDERS)]
+        label = f"group of {len(g_sockets)}, {GROUP_SENDERS} senders"
+        rows.append((label, "chat", asyncio.run(run_load(chat_url, g_sockets, g_senders, SECONDS, len(g_sockets)))))
+        rows.append((label, "echo", asyncio.run(run_load(echo_url, e_sockets, e_senders, SECONDS, len(e_sockets)))))
+
+        print(f"\nbench/chat.py — one Daphne + Redis, {SECONDS:.0f} s per run, database: "
+              f"{'PostgreSQL' if 'DATABASE_URL' in env else 'SQLite'}")
+        print(f"{'scenario':38} {'server':6} {'accepted/s':>11} {'deliveries/s':>13} {'p50 ms':>8} {'p99 ms':>8}"
+              f" {'delivered':>14}")
+        for label, server, r in rows:
+            print(f"{label:38} {server:6} {r['accepted_per_s']:11.1f} {r['deliveries_per_s']:13.1f} "
+                  f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['delivered']:>14}")
+        for i in range(0, len(rows), 2):
+            chat_r, echo_r = rows[i][2], rows[i + 1][2]
+            print(f"ratio chat/echo, {rows[i][0]}: accepted {chat_r['accepted_per_s'] / echo_r['accepted_per_s']:.2f}, "
+                  f"deliveries {chat_r['deliveries_per_s'] / echo_r['deliveries_per_s']:.2f}")
+        over = (logs / "chat.log").read_text().count("over capacity")
+        print(f"channel-layer 'over capacity' drops logged by the chat node: {over} "
+              f"(recovered from the database by seq)")
+        problems = [line for line in (logs / "chat.log").read_text().splitlines()
+                    if " ERROR " in line or " WARNING " in line]
+        print(f"warnings/errors logged by the chat node: {len(problems)}" + "".join(f"\n  {p[:200]}" for p in problems[:5]))
+        print(f"total bench time {time.time() - t0:.0f} s")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        cleanup()
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
