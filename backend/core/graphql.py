@@ -30,7 +30,7 @@ from .errors import DomainError, NotAuthenticated
 
 log = logging.getLogger("quanzi.graphql")
 
-MAX_PAGE_SIZE = 100
+from .pagination import MAX_PAGE_SIZE  # noqa: E402,F401  (re-exported)
 
 
 class Error(graphene.ObjectType):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import graphene
 from graphene import relay
 
+from backend.core import pagination
 from backend.core.errors import ValidationFailed
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
 from backend.core.ids import decode_id
@@ -83,21 +81,6 @@ class NotificationPreferences(graphene.ObjectType):
         return QuietHours(start=root.quiet_start.strftime("%H:%M"), end=root.quiet_end.strftime("%H:%M"))
 
 
-def _cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"notification:{pk}".encode()).decode()
-
-
-def _decode_cursor(cursor: object) -> int:
-    try:
-        kind, _, raw = base64.urlsafe_b64decode(str(cursor).encode()).decode().partition(":")
-        pk = int(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after") from exc
-    if kind != "notification" or pk <= 0 or len(str(cursor)) > 100:
-        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after")
-    return pk
-
-
 class Query(graphene.ObjectType):
     notifications = graphene.Field(
         NotificationConnection,
@@ -113,25 +96,19 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_notifications(root, info, first=None, after=None, unread_only=False):
         user = require_user(info)
-        size = DEFAULT_PAGE_SIZE if first is None else first
-        if size < 1:
-            raise ValidationFailed("`first` must be at least 1.", code="INVALID_PAGE_SIZE", field="first")
-        size = min(size, MAX_PAGE_SIZE)
+        size = pagination.page_size(first, default=DEFAULT_PAGE_SIZE)
         rows = selectors.inbox_of(user.pk)
         if unread_only:
             rows = rows.filter(read_at__isnull=True)
         if after is not None:
-            rows = rows.filter(pk__lt=_decode_cursor(after))
+            rows = rows.filter(pk__lt=pagination.decode_int_cursor(after, kind="notification"))
         page = list(rows[: size + 1])
         has_next = len(page) > size
         page = page[:size]
-        edges = [NotificationConnection.Edge(node=row, cursor=_cursor(row.pk)) for row in page]
+        edges = [NotificationConnection.Edge(node=row, cursor=pagination.encode_cursor("notification", row.pk))
+                 for row in page]
         return NotificationConnection(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=has_next, has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None,
-            ),
+            edges=edges, page_info=pagination.page_info(edges, has_next=has_next, has_previous=after is not None)
         )
 
     @staticmethod

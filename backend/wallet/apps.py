@@ -5,3 +5,13 @@ class WalletConfig(AppConfig):
     name = "backend.wallet"
     label = "wallet"
     verbose_name = "Wallet"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        schedule = settings.CELERY_BEAT_SCHEDULE
+        schedule.setdefault("wallet.void_expired_holds", {"task": "wallet.void_expired_holds", "schedule": 60.0})
+        schedule.setdefault(
+            "wallet.recheck_pending_bank_operations",
+            {"task": "wallet.recheck_pending_bank_operations", "schedule": 60.0},
+        )

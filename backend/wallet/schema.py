@@ -1,9 +1,283 @@
+"""GraphQL for the wallet: my balance and statement, send money, top up and withdraw. Thin: services decide."""
+
+from __future__ import annotations
+
+import base64
+
 import graphene
+from graphql.language import FloatValueNode, IntValueNode, StringValueNode
+
+from backend.core.errors import DomainError
+from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
+from backend.core.ids import decode_id, encode_id
+
+from . import selectors, services
+from .models import BankOperation as BankOperationModel
+from .models import LedgerAccount, Leg
+
+DEFAULT_PAGE_SIZE = 20
+
+
+class Fen(graphene.Scalar):
+    """An amount of money in fen (1/100 yuan, CNY) as a JSON integer. Never a float.
+
+    Inputs are passed to the wallet as sent, so a float, a string or an out-of-range number comes back as a
+    payload error with a stable code (AMOUNT_INVALID, AMOUNT_TOO_LARGE) rather than a GraphQL error.
+    """
+
+    @staticmethod
+    def serialize(value):
+        return int(value)
+
+    @staticmethod
+    def parse_value(value):
+        return value
+
+    @staticmethod
+    def parse_literal(node, _variables=None):
+        if isinstance(node, IntValueNode):
+            return int(node.value)
+        if isinstance(node, FloatValueNode):
+            return float(node.value)
+        if isinstance(node, StringValueNode):
+            return node.value
+        return None
+
+
+class CounterpartyKind(graphene.Enum):
+    USER = "user_wallet"
+    BANK = "external_bank"
+    PLATFORM = "platform_revenue"
+    MARKETING = "marketing_budget"
+    LOAN_ESCROW = "loan_escrow"
+
+
+class Counterparty(graphene.ObjectType):
+    """Who was on the other side: a user's display name and avatar (nothing more), or a system label."""
+
+    kind = graphene.Field(CounterpartyKind, required=True)
+    display_name = graphene.String(required=True)
+    avatar_url = graphene.String(required=True)
+    user_id = graphene.ID(description="The other user's id, for user-to-user movements.")
+
+
+class Direction(graphene.Enum):
+    IN = "in"
+    OUT = "out"
+
+
+class StatementLine(graphene.ObjectType):
+    """One movement on my wallet."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    entry_id = graphene.ID(required=True, description="The journal entry (alerts carry the same id).")
+    kind = graphene.String(required=True, description="transfer, top_up, withdrawal, hold_post, reversal, …")
+    direction = graphene.Field(Direction, required=True)
+    amount = graphene.Field(Fen, required=True, description="Signed: positive came in, negative went out.")
+    balance_after = graphene.Field(Fen, required=True)
+    memo = graphene.String(required=True)
+    counterparty = graphene.Field(Counterparty)
+    created_at = graphene.DateTime(required=True)
+
+    @classmethod
+    def from_leg(cls, leg: Leg) -> StatementLine:
+        legs = list(leg.entry.legs.all())
+        other = selectors.counterparty_leg(leg, legs)
+        counterparty = None
+        if other is not None:
+            account = other.account
+            owner = account.owner if account.is_user_wallet else None
+            counterparty = Counterparty(
+                kind=account.kind, display_name=selectors.account_label(account),
+                avatar_url=owner.avatar_url if owner else "",
+                user_id=encode_id("User", owner.pk) if owner else None,
+            )
+        return cls(
+            id=leg.pk, entry_id=encode_id("JournalEntry", leg.entry_id), kind=leg.entry.kind,
+            direction="in" if leg.amount > 0 else "out", amount=leg.amount, balance_after=leg.balance_after,
+            memo=leg.entry.memo, counterparty=counterparty, created_at=leg.entry.created_at,
+        )
+
+
+class StatementConnection(graphene.relay.Connection):
+    class Meta:
+        node = StatementLine
+
+
+class InvalidCursor(DomainError):
+    code = "INVALID_CURSOR"
+    default_message = "The cursor is not valid."
+
+
+def _cursor(leg_id: int) -> str:
+    return base64.urlsafe_b64encode(f"statement:{leg_id}".encode()).decode()
+
+
+def _after_id(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        value = int(raw)
+    except Exception as exc:
+        raise InvalidCursor(field="after") from exc
+    if kind != "statement" or value <= 0:
+        raise InvalidCursor(field="after")
+    return value
+
+
+class Wallet(graphene.ObjectType):
+    """My wallet. available = balance − held; held is money reserved for payments still in flight."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    balance = graphene.Field(Fen, required=True, description="Posted balance, in fen.")
+    held = graphene.Field(Fen, required=True, description="Reserved by pending holds, in fen.")
+    available = graphene.Field(Fen, required=True, description="What I can spend now: balance − held.")
+    is_frozen = graphene.Boolean(required=True)
+    statement = graphene.Field(
+        graphene.NonNull(StatementConnection),
+        first=graphene.Int(description=f"Page size, 1-{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})."),
+        after=graphene.String(),
+        description="Movements, newest first. Forward cursor pagination.",
+    )
+
+    @staticmethod
+    def resolve_available(root: LedgerAccount, info):
+        return root.available
+
+    @staticmethod
+    def resolve_statement(root: LedgerAccount, info, first: int | None = None, after: str | None = None):
+        size = max(1, min(first or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
+        rows = selectors.statement_lines(root)
+        after_id = _after_id(after)
+        if after_id is not None:
+            rows = rows.filter(pk__lt=after_id)
+        page = list(rows[: size + 1])
+        has_next = len(page) > size
+        page = page[:size]
+        edges = [StatementConnection.Edge(node=StatementLine.from_leg(leg), cursor=_cursor(leg.pk)) for leg in page]
+        return StatementConnection(
+            edges=edges,
+            page_info=graphene.relay.PageInfo(
+                has_next_page=has_next, has_previous_page=after_id is not None,
+                start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+class BankOperationKind(graphene.Enum):
+    TOP_UP = "top_up"
+    WITHDRAWAL = "withdrawal"
+
+
+class BankOperationStatus(graphene.Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class BankOperation(graphene.ObjectType):
+    """A top-up or withdrawal (SANDBOX gateway in dev and tests: no real money moves)."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    kind = graphene.Field(BankOperationKind, required=True)
+    amount = graphene.Field(Fen, required=True)
+    status = graphene.Field(BankOperationStatus, required=True)
+    failure_code = graphene.String(description="Why the bank refused, when it did.")
+    created_at = graphene.DateTime(required=True)
+    settled_at = graphene.DateTime()
+
+    @staticmethod
+    def resolve_kind(root: BankOperationModel, info):
+        return BankOperationModel.Kind(root.kind).value
+
+    @staticmethod
+    def resolve_status(root: BankOperationModel, info):
+        return BankOperationModel.Status(root.status).value
+
+    @staticmethod
+    def resolve_failure_code(root: BankOperationModel, info):
+        return root.failure_code or None
 
 
 class Query(graphene.ObjectType):
-    pass
+    my_wallet = graphene.Field(graphene.NonNull(Wallet), description="My balance and statement.")
+
+    @staticmethod
+    def resolve_my_wallet(root, info):
+        return services.ensure_wallet(user_id=require_user(info).pk)
+
+
+class MoneyPayload:
+    wallet = graphene.Field(Wallet, description="My wallet after the operation.")
+    replayed = graphene.Boolean(description="True when this idempotency key was seen before: nothing moved again.")
+
+
+def _my_wallet(user) -> LedgerAccount:
+    return services.ensure_wallet(user_id=user.pk)
+
+
+class SendMoney(MoneyPayload, BaseMutation):
+    """Pay another user from my wallet. Retrying with the same idempotencyKey never pays twice."""
+
+    class Arguments:
+        recipient_id = graphene.ID(required=True, description="The recipient's User id.")
+        amount = graphene.Argument(Fen, required=True)
+        idempotency_key = graphene.String(required=True, description="8-64 of [A-Za-z0-9_-], one per payment.")
+        memo = graphene.String()
+
+    transfer = graphene.Field(StatementLine, description="The payment as it appears on my statement.")
+
+    @classmethod
+    def perform(cls, root, info, recipient_id, amount, idempotency_key, memo=""):
+        user = require_user(info)
+        recipient_pk = decode_id(recipient_id, type_name="User", field="recipientId")
+        movement = services.send_money(sender=user, recipient_id=recipient_pk, amount=amount,
+                                       idempotency_key=idempotency_key, memo=memo or "")
+        wallet = _my_wallet(user)
+        leg = selectors.statement_lines(wallet).filter(entry=movement.entry).first()
+        return {"transfer": StatementLine.from_leg(leg), "wallet": wallet, "replayed": movement.replayed}
+
+
+class BankOperationPayload(MoneyPayload):
+    operation = graphene.Field(BankOperation)
+
+
+class TopUp(BankOperationPayload, BaseMutation):
+    """Add money from my bank card (SANDBOX gateway: amounts ending in 44 fen are declined)."""
+
+    class Arguments:
+        amount = graphene.Argument(Fen, required=True)
+        idempotency_key = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, root, info, amount, idempotency_key):
+        user = require_user(info)
+        result = services.top_up(user=user, amount=amount, idempotency_key=idempotency_key)
+        return {"operation": result.operation, "wallet": _my_wallet(user), "replayed": result.replayed}
+
+
+class Withdraw(BankOperationPayload, BaseMutation):
+    """Send money to my bank card. The amount is held until the bank confirms, released if it refuses."""
+
+    class Arguments:
+        amount = graphene.Argument(Fen, required=True)
+        idempotency_key = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, root, info, amount, idempotency_key):
+        user = require_user(info)
+        result = services.withdraw(user=user, amount=amount, idempotency_key=idempotency_key)
+        return {"operation": result.operation, "wallet": _my_wallet(user), "replayed": result.replayed}
 
 
 class Mutation(graphene.ObjectType):
-    pass
+    send_money = SendMoney.Field()
+    top_up = TopUp.Field()
+    withdraw = Withdraw.Field()

@@ -67,7 +67,9 @@ def test_inbox_lists_my_notifications_newest_first_with_relay_ids(gql, me):
 
 def test_pages_are_keyset_capped_at_100_and_stable_when_new_ones_arrive(gql, me):
     rows = add(me, 105)
-    first = gql(INBOX, {"first": 500})["data"]["notifications"]
+    too_many = gql(INBOX, {"first": 500})
+    assert too_many["errors"][0]["extensions"]["code"] == "INVALID_PAGE_SIZE"
+    first = gql(INBOX, {"first": 100})["data"]["notifications"]
     assert len(first["edges"]) == 100 and first["pageInfo"]["hasNextPage"] is True
     add(me, 2)  # arrivals at the top do not shift the next page
     second = gql(INBOX, {"first": 100, "after": first["pageInfo"]["endCursor"]})["data"]["notifications"]

@@ -1,0 +1,64 @@
+"""Cursor pagination shared by every connection: one page-size rule, one opaque cursor format.
+
+Cursors are base64url of ``<kind>:<value>`` so a cursor from one list is refused by another
+(INVALID_CURSOR) instead of silently paging the wrong thing. Pages hold 1 to MAX_PAGE_SIZE items.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+
+import graphene
+
+from .errors import ValidationFailed
+
+MAX_PAGE_SIZE = 100
+MAX_CURSOR_LENGTH = 200
+
+
+def page_size(value: object, *, default: int = 50, field: str = "first") -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValidationFailed(f"Page size is 1 to {MAX_PAGE_SIZE}.", code="INVALID_PAGE_SIZE", field=field)
+    return value
+
+
+def encode_cursor(kind: str, value: str | int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def decode_cursor(cursor: object, *, kind: str, field: str = "after") -> str | None:
+    """The value inside a cursor of this kind; None when no cursor was given."""
+    if cursor is None:
+        return None
+    bad = ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field=field)
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise bad
+    try:
+        found, sep, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise bad from exc
+    if not sep or found != kind or not value:
+        raise bad
+    return value
+
+
+def decode_int_cursor(cursor: object, *, kind: str, field: str = "after") -> int | None:
+    value = decode_cursor(cursor, kind=kind, field=field)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) <= 0 and kind != "seq":
+        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field=field)
+    return int(value)
+
+
+def page_info(edges: Sequence, *, has_next: bool, has_previous: bool) -> graphene.relay.PageInfo:
+    return graphene.relay.PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )

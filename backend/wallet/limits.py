@@ -1,0 +1,29 @@
+"""Wallet configuration: defaults here, overridable with ``settings.QUANZI_WALLET = {...}``.
+
+Read at call time (not import time) so tests and operators can change a limit without a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # The largest single movement, in fen (¥1,000,000). Anything bigger is AMOUNT_TOO_LARGE.
+    "MAX_AMOUNT_FEN": 100_000_000,
+    # Money mutations (send, top up, withdraw) per user per minute, counted on the shared cache.
+    "MONEY_MUTATIONS_PER_MINUTE": 20,
+    "MEMO_MAX_LENGTH": 140,
+    # Dotted path of the BankGateway implementation. Only the sandbox exists so far.
+    "BANK_GATEWAY": "backend.wallet.gateway.SandboxBankGateway",
+    # The sandbox refuses to run outside DEBUG/tests unless this is set explicitly (staging).
+    "ALLOW_SANDBOX_GATEWAY": False,
+    # A bank operation still pending after this many seconds is asked about by the settle task.
+    "GATEWAY_RECHECK_AFTER_SECONDS": 60,
+}
+
+
+def wallet_setting(name: str) -> Any:
+    overrides = getattr(settings, "QUANZI_WALLET", None) or {}
+    return overrides.get(name, DEFAULTS[name])

@@ -1,0 +1,636 @@
+"""Every write of the wallet. Money moves only through the functions here.
+
+Each money-moving service:
+- validates its input first (bad input raises a stable code and touches nothing);
+- runs in one transaction and locks every account it changes with SELECT … FOR UPDATE in ascending id
+  order, so two transfers between the same accounts in opposite directions queue instead of deadlocking;
+- takes an idempotency key, scoped to the paying account (``acct:<id>``). Because that account is locked
+  before the key is looked up, concurrent requests with one key run one after the other: the second sees
+  the first's committed record and returns its result; the same key with a different request raises
+  IDEMPOTENCY_CONFLICT. A request that fails leaves no record (nothing of it survives), so it may be retried
+  with the same key;
+- writes the balance-change alert for every user wallet it moves money on, in the same transaction.
+
+Keys from phones match ``[A-Za-z0-9_-]{8,64}``. Keys from other apps must carry their app's prefix
+(``redpacket:…``); the wallet's own derived keys start with ``wallet:``. Phone keys cannot contain ``:``,
+so the namespaces never meet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from backend.accounts.models import User
+from backend.core import clock, ratelimit
+from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from backend.core.ids import encode_id
+from backend.notifications.services import notify
+
+from . import selectors
+from .gateway import GatewayResult, GatewayUnavailable, get_gateway
+from .limits import wallet_setting
+from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg
+from .money import format_fen
+
+log = logging.getLogger("quanzi.wallet")
+
+PUBLIC_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+INTERNAL_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*:[A-Za-z0-9_:.\-]{1,90}$")
+KIND_RE = re.compile(r"^[a-z][a-z_]{0,29}$")
+ALERT_TITLE = "资金变动提醒"
+
+
+# --- errors (codes are a contract with the phones) ----------------------------------------------
+
+
+class AmountInvalid(ValidationFailed):
+    code = "AMOUNT_INVALID"
+    default_message = "The amount must be a whole, positive number of fen."
+
+
+class AmountTooLarge(ValidationFailed):
+    code = "AMOUNT_TOO_LARGE"
+    default_message = "The amount is above the limit for one movement."
+
+
+class IdempotencyKeyInvalid(ValidationFailed):
+    code = "IDEMPOTENCY_KEY_INVALID"
+    default_message = "Send an idempotency key of 8-64 letters, digits, '-' or '_'."
+
+
+class MemoTooLong(ValidationFailed):
+    code = "MEMO_TOO_LONG"
+    default_message = "The memo is too long."
+
+
+class SelfTransfer(ValidationFailed):
+    code = "SELF_TRANSFER"
+    default_message = "You cannot send money to yourself."
+
+
+class InsufficientFunds(DomainError):
+    code = "INSUFFICIENT_FUNDS"
+    default_message = "Not enough available balance."
+
+
+class AccountFrozen(DomainError):
+    code = "ACCOUNT_FROZEN"
+    default_message = "This account is frozen."
+
+
+class IdempotencyConflict(Conflict):
+    code = "IDEMPOTENCY_CONFLICT"
+    default_message = "This idempotency key was already used for a different request."
+
+
+class HoldNotPending(Conflict):
+    code = "HOLD_NOT_PENDING"
+    default_message = "This hold was already posted or voided."
+
+
+class AmountExceedsHold(ValidationFailed):
+    code = "AMOUNT_EXCEEDS_HOLD"
+    default_message = "A hold cannot be posted for more than it holds."
+
+
+class EntryAlreadyReversed(Conflict):
+    code = "ENTRY_ALREADY_REVERSED"
+    default_message = "This entry has already been reversed."
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Movement:
+    entry: JournalEntry
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    hold: Hold
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class BankOperationResult:
+    operation: BankOperation
+    replayed: bool = False
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def validate_amount(value: object, *, field: str = "amount") -> int:
+    """Integer fen, 1 … MAX_AMOUNT_FEN. Booleans, floats, decimals and strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AmountInvalid(field=field)
+    if value <= 0:
+        raise AmountInvalid(field=field)
+    if value > wallet_setting("MAX_AMOUNT_FEN"):
+        raise AmountTooLarge(f"At most {format_fen(wallet_setting('MAX_AMOUNT_FEN'))} at a time.", field=field)
+    return value
+
+
+def _key(value: object, *, public: bool) -> str:
+    pattern = PUBLIC_KEY_RE if public else INTERNAL_KEY_RE
+    if not isinstance(value, str) or not (pattern.match(value) or (not public and PUBLIC_KEY_RE.match(value))):
+        raise IdempotencyKeyInvalid(field="idempotencyKey")
+    return value
+
+
+def _memo(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationFailed("The memo must be text.", code="MEMO_INVALID", field="memo")
+    value = " ".join(value.split())  # no control characters or line breaks in a statement line
+    if len(value) > wallet_setting("MEMO_MAX_LENGTH"):
+        raise MemoTooLong(field="memo")
+    return value
+
+
+def _kind(value: str) -> str:
+    if not isinstance(value, str) or not KIND_RE.match(value):
+        raise ValidationFailed("Unknown entry kind.", code="KIND_INVALID", field="kind")
+    return value
+
+
+def _fingerprint(operation: str, **request: object) -> str:
+    canonical = json.dumps({"op": operation, **request}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _rate_limit(user: User) -> None:
+    ratelimit.hit("wallet-money", str(user.pk), limit=wallet_setting("MONEY_MUTATIONS_PER_MINUTE"),
+                  window_seconds=60)
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def ensure_wallet(*, user_id: int) -> LedgerAccount:
+    """The user's wallet, opened on first use. Safe under concurrency (the unique constraint decides)."""
+    wallet = selectors.wallet_of(user_id)
+    if wallet is not None:
+        return wallet
+    try:
+        with transaction.atomic():
+            return LedgerAccount.objects.create(kind=LedgerAccount.Kind.USER_WALLET, owner_id=user_id)
+    except IntegrityError:
+        wallet = selectors.wallet_of(user_id)
+        if wallet is None:
+            raise
+        return wallet
+
+
+def system_account(kind: str) -> LedgerAccount:
+    """The one system account of a kind (external bank, platform revenue, …), created on first use."""
+    if kind == LedgerAccount.Kind.USER_WALLET or kind not in LedgerAccount.Kind.values:
+        raise ValueError(f"not a system account kind: {kind!r}")
+    account = LedgerAccount.objects.filter(kind=kind).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return LedgerAccount.objects.create(kind=kind)
+    except IntegrityError:
+        return LedgerAccount.objects.get(kind=kind)
+
+
+def set_frozen(*, account_id: int, frozen: bool, reason: str = "") -> LedgerAccount:
+    """Freeze or unfreeze an account (operations). Holds already placed can still be posted or voided."""
+    with transaction.atomic():
+        account = _lock_accounts([account_id])[account_id]
+        account.is_frozen = frozen
+        account.frozen_reason = reason[:200] if frozen else ""
+        account.save(update_fields=["is_frozen", "frozen_reason"])
+        return account
+
+
+def _lock_accounts(ids: Iterable[int]) -> dict[int, LedgerAccount]:
+    """Lock accounts in ascending id order (one statement: PostgreSQL locks rows in ORDER BY order)."""
+    wanted = sorted(set(ids))
+    rows = (
+        LedgerAccount.objects.select_for_update(of=("self",))
+        .select_related("owner")
+        .filter(pk__in=wanted)
+        .order_by("pk")
+    )
+    found = {account.pk: account for account in rows}
+    if len(found) != len(wanted):
+        raise NotFound("No such account.", field="account")
+    return found
+
+
+def _check_not_frozen(*accounts: LedgerAccount) -> None:
+    for account in accounts:
+        if account.is_frozen:
+            mine = account.is_user_wallet
+            raise AccountFrozen(field="account" if mine else None)
+
+
+def _check_funds(account: LedgerAccount, amount: int) -> None:
+    if account.kind != LedgerAccount.Kind.EXTERNAL_BANK and account.available < amount:
+        raise InsufficientFunds(field="amount")
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+
+def _replay(scope: str, key: str, operation: str, fingerprint: str) -> IdempotencyRecord | None:
+    """The first result for this key, or None. Call only while holding the scope account's lock."""
+    found = list(IdempotencyRecord.objects.filter(scope=scope, key=key)[:1])  # the hot path: usually empty
+    if not found:
+        return None
+    record = found[0]
+    if record.operation != operation or record.fingerprint != fingerprint:
+        raise IdempotencyConflict(field="idempotencyKey")
+    return record
+
+
+def _remember(scope: str, key: str, operation: str, fingerprint: str, **result) -> None:
+    IdempotencyRecord.objects.create(scope=scope, key=key, operation=operation, fingerprint=fingerprint, **result)
+
+
+# --- the ledger core --------------------------------------------------------------------------
+
+
+def _write_entry(
+    *, kind: str, memo: str, legs: list[tuple[LedgerAccount, int]], hold: Hold | None = None,
+    reverses: JournalEntry | None = None, initiated_by_id: int | None = None,
+) -> JournalEntry:
+    """Post an entry on locked accounts: legs, cached balances and alerts. Legs must sum to zero."""
+    if len(legs) < 2 or sum(amount for _, amount in legs) != 0 or any(amount == 0 for _, amount in legs):
+        raise AssertionError(f"unbalanced entry: {[(a.pk, amount) for a, amount in legs]}")
+    if len({account.pk for account, _ in legs}) != len(legs):
+        raise AssertionError("an account appears twice in one entry")
+    for account, amount in legs:
+        if amount < 0:
+            _check_funds(account, -amount)
+    entry = JournalEntry.objects.create(
+        kind=kind, memo=memo, hold=hold, reverses=reverses, initiated_by_id=initiated_by_id, created_at=clock.now()
+    )
+    rows = []
+    for account, amount in legs:
+        account.balance += amount
+        rows.append(Leg(entry=entry, account=account, amount=amount, balance_after=account.balance))
+    Leg.objects.bulk_create(rows)
+    for account, _ in legs:
+        LedgerAccount.objects.filter(pk=account.pk).update(balance=account.balance, held=account.held)
+    _alert(entry, rows)
+    return entry
+
+
+def _alert(entry: JournalEntry, legs: list[Leg]) -> None:
+    """资金变动提醒: one notification per user wallet the entry moved money on, in this transaction."""
+    for leg in legs:
+        account = leg.account
+        if not account.is_user_wallet:
+            continue
+        other = selectors.counterparty_leg(leg, legs)
+        who = selectors.account_label(other.account) if other is not None else ""
+        if leg.amount > 0:
+            line = f"收入 {format_fen(leg.amount)}" + (f"，来自 {who}" if who else "")
+        else:
+            line = f"支出 {format_fen(-leg.amount)}" + (f"，付给 {who}" if who else "")
+        body = f"{line}。可用余额 {format_fen(account.available)}。"
+        if entry.memo:
+            body += f"备注：{entry.memo}"
+        notify(
+            recipient_id=account.owner_id, kind="money", event="wallet.balance_changed", title=ALERT_TITLE,
+            body=body,
+            payload={"entry_id": encode_id("JournalEntry", entry.pk), "wallet_id": encode_id("Wallet", account.pk)},
+        )
+
+
+def transfer(
+    *, source_id: int, destination_id: int, amount: int, idempotency_key: str, memo: str = "",
+    kind: str = JournalEntry.Kind.TRANSFER, initiated_by_id: int | None = None,
+) -> Movement:
+    """Move money between two ledger accounts at once. The building block of every money feature."""
+    amount = validate_amount(amount)
+    key = _key(idempotency_key, public=False)
+    memo, kind = _memo(memo), _kind(kind)
+    if source_id == destination_id:
+        raise SelfTransfer(field="recipientId")
+    scope = f"acct:{source_id}"
+    fingerprint = _fingerprint("transfer", source=source_id, destination=destination_id, amount=amount,
+                               memo=memo, kind=kind)
+    with transaction.atomic():
+        accounts = _lock_accounts([source_id, destination_id])
+        record = _replay(scope, key, "transfer", fingerprint)
+        if record is not None:
+            return Movement(entry=record.entry, replayed=True)
+        source, destination = accounts[source_id], accounts[destination_id]
+        _check_not_frozen(source, destination)
+        _check_funds(source, amount)
+        entry = _write_entry(kind=kind, memo=memo, legs=[(source, -amount), (destination, amount)],
+                             initiated_by_id=initiated_by_id)
+        _remember(scope, key, "transfer", fingerprint, entry=entry)
+        return Movement(entry=entry)
+
+
+def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_key: object,
+               memo: object = "") -> Movement:
+    """A user pays another user from wallet to wallet (the app's plain transfer)."""
+    _rate_limit(sender)
+    amount = validate_amount(amount)
+    key = _key(idempotency_key, public=True)
+    memo = _memo(memo)
+    if recipient_id == sender.pk:
+        raise SelfTransfer(field="recipientId")
+    if not selectors.payable_users_for(sender).filter(pk=recipient_id).exists():
+        raise NotFound("No such user.", field="recipientId")
+    with transaction.atomic():  # a wallet opened for this transfer disappears if the transfer fails
+        source = ensure_wallet(user_id=sender.pk)
+        destination = ensure_wallet(user_id=recipient_id)
+        return transfer(source_id=source.pk, destination_id=destination.pk, amount=amount, idempotency_key=key,
+                        memo=memo, initiated_by_id=sender.pk)
+
+
+# --- holds (two-phase transfers) -----------------------------------------------------------------
+
+
+def _place_hold_locked(
+    *, source: LedgerAccount, destination: LedgerAccount, amount: int, kind: str, memo: str,
+    expires_at: dt.datetime | None, initiated_by_id: int | None,
+) -> Hold:
+    _check_not_frozen(source, destination)
+    _check_funds(source, amount)
+    source.held += amount
+    LedgerAccount.objects.filter(pk=source.pk).update(held=source.held)
+    return Hold.objects.create(
+        source=source, destination=destination, amount=amount, kind=kind, memo=memo, expires_at=expires_at,
+        initiated_by_id=initiated_by_id, created_at=clock.now(),
+    )
+
+
+def place_hold(
+    *, source_id: int, destination_id: int, amount: int, idempotency_key: str, memo: str = "",
+    kind: str = "hold", expires_at: dt.datetime | None = None, initiated_by_id: int | None = None,
+) -> HoldResult:
+    """Reserve money on the source for a later post (to the destination) or void. Moves nothing yet."""
+    amount = validate_amount(amount)
+    key = _key(idempotency_key, public=False)
+    memo, kind = _memo(memo), _kind(kind)
+    if source_id == destination_id:
+        raise SelfTransfer(field="destination")
+    scope = f"acct:{source_id}"
+    fingerprint = _fingerprint("place_hold", source=source_id, destination=destination_id, amount=amount,
+                               memo=memo, kind=kind, expires_at=expires_at)
+    with transaction.atomic():
+        source = _lock_accounts([source_id])[source_id]  # only the source changes now
+        record = _replay(scope, key, "place_hold", fingerprint)
+        if record is not None:
+            return HoldResult(hold=record.hold, replayed=True)
+        destination = LedgerAccount.objects.filter(pk=destination_id).first()
+        if destination is None:
+            raise NotFound("No such account.", field="destination")
+        hold = _place_hold_locked(source=source, destination=destination, amount=amount, kind=kind, memo=memo,
+                                  expires_at=expires_at, initiated_by_id=initiated_by_id)
+        _remember(scope, key, "place_hold", fingerprint, hold=hold)
+        return HoldResult(hold=hold)
+
+
+def _post_hold_locked(hold: Hold, accounts: dict[int, LedgerAccount], amount: int) -> JournalEntry:
+    if hold.status != Hold.Status.PENDING:
+        raise HoldNotPending(field="hold")
+    if amount > hold.amount:
+        raise AmountExceedsHold(field="amount")
+    source, destination = accounts[hold.source_id], accounts[hold.destination_id]
+    source.held -= hold.amount  # the whole reservation ends; only `amount` moves, the rest is released
+    entry = _write_entry(
+        kind=hold.kind if hold.kind != "hold" else JournalEntry.Kind.HOLD_POST, memo=hold.memo,
+        legs=[(source, -amount), (destination, amount)], hold=hold, initiated_by_id=hold.initiated_by_id,
+    )
+    hold.status, hold.posted_amount, hold.resolved_at = Hold.Status.POSTED, amount, clock.now()
+    hold.save(update_fields=["status", "posted_amount", "resolved_at"])
+    return entry
+
+
+def _void_hold_locked(hold: Hold, source: LedgerAccount) -> None:
+    if hold.status != Hold.Status.PENDING:
+        raise HoldNotPending(field="hold")
+    source.held -= hold.amount
+    LedgerAccount.objects.filter(pk=source.pk).update(held=source.held)
+    hold.status, hold.resolved_at = Hold.Status.VOIDED, clock.now()
+    hold.save(update_fields=["status", "resolved_at"])
+
+
+def _hold_accounts(hold_id: int) -> tuple[int, int]:
+    row = Hold.objects.filter(pk=hold_id).values_list("source_id", "destination_id").first()
+    if row is None:
+        raise NotFound("No such hold.", field="hold")
+    return row
+
+
+def post_hold(*, hold_id: int, idempotency_key: str, amount: int | None = None) -> Movement:
+    """Complete a hold: move `amount` (default: all of it) to its destination and release the rest."""
+    if amount is not None:
+        amount = validate_amount(amount)
+    key = _key(idempotency_key, public=False)
+    source_id, destination_id = _hold_accounts(hold_id)
+    scope = f"acct:{source_id}"
+    fingerprint = _fingerprint("post_hold", hold=hold_id, amount=amount)
+    with transaction.atomic():
+        accounts = _lock_accounts([source_id, destination_id])
+        hold = Hold.objects.select_for_update().get(pk=hold_id)
+        record = _replay(scope, key, "post_hold", fingerprint)
+        if record is not None:
+            return Movement(entry=record.entry, replayed=True)
+        entry = _post_hold_locked(hold, accounts, hold.amount if amount is None else amount)
+        _remember(scope, key, "post_hold", fingerprint, entry=entry, hold=hold)
+        return Movement(entry=entry)
+
+
+def void_hold(*, hold_id: int, idempotency_key: str) -> HoldResult:
+    """Cancel a pending hold: the reserved money is available again. Nothing moves in the ledger."""
+    key = _key(idempotency_key, public=False)
+    source_id, _ = _hold_accounts(hold_id)
+    scope = f"acct:{source_id}"
+    fingerprint = _fingerprint("void_hold", hold=hold_id)
+    with transaction.atomic():
+        source = _lock_accounts([source_id])[source_id]
+        hold = Hold.objects.select_for_update().get(pk=hold_id)
+        record = _replay(scope, key, "void_hold", fingerprint)
+        if record is not None:
+            return HoldResult(hold=record.hold, replayed=True)
+        _void_hold_locked(hold, source)
+        _remember(scope, key, "void_hold", fingerprint, hold=hold)
+        return HoldResult(hold=hold)
+
+
+def void_expired_holds(*, limit: int = 500) -> int:
+    """Void pending holds whose expiry has passed (as of clock.now()). Idempotent; returns how many."""
+    due = list(
+        Hold.objects.filter(status=Hold.Status.PENDING, expires_at__lte=clock.now())
+        .order_by("id").values_list("pk", flat=True)[:limit]
+    )
+    voided = 0
+    for hold_id in due:
+        try:
+            void_hold(hold_id=hold_id, idempotency_key=f"wallet:expire:{hold_id}")
+            voided += 1
+        except HoldNotPending:
+            pass  # posted or voided meanwhile
+    return voided
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+def reverse_entry(*, entry_id: int, idempotency_key: str, memo: str = "",
+                  initiated_by_id: int | None = None) -> Movement:
+    """Correct an entry with its mirror image. The original stays; an entry can be reversed once."""
+    key = _key(idempotency_key, public=False)
+    memo = _memo(memo) or f"冲正 Reversal of entry #{entry_id}"
+    original = JournalEntry.objects.filter(pk=entry_id).first()
+    if original is None:
+        raise NotFound("No such entry.", field="entry")
+    legs = list(original.legs.order_by("id"))
+    scope = f"entry:{entry_id}"
+    fingerprint = _fingerprint("reverse_entry", entry=entry_id, memo=memo)
+    with transaction.atomic():
+        accounts = _lock_accounts(leg.account_id for leg in legs)
+        record = _replay(scope, key, "reverse_entry", fingerprint)
+        if record is not None:
+            return Movement(entry=record.entry, replayed=True)
+        if JournalEntry.objects.filter(reverses_id=entry_id).exists():
+            raise EntryAlreadyReversed(field="entry")
+        entry = _write_entry(
+            kind=JournalEntry.Kind.REVERSAL, memo=memo, reverses=original, initiated_by_id=initiated_by_id,
+            legs=[(accounts[leg.account_id], -leg.amount) for leg in legs],
+        )
+        _remember(scope, key, "reverse_entry", fingerprint, entry=entry)
+        return Movement(entry=entry)
+
+
+# --- top-up and withdrawal through the bank gateway ---------------------------------------------
+
+
+def _begin_bank_operation(*, user: User, kind: str, amount: object, idempotency_key: object,
+                          ) -> BankOperationResult:
+    _rate_limit(user)
+    amount = validate_amount(amount)
+    key = _key(idempotency_key, public=True)
+    external = system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    with transaction.atomic():
+        wallet_id = ensure_wallet(user_id=user.pk).pk
+        wallet = _lock_accounts([wallet_id])[wallet_id]
+        scope = f"acct:{wallet.pk}"
+        fingerprint = _fingerprint(kind, amount=amount)
+        record = _replay(scope, key, kind, fingerprint)
+        if record is not None:
+            return BankOperationResult(operation=record.bank_operation, replayed=True)
+        _check_not_frozen(wallet)
+        hold = None
+        if kind == BankOperation.Kind.WITHDRAWAL:
+            hold = _place_hold_locked(source=wallet, destination=external, amount=amount,
+                                      kind=JournalEntry.Kind.WITHDRAWAL, memo="提现到银行卡 Withdrawal to bank card",
+                                      expires_at=None, initiated_by_id=user.pk)
+        operation = BankOperation.objects.create(kind=kind, account=wallet, amount=amount, hold=hold,
+                                                 created_at=clock.now())
+        _remember(scope, key, kind, fingerprint, bank_operation=operation)
+        return BankOperationResult(operation=operation)
+
+
+def top_up(*, user: User, amount: object, idempotency_key: object) -> BankOperationResult:
+    """Pull money from the user's bank card (gateway), then credit the wallet from the external-bank account."""
+    started = _begin_bank_operation(user=user, kind=BankOperation.Kind.TOP_UP, amount=amount,
+                                    idempotency_key=idempotency_key)
+    return BankOperationResult(operation=_drive(started), replayed=started.replayed)
+
+
+def withdraw(*, user: User, amount: object, idempotency_key: object) -> BankOperationResult:
+    """Hold the money, ask the gateway to pay it out, then post the hold (paid) or void it (failed)."""
+    started = _begin_bank_operation(user=user, kind=BankOperation.Kind.WITHDRAWAL, amount=amount,
+                                    idempotency_key=idempotency_key)
+    return BankOperationResult(operation=_drive(started), replayed=started.replayed)
+
+
+def _drive(started: BankOperationResult) -> BankOperation:
+    """Ask the gateway (outside any transaction) and settle. A retry asks for the status instead."""
+    operation = started.operation
+    if operation.status != BankOperation.Status.PENDING:
+        return operation
+    gateway = get_gateway()
+    reference = str(operation.reference)
+    try:
+        if started.replayed:
+            result = gateway.status(kind=operation.kind, reference=reference, amount=operation.amount)
+        elif operation.kind == BankOperation.Kind.TOP_UP:
+            result = gateway.collect(reference=reference, amount=operation.amount)
+        else:
+            result = gateway.payout(reference=reference, amount=operation.amount)
+    except GatewayUnavailable:
+        log.warning("bank gateway gave no answer for %s #%s; will recheck", operation.kind, operation.pk)
+        BankOperation.objects.filter(pk=operation.pk).update(last_checked_at=clock.now())
+        operation.refresh_from_db()
+        return operation
+    return settle_bank_operation(operation_id=operation.pk, result=result)
+
+
+def settle_bank_operation(*, operation_id: int, result: GatewayResult) -> BankOperation:
+    """Apply the gateway's final answer exactly once: credit / post on success, void on failure."""
+    row = BankOperation.objects.filter(pk=operation_id).values_list("account_id", "kind").first()
+    if row is None:
+        raise NotFound(field="operation")
+    wallet_id, kind = row
+    external = system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    with transaction.atomic():
+        accounts = _lock_accounts([wallet_id, external.pk])
+        operation = BankOperation.objects.select_for_update().get(pk=operation_id)
+        if operation.status != BankOperation.Status.PENDING:
+            return operation  # a concurrent retry or the recheck task settled it first
+        wallet = accounts[wallet_id]
+        now = clock.now()
+        if result.succeeded:
+            if kind == BankOperation.Kind.TOP_UP:
+                operation.entry = _write_entry(
+                    kind=JournalEntry.Kind.TOP_UP, memo="银行卡充值 Top-up from bank card",
+                    legs=[(accounts[external.pk], -operation.amount), (wallet, operation.amount)],
+                    initiated_by_id=wallet.owner_id,
+                )
+            else:
+                hold = Hold.objects.select_for_update().get(pk=operation.hold_id)
+                operation.entry = _post_hold_locked(hold, accounts, hold.amount)
+            operation.status = BankOperation.Status.SUCCEEDED
+            operation.gateway_reference = result.gateway_reference[:100]
+        else:
+            if kind == BankOperation.Kind.WITHDRAWAL:
+                _void_hold_locked(Hold.objects.select_for_update().get(pk=operation.hold_id), wallet)
+            operation.status = BankOperation.Status.FAILED
+            operation.failure_code = (result.failure_code or "GATEWAY_DECLINED")[:40]
+            notify(
+                recipient_id=wallet.owner_id, kind="money", event="wallet.bank_operation_failed",
+                title="银行卡充值失败" if kind == BankOperation.Kind.TOP_UP else "提现失败",
+                body=f"{format_fen(operation.amount)} — {operation.failure_code}",
+                payload={"bank_operation_id": encode_id("BankOperation", operation.pk)},
+            )
+        operation.settled_at = operation.last_checked_at = now
+        operation.save()
+        return operation
+
+
+def recheck_pending_bank_operations(*, limit: int = 200) -> int:
+    """Ask the gateway about operations left pending (timeouts, crashes). Returns how many settled."""
+    cutoff = clock.now() - dt.timedelta(seconds=wallet_setting("GATEWAY_RECHECK_AFTER_SECONDS"))
+    pending = list(
+        BankOperation.objects.filter(status=BankOperation.Status.PENDING, created_at__lte=cutoff)
+        .order_by("id")[:limit]
+    )
+    settled = 0
+    for operation in pending:
+        if _drive(BankOperationResult(operation=operation, replayed=True)).status != BankOperation.Status.PENDING:
+            settled += 1
+    return settled
