@@ -38,6 +38,10 @@ def require_redis():
 @pytest.fixture(autouse=True)
 def _isolation(settings):
     settings.QUANZI = {**settings.QUANZI, "SMS_SENDER": "backend.accounts.sms.OutboxSmsSender"}
+    # In-process sockets use the in-memory layer: a channels-redis layer bound to pytest-asyncio's per-test
+    # loops could hang a loop's teardown. The Redis layer is exercised where it matters, by the end-to-end
+    # tests' Daphne processes (which read REDIS_URL from the environment, not from these settings).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     OutboxSmsSender.outbox.clear()
     cache.clear()
     presence.clear_local()

@@ -6,14 +6,14 @@ NOT_FOUND and nothing about the conversation leaks.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
 import graphene
 from graphene.types.generic import GenericScalar
 
+from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
+from backend.core.graphql import BaseMutation, require_user
 from backend.core.ids import decode_id
 
 from . import events, selectors, services
@@ -48,14 +48,6 @@ def _enum_value(value):
     return getattr(value, "value", value)
 
 
-def _page_size(value: int | None, default: int = 50) -> int:
-    if value is None:
-        return default
-    if value < 1 or value > MAX_PAGE_SIZE:
-        raise ValidationFailed(f"Page size is 1 to {MAX_PAGE_SIZE}.", code="INVALID_PAGE_SIZE", field="first")
-    return value
-
-
 def _seat(info, conversation_id: object, field: str = "conversationId") -> Membership:
     user = require_user(info)
     pk = decode_id(conversation_id, type_name=events.CONVERSATION, field=field)
@@ -63,19 +55,6 @@ def _seat(info, conversation_id: object, field: str = "conversationId") -> Membe
     if seat is None:
         raise NotFound(field=field)
     return seat
-
-
-def _cursor(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _uncursor(cursor: str | None, field: str) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except Exception as exc:
-        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field=field) from exc
 
 
 class ChatUser(graphene.ObjectType):
@@ -272,20 +251,6 @@ class MemberConnection(graphene.ObjectType):
     page_info = graphene.Field(graphene.relay.PageInfo, required=True)
 
 
-def _seq_cursor(seq: int) -> str:
-    return _cursor(f"seq:{seq}")
-
-
-def _seq_from(cursor: str | None, field: str) -> int | None:
-    raw = _uncursor(cursor, field)
-    if raw is None:
-        return None
-    kind, _, value = raw.partition(":")
-    if kind != "seq" or not value.isdigit():
-        raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field=field)
-    return int(value)
-
-
 class Query(graphene.ObjectType):
     my_conversations = graphene.Field(
         ConversationConnection, required=True, first=graphene.Int(default_value=50), after=graphene.String(),
@@ -306,9 +271,9 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_my_conversations(root, info, first=50, after=None):
         user = require_user(info)
-        size = _page_size(first)
+        size = pagination.page_size(first)
         position = None
-        raw = _uncursor(after, "after")
+        raw = pagination.decode_cursor(after, kind="activity")
         if raw is not None:
             at, _, pk = raw.rpartition("|")
             try:
@@ -318,11 +283,11 @@ class Query(graphene.ObjectType):
         rows = selectors.page_of_conversations(user.pk, first=size + 1, after=position)
         page = rows[:size]
         edges = [ConversationEdge(
-            cursor=_cursor(f"{s.conversation.last_activity_at.isoformat()}|{s.conversation_id}"), node=s)
+            cursor=pagination.encode_cursor("activity", f"{s.conversation.last_activity_at.isoformat()}|{s.conversation_id}"),
+            node=s)
             for s in page]
-        return ConversationConnection(edges=edges, page_info=graphene.relay.PageInfo(
-            has_next_page=len(rows) > size, has_previous_page=after is not None,
-            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+        return ConversationConnection(
+            edges=edges, page_info=pagination.page_info(edges, has_next=len(rows) > size, has_previous=after is not None))
 
     @staticmethod
     def resolve_conversation(root, info, id):
@@ -334,36 +299,33 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_messages(root, info, conversation_id, first=None, after=None, last=None, before=None):
         seat = _seat(info, conversation_id)
-        after_seq, before_seq = _seq_from(after, "after"), _seq_from(before, "before")
+        after_seq = pagination.decode_int_cursor(after, kind="seq", field="after")
+        before_seq = pagination.decode_int_cursor(before, kind="seq", field="before")
         if first is not None and last is not None:
             raise ValidationFailed("Use first or last, not both.", code="INVALID_PAGE_SIZE", field="first")
         if first is not None or (after_seq is not None and last is None):
             rows, more = selectors.history(seat, after_seq=after_seq or 0, before_seq=before_seq,
-                                           limit=_page_size(first))
+                                           limit=pagination.page_size(first))
             has_next, has_previous = more, (after_seq or 0) >= seat.visible_from_seq
         else:
-            rows, more = selectors.history(seat, before_seq=before_seq, limit=_page_size(last))
+            rows, more = selectors.history(seat, before_seq=before_seq, limit=pagination.page_size(last, field="last"))
             has_next, has_previous = before_seq is not None and before_seq <= seat.conversation.last_seq, more
-        edges = [MessageEdge(cursor=_seq_cursor(m.seq), node=m) for m in rows]
-        return MessageConnection(edges=edges, page_info=graphene.relay.PageInfo(
-            has_next_page=has_next, has_previous_page=has_previous,
-            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+        edges = [MessageEdge(cursor=pagination.encode_cursor("seq", m.seq), node=m) for m in rows]
+        return MessageConnection(
+            edges=edges, page_info=pagination.page_info(edges, has_next=has_next, has_previous=has_previous))
 
     @staticmethod
     def resolve_conversation_members(root, info, conversation_id, first=100, after=None):
         seat = _seat(info, conversation_id)
-        size = _page_size(first)
-        raw = _uncursor(after, "after")
+        size = pagination.page_size(first)
+        after_id = pagination.decode_int_cursor(after, kind="member")
         rows = selectors.members_of(seat)
-        if raw is not None:
-            if not raw.isdigit():
-                raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after")
-            rows = rows.filter(id__gt=int(raw))
+        if after_id is not None:
+            rows = rows.filter(id__gt=after_id)
         rows = list(rows[: size + 1])
-        edges = [MemberEdge(cursor=_cursor(str(s.pk)), node=s) for s in rows[:size]]
-        return MemberConnection(edges=edges, page_info=graphene.relay.PageInfo(
-            has_next_page=len(rows) > size, has_previous_page=raw is not None,
-            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+        edges = [MemberEdge(cursor=pagination.encode_cursor("member", s.pk), node=s) for s in rows[:size]]
+        return MemberConnection(
+            edges=edges, page_info=pagination.page_info(edges, has_next=len(rows) > size, has_previous=after_id is not None))
 
 
 # --- mutations ---------------------------------------------------------------------------------------

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-
 import graphene
 from graphql.language import FloatValueNode, IntValueNode, StringValueNode
 
-from backend.core.errors import DomainError
+from backend.core import pagination
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
 from backend.core.ids import decode_id, encode_id
 
@@ -106,28 +104,6 @@ class StatementConnection(graphene.relay.Connection):
         node = StatementLine
 
 
-class InvalidCursor(DomainError):
-    code = "INVALID_CURSOR"
-    default_message = "The cursor is not valid."
-
-
-def _cursor(leg_id: int) -> str:
-    return base64.urlsafe_b64encode(f"statement:{leg_id}".encode()).decode()
-
-
-def _after_id(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        value = int(raw)
-    except Exception as exc:
-        raise InvalidCursor(field="after") from exc
-    if kind != "statement" or value <= 0:
-        raise InvalidCursor(field="after")
-    return value
-
-
 class Wallet(graphene.ObjectType):
     """My wallet. available = balance − held; held is money reserved for payments still in flight."""
 
@@ -151,23 +127,21 @@ class Wallet(graphene.ObjectType):
 
     @staticmethod
     def resolve_statement(root: LedgerAccount, info, first: int | None = None, after: str | None = None):
-        size = max(1, min(first or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
+        size = pagination.page_size(first, default=DEFAULT_PAGE_SIZE)
         rows = selectors.statement_lines(root)
-        after_id = _after_id(after)
+        after_id = pagination.decode_int_cursor(after, kind="statement")
         if after_id is not None:
             rows = rows.filter(pk__lt=after_id)
         page = list(rows[: size + 1])
         has_next = len(page) > size
         page = page[:size]
-        edges = [StatementConnection.Edge(node=StatementLine.from_leg(leg), cursor=_cursor(leg.pk)) for leg in page]
+        edges = [
+            StatementConnection.Edge(node=StatementLine.from_leg(leg), cursor=pagination.encode_cursor("statement", leg.pk))
+            for leg in page
+        ]
         return StatementConnection(
-            edges=edges,
-            page_info=graphene.relay.PageInfo(
-                has_next_page=has_next, has_previous_page=after_id is not None,
-                start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None,
-            ),
+            edges=edges, page_info=pagination.page_info(edges, has_next=has_next, has_previous=after_id is not None)
         )
-
 
 class BankOperationKind(graphene.Enum):
     TOP_UP = "top_up"

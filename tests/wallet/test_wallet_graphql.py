@@ -204,7 +204,9 @@ def test_statement_page_size_is_capped_at_100(gql, me, my_wallet, friend):
     for i in range(105):
         services.transfer(source_id=my_wallet.pk, destination_id=friend_wallet.pk, amount=1,
                           idempotency_key=f"test:cap-{i}")
-    page = gql(STATEMENT, {"first": 500})["data"]["myWallet"]["statement"]
+    too_many = gql(STATEMENT, {"first": 500})
+    assert too_many["errors"][0]["extensions"]["code"] == "INVALID_PAGE_SIZE"
+    page = gql(STATEMENT, {"first": 100})["data"]["myWallet"]["statement"]
     assert len(page["edges"]) == 100 and page["pageInfo"]["hasNextPage"] is True
 
 
