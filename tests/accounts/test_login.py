@@ -141,3 +141,15 @@ def test_password_logins_are_rate_limited(gql, sign_in, settings):
     codes = [gql(PASSWORD_LOGIN, {"phone": PHONE, "password": "guess-number-x"})["data"]["loginWithPassword"]["errors"][0]["code"]
              for _ in range(limit)]
     assert "RATE_LIMITED" in codes  # the sign-in above used one attempt of the hour
+
+
+def test_logins_are_rate_limited_per_ip(gql, settings):
+    settings.QUANZI = {**settings.QUANZI, "LOGIN_PER_IP_PER_HOUR": 3}
+    attempts = [
+        gql(PASSWORD_LOGIN, {"phone": f"+861390000020{i}", "password": "guess-number-x"}, REMOTE_ADDR="10.7.7.7")
+        ["data"]["loginWithPassword"]["errors"][0]["code"]
+        for i in range(4)
+    ]
+    assert attempts == ["INVALID_CREDENTIALS"] * 3 + ["RATE_LIMITED"]
+    other = gql(PASSWORD_LOGIN, {"phone": "+8613900000209", "password": "guess-number-x"}, REMOTE_ADDR="10.8.8.8")
+    assert other["data"]["loginWithPassword"]["errors"][0]["code"] == "INVALID_CREDENTIALS"
