@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "backend.notifications",
     "backend.chat",
     "backend.wallet",
+    "backend.demo",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +117,14 @@ TEMPLATES = [
 def database_from_url(url: str) -> dict:
     parsed = urlparse(url)
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
-        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        options: dict = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        # A connection pool (psycopg_pool), as Django advises for ASGI servers: every database call from a
+        # socket used to open a new connection (CONN_MAX_AGE=0). Per process; DATABASE_POOL_MAX_SIZE=0 turns
+        # it off (then connections are opened per call, as before).
+        pool_max = int(os.environ.get("DATABASE_POOL_MAX_SIZE") or 12)
+        if pool_max > 0 and "pool" not in options:
+            options["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": 10, "max_idle": 300,
+                               "max_lifetime": 1800}
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")) or "quanzi",

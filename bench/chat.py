@@ -6,7 +6,9 @@ Starts its own Daphne processes on free loopback ports with a scratch database (
 when DATABASE_URL points at PostgreSQL, else a temporary SQLite file) and a unique Redis key prefix
 (REDIS_URL, default redis://127.0.0.1:6379/4), and removes all of it at the end. Prints figures; asserts
 nothing about them. Scenarios: 1:1 pairs and one 200-member group, each with closed-loop senders (send,
-wait for the ack, send again) for a fixed time.
+wait for the ack, send again) for a fixed time. The load comes from BENCH_CLIENT_PROCESSES (2) processes so
+the generator is not the ceiling; after the senders stop, clients drain until nothing arrives for 1.5 s
+(at most BENCH_DRAIN_SECONDS), and the table says what fraction of the expected deliveries arrived.
 """
 
 from __future__ import annotations
@@ -135,80 +137,117 @@ print(json.dumps({{"pairs": pairs, "group": {{"conversation": encode_id("Convers
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-class Stats:
-    def __init__(self) -> None:
-        self.sent_at: dict[str, float] = {}
-        self.latencies: list[float] = []
-        self.acks = 0
-        self.deliveries = 0
+CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "2"))
+DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "10"))  # at most, after the last send
+DRAIN_IDLE_SECONDS = 1.5  # stop draining once nothing arrived for this long
 
 
-async def run_load(url: str, sockets: list[tuple[str, dict]], senders: list[tuple[int, dict]], seconds: float,
-                   expected_receivers: int) -> dict:
-    """sockets: (auth frame) per socket; senders: (socket index, send frame template)."""
+def _client_process(url: str, sockets: list[dict], senders: list[tuple[int, dict]], seconds: float,
+                    barrier, results) -> None:
+    """One load-generator process: opens its share of the sockets, waits for the others, sends closed-loop
+    for `seconds`, then drains. Latency is measured from the send time carried in the message text
+    (perf_counter is the system-wide monotonic clock, comparable across processes)."""
+    results.put(asyncio.run(_client_load(url, sockets, senders, seconds, barrier)))
+
+
+async def _client_load(url: str, sockets: list[dict], senders: list[tuple[int, dict]], seconds: float,
+                       barrier) -> dict:
     import websockets
 
-    stats = Stats()
-    conns = []
-    ack_waiters: dict[int, asyncio.Queue] = {}
+    latencies: list[float] = []
+    acks = 0
+    last_frame = time.perf_counter()
+    ack_waiters: dict[int, asyncio.Queue] = {i: asyncio.Queue() for i, _ in senders}
 
-    async def reader(i: int, ws) -> None:
-        async for raw in ws:
-            frame = json.loads(raw)
-            kind = frame.get("type")
-            if kind == "ack":
-                stats.acks += 1
-                await ack_waiters[i].put(frame)
-            elif kind == "message":
-                cid = frame["message"].get("client_msg_id")
-                sent = stats.sent_at.get(cid)
-                if sent is not None:
-                    stats.deliveries += 1
-                    stats.latencies.append(time.perf_counter() - sent)
-
-    async def open_one(i: int, auth: dict):
-        ws = await websockets.connect(url, max_queue=None, open_timeout=30)
+    async def open_one(auth: dict):
+        ws = await websockets.connect(url, max_queue=None, open_timeout=60, ping_interval=None)
         await ws.send(json.dumps(auth))
         while json.loads(await ws.recv())["type"] != "auth.ok":
             pass
         return ws
 
+    async def reader(i: int, ws) -> None:
+        nonlocal acks, last_frame
+        async for raw in ws:
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "ack":
+                acks += 1
+                await ack_waiters[i].put(frame)
+            elif kind == "message":
+                body = frame["message"].get("body") or ""
+                if body.startswith("bench "):
+                    now = time.perf_counter()
+                    last_frame = now
+                    latencies.append(now - float(body.split()[2]))
+
+    conns = []
     for start in range(0, len(sockets), 50):
-        batch = await asyncio.gather(*(open_one(i, a) for i, (_, a) in enumerate(sockets[start:start + 50], start)))
-        conns.extend(batch)
+        conns.extend(await asyncio.gather(*(open_one(a) for a in sockets[start:start + 50])))
+    await asyncio.get_running_loop().run_in_executor(None, barrier.wait, 120)  # everyone connected
     await asyncio.sleep(1.0)  # let connect-time chatter (presence) settle
     readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(conns)]
-    stop = time.perf_counter() + seconds
+    began = time.perf_counter()
+    stop = began + seconds
 
-    async def sender(n: int, index: int, template: dict) -> None:
-        ack_waiters[index] = asyncio.Queue()
+    async def sender(index: int, template: dict) -> None:
         k = 0
         while time.perf_counter() < stop:
-            cid = f"s{n}-{k}"
+            cid = f"p{os.getpid()}-{index}-{k}"
             k += 1
-            stats.sent_at[cid] = time.perf_counter()
-            await conns[index].send(json.dumps({**template, "client_msg_id": cid, "text": f"bench {cid}"}))
-            ack = await asyncio.wait_for(ack_waiters[index].get(), 30)
+            await conns[index].send(json.dumps({**template, "client_msg_id": cid,
+                                                "text": f"bench {cid} {time.perf_counter():.6f}"}))
+            ack = await asyncio.wait_for(ack_waiters[index].get(), 60)
             if ack.get("type") != "ack":
                 raise RuntimeError(ack)
 
-    for index, _ in senders:
-        ack_waiters[index] = asyncio.Queue()
-    began = time.perf_counter()
-    await asyncio.gather(*(sender(n, i, t) for n, (i, t) in enumerate(senders)))
-    elapsed = time.perf_counter() - began
-    await asyncio.sleep(2.0)  # late deliveries
+    await asyncio.gather(*(sender(i, t) for i, t in senders))
+    await asyncio.sleep(max(0.0, stop - time.perf_counter()))  # a process without senders still listens
+    sent_until = time.perf_counter()
+    last_frame = max(last_frame, sent_until)
+    while time.perf_counter() - sent_until < DRAIN_SECONDS and time.perf_counter() - last_frame < DRAIN_IDLE_SECONDS:
+        await asyncio.sleep(0.1)
     for task in readers:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
-    lat = sorted(stats.latencies)
-    expected = stats.acks * expected_receivers
+    return {"acks": acks, "latencies": latencies, "began": began, "sent_until": sent_until,
+            "last_delivery": max(began, last_frame) if latencies else began}
+
+
+def run_load(url: str, sockets: list[tuple[str, dict]], senders: list[tuple[int, dict]], seconds: float,
+             expected_receivers: int) -> dict:
+    """sockets: (token, auth frame) per socket; senders: (socket index, send frame template). The sockets are
+    split over CLIENT_PROCESSES load-generator processes, each sender going with its socket."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parts = max(1, min(CLIENT_PROCESSES, len(sockets)))
+    bounds = [len(sockets) * k // parts for k in range(parts + 1)]
+    barrier, results = ctx.Barrier(parts), ctx.Queue()
+    processes = []
+    for k in range(parts):
+        lo, hi = bounds[k], bounds[k + 1]
+        mine = [auth for _, auth in sockets[lo:hi]]
+        my_senders = [(i - lo, t) for i, t in senders if lo <= i < hi]
+        process = ctx.Process(target=_client_process, args=(url, mine, my_senders, seconds, barrier, results))
+        process.start()
+        processes.append(process)
+    out = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    acks = sum(r["acks"] for r in out)
+    lat = sorted(x for r in out for x in r["latencies"])
+    began = min(r["began"] for r in out)
+    send_time = max(r["sent_until"] for r in out) - began
+    delivery_time = max(r["last_delivery"] for r in out) - began
+    expected = acks * expected_receivers
     return {
-        "accepted_per_s": stats.acks / elapsed,
-        "deliveries_per_s": stats.deliveries / elapsed,
+        "accepted_per_s": acks / send_time,
+        "deliveries_per_s": len(lat) / delivery_time if delivery_time > 0 else float("nan"),
         "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
         "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
-        "delivered": f"{stats.deliveries}/{expected}",
+        "delivered": f"{len(lat)}/{expected}",
+        "delivered_pct": 100 * len(lat) / expected if expected else float("nan"),
     }
 
 
@@ -238,9 +277,9 @@ def main() -> None:
             echo_senders.append((2 * p, {"type": "send", "group": f"u{pair['ids'][1]}"}))
         n = len(pair_sockets)
         rows.append((f"1:1, {n} sockets, {len(pair_senders)} senders", "chat",
-                     asyncio.run(run_load(chat_url, pair_sockets, pair_senders, SECONDS, 2))))
+                     run_load(chat_url, pair_sockets, pair_senders, SECONDS, 2)))
         rows.append((f"1:1, {n} sockets, {len(pair_senders)} senders", "echo",
-                     asyncio.run(run_load(echo_url, echo_sockets, echo_senders, SECONDS, 1))))
+                     run_load(echo_url, echo_sockets, echo_senders, SECONDS, 1)))
 
         group = data["group"]
         g_sockets = [(t, {"type": "auth", "token": t}) for t in group["tokens"]]
@@ -248,20 +287,24 @@ def main() -> None:
         e_sockets = [("", {"type": "auth", "groups": ["g"]}) for _ in group["tokens"]]
         e_senders = [(i, {"type": "send", "group": "g"}) for i in range(GROUP_SENDERS)]
         label = f"group of {len(g_sockets)}, {GROUP_SENDERS} senders"
-        rows.append((label, "chat", asyncio.run(run_load(chat_url, g_sockets, g_senders, SECONDS, len(g_sockets)))))
-        rows.append((label, "echo", asyncio.run(run_load(echo_url, e_sockets, e_senders, SECONDS, len(e_sockets)))))
+        rows.append((label, "chat", run_load(chat_url, g_sockets, g_senders, SECONDS, len(g_sockets))))
+        rows.append((label, "echo", run_load(echo_url, e_sockets, e_senders, SECONDS, len(e_sockets))))
 
-        print(f"\nbench/chat.py — one Daphne + Redis, {SECONDS:.0f} s per run, database: "
+        print(f"\nbench/chat.py — one Daphne + Redis, {SECONDS:.0f} s per run, {CLIENT_PROCESSES} client processes, "
+              f"database: "
               f"{'PostgreSQL' if 'DATABASE_URL' in env else 'SQLite'}")
         print(f"{'scenario':38} {'server':6} {'accepted/s':>11} {'deliveries/s':>13} {'p50 ms':>8} {'p99 ms':>8}"
-              f" {'delivered':>14}")
+              f" {'delivered':>14} {'%':>6}")
         for label, server, r in rows:
             print(f"{label:38} {server:6} {r['accepted_per_s']:11.1f} {r['deliveries_per_s']:13.1f} "
-                  f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['delivered']:>14}")
+                  f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['delivered']:>14} {r['delivered_pct']:5.1f}%")
+        def ratio(a: float, b: float) -> str:
+            return f"{a / b:.2f}" if b else "n/a"
+
         for i in range(0, len(rows), 2):
             chat_r, echo_r = rows[i][2], rows[i + 1][2]
-            print(f"ratio chat/echo, {rows[i][0]}: accepted {chat_r['accepted_per_s'] / echo_r['accepted_per_s']:.2f}, "
-                  f"deliveries {chat_r['deliveries_per_s'] / echo_r['deliveries_per_s']:.2f}")
+            print(f"ratio chat/echo, {rows[i][0]}: accepted {ratio(chat_r['accepted_per_s'], echo_r['accepted_per_s'])}, "
+                  f"deliveries {ratio(chat_r['deliveries_per_s'], echo_r['deliveries_per_s'])}")
         over = (logs / "chat.log").read_text().count("over capacity")
         print(f"channel-layer 'over capacity' drops logged by the chat node: {over} "
               f"(recovered from the database by seq)")

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -34,6 +35,32 @@ CLOSE_SESSION_REVOKED = 4403  # the device was signed out elsewhere
 
 Handler = Callable[["QuanziSocketConsumer", dict], Awaitable[None]]
 
+# Database calls from sockets. On PostgreSQL they run on a small thread pool (each thread borrows a connection
+# from the psycopg pool for the call), so one slow call no longer queues every socket of the process behind
+# it in Channels' single database thread. SQLite keeps that single thread (one writer at a time anyway).
+DB_THREADS = 8
+_db_executor: ThreadPoolExecutor | None = None
+
+
+def db(fn):
+    global _db_executor
+    if not settings.IS_POSTGRES:
+        return database_sync_to_async(fn)
+    if _db_executor is None:
+        _db_executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="chat-db")
+    return database_sync_to_async(fn, thread_sensitive=False, executor=_db_executor)
+
+
+async def call_service(fn, /, *args, **kwargs):
+    """Run a chat service (or read) off the event loop; the doorbells it rings are sent afterwards from the
+    event loop, concurrently, instead of from the database thread."""
+    with events.deferred_rings() as rings:
+        try:
+            return await db(fn)(*args, **kwargs)
+        finally:
+            if rings:
+                await events.ring_deferred(rings)
+
 
 class QuanziSocketConsumer(AsyncWebsocketConsumer):
     # frame type → handler, for authenticated connections. Chat features register here.
@@ -46,6 +73,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         self.chat_seen: dict[int, int] = {}
         self.chat_floor: dict[int, int] = {}
         self.chat_left: set[int] = set()
+        self.chat_groups: set[int] = set()  # conversation groups this socket is subscribed to
         await self.accept()
         self.auth_timer = asyncio.ensure_future(self._auth_deadline())
 
@@ -59,10 +87,12 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         timer = getattr(self, "auth_timer", None)
         if timer is not None:
             timer.cancel()
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        groups = list(getattr(self, "groups_joined", []))
+        groups += [events.conversation_group(c) for c in getattr(self, "chat_groups", ())]
+        await asyncio.gather(*(self.channel_layer.group_discard(g, self.channel_name) for g in groups),
+                             return_exceptions=True)
         if getattr(self, "user", None) is not None:
-            await database_sync_to_async(presence.socket_closed)(self.user.pk, self.channel_name)
+            await db(presence.socket_closed)(self.user.pk, self.channel_name)
             await chat_socket_closed(self)
 
     # --- frames out ---------------------------------------------------------------------------
@@ -120,7 +150,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_PROTOCOL_ERROR)
             return
         try:
-            user, device = await database_sync_to_async(authenticate_access_token)(frame.get("token"))
+            user, device = await db(authenticate_access_token)(frame.get("token"))
         except DomainError as exc:
             await self.send_error(exc.code, exc.message, frame_id=frame.get("id"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -130,7 +160,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         for group in (user_group(user.pk), device_group(device.pk)):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
-        await database_sync_to_async(presence.socket_alive)(user.pk, self.channel_name)
+        await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
         ok = {"type": "auth.ok", "user_id": user.pk, "heartbeat_seconds": 25}
         if frame.get("id") is not None:
@@ -153,7 +183,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         await on_chat_message(self, event)
 
     async def chat_relay(self, event):
-        if event["conversation"] not in self.chat_left:
+        if event["conversation"] not in self.chat_left and addressed_to(self, event):
             await self.send_frame(event["frame"])
 
     async def chat_membership(self, event):
@@ -166,7 +196,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
 
 async def handle_ping(consumer: QuanziSocketConsumer, frame: dict) -> None:
     """Heartbeat: keeps presence fresh on every node."""
-    await database_sync_to_async(presence.socket_alive)(consumer.user.pk, consumer.channel_name)
+    await db(presence.socket_alive)(consumer.user.pk, consumer.channel_name)
     pong = {"type": "pong"}
     if frame.get("id") is not None:
         pong["id"] = frame["id"]
@@ -203,23 +233,54 @@ def _int_field(frame: dict, key: str, *, code: str, required: bool = True) -> in
     return value
 
 
+def addressed_to(consumer: QuanziSocketConsumer, event: dict) -> bool:
+    """A conversation-group doorbell names the members it is for (computed when it was committed)."""
+    to = event.get("to")
+    return to is None or consumer.user.pk in to
+
+
+async def _subscribe(consumer: QuanziSocketConsumer, conversations: list[int]) -> None:
+    new = [c for c in conversations if c not in consumer.chat_groups]
+    consumer.chat_groups.update(new)
+    gate = asyncio.Semaphore(16)
+
+    async def add(conversation: int) -> None:
+        async with gate:
+            await consumer.channel_layer.group_add(events.conversation_group(conversation), consumer.channel_name)
+
+    results = await asyncio.gather(*(add(c) for c in new), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:  # the heartbeat's seq comparison still delivers everything, just later
+        log.warning("%d conversation subscriptions failed: %r", len(failed), failed[0])
+
+
+async def _unsubscribe(consumer: QuanziSocketConsumer, conversation: int) -> None:
+    if conversation in consumer.chat_groups:
+        consumer.chat_groups.discard(conversation)
+        try:
+            await consumer.channel_layer.group_discard(events.conversation_group(conversation), consumer.channel_name)
+        except Exception:  # doorbells that still arrive are not addressed to this user and are dropped
+            log.warning("conversation unsubscribe failed", exc_info=True)
+
+
 async def chat_socket_opened(consumer: QuanziSocketConsumer) -> None:
-    heads = await database_sync_to_async(selectors.seq_heads)(consumer.user.pk)
-    consumer.chat_seen = {conv: last for conv, (last, _) in heads.items()}
+    heads = await db(selectors.socket_heads)(consumer.user.pk)
+    consumer.chat_seen = {conv: last for conv, (last, _, _) in heads.items()}
     consumer.chat_floor = dict(consumer.chat_seen)
     consumer.chat_left = set()
-    await database_sync_to_async(services.announce_presence)(user_id=consumer.user.pk, online=True)
+    await _subscribe(consumer, [conv for conv, (_, _, fanout) in heads.items() if fanout])
+    await call_service(services.announce_presence, user_id=consumer.user.pk, online=True)
 
 
 async def chat_socket_closed(consumer: QuanziSocketConsumer) -> None:
-    if not await database_sync_to_async(presence.is_online)(consumer.user.pk):
-        await database_sync_to_async(services.announce_presence)(user_id=consumer.user.pk, online=False)
+    if not await db(presence.is_online)(consumer.user.pk):
+        await call_service(services.announce_presence, user_id=consumer.user.pk, online=False)
 
 
 async def _deliver_missing(consumer: QuanziSocketConsumer, conversation: int, upto: int | None = None) -> None:
     """Fill a gap from the database (a doorbell was lost, or arrived out of order from another node)."""
     after = consumer.chat_seen.get(conversation, 0)
-    found = await database_sync_to_async(selectors.catch_up)(consumer.user.pk, conversation, after, upto)
+    found = await db(selectors.catch_up)(consumer.user.pk, conversation, after, upto)
     if not found.member:
         consumer.chat_seen.pop(conversation, None)
         return
@@ -236,7 +297,7 @@ async def _deliver_missing(consumer: QuanziSocketConsumer, conversation: int, up
 
 async def on_chat_message(consumer: QuanziSocketConsumer, event: dict) -> None:
     conversation, seq = event["conversation"], event["seq"]
-    if conversation in consumer.chat_left:
+    if conversation in consumer.chat_left or not addressed_to(consumer, event):
         return
     seen = consumer.chat_seen.get(conversation)
     if seen is not None and seq <= seen:
@@ -257,20 +318,29 @@ async def on_chat_membership(consumer: QuanziSocketConsumer, event: dict) -> Non
         consumer.chat_seen[conversation] = max(event["seq"] - 1, 0)
         consumer.chat_floor[conversation] = consumer.chat_seen[conversation]
         await consumer.send_frame({"type": "conversation.joined", "conversation_id": gid, "seq": event["seq"]})
+        if event.get("subscribe"):
+            # Doorbells rung before the subscription took effect are read from the database; later ones are
+            # heard (duplicates are dropped by seq).
+            await _subscribe(consumer, [conversation])
+            await _deliver_missing(consumer, conversation)
     else:
         consumer.chat_left.add(conversation)
         consumer.chat_seen.pop(conversation, None)
         await consumer.send_frame({"type": "conversation.left", "conversation_id": gid, "reason": event["reason"]})
+        await _unsubscribe(consumer, conversation)
 
 
 async def chat_heartbeat_catch_up(consumer: QuanziSocketConsumer) -> None:
     """Every heartbeat compares the socket's seqs with the database, so even a lost doorbell for the newest
     message (nothing after it to reveal the gap) is delivered within one heartbeat."""
-    heads = await database_sync_to_async(selectors.seq_heads)(consumer.user.pk)
+    heads = await db(selectors.socket_heads)(consumer.user.pk)
     for conversation in set(consumer.chat_seen) - set(heads):
         consumer.chat_seen.pop(conversation, None)  # left while a doorbell was lost
         consumer.chat_left.add(conversation)
-    for conversation, (last_seq, visible_from) in heads.items():
+    for conversation in consumer.chat_groups - set(heads):
+        await _unsubscribe(consumer, conversation)
+    await _subscribe(consumer, [conv for conv, (_, _, fanout) in heads.items() if fanout])
+    for conversation, (last_seq, visible_from, _) in heads.items():
         if conversation not in consumer.chat_seen:
             consumer.chat_left.discard(conversation)
             consumer.chat_seen[conversation] = consumer.chat_floor[conversation] = visible_from - 1
@@ -283,8 +353,8 @@ async def handle_send(consumer: QuanziSocketConsumer, frame: dict) -> None:
     mentions = frame.get("mentions") or []
     if not isinstance(mentions, list):
         raise ValidationFailed("mentions is a list of user ids.", code="INVALID_MENTIONS", field="mentions")
-    result = await database_sync_to_async(services.send_message)(
-        conversation_id=conversation, sender=consumer.user, client_msg_id=frame.get("client_msg_id"),
+    result = await call_service(
+        services.send_message, conversation_id=conversation, sender=consumer.user, client_msg_id=frame.get("client_msg_id"),
         kind=frame.get("kind", "text"), text=frame.get("text"), attachment=frame.get("attachment"),
         reply_to_seq=frame.get("reply_to_seq"),
         mention_ids=[events.decode_user(m, field="mentions") for m in mentions[:100]],
@@ -301,15 +371,15 @@ async def handle_send(consumer: QuanziSocketConsumer, frame: dict) -> None:
 async def handle_read(consumer: QuanziSocketConsumer, frame: dict) -> None:
     conversation = _conversation_pk(frame)
     seq = _int_field(frame, "seq", code="INVALID_SEQ")
-    seat = await database_sync_to_async(services.mark_read)(conversation_id=conversation, user=consumer.user, seq=seq)
-    unread = await database_sync_to_async(selectors.unread_count)(seat)
+    seat = await call_service(services.mark_read, conversation_id=conversation, user=consumer.user, seq=seq)
+    unread = selectors.unread_count(seat)  # arithmetic on the seat and its conversation, loaded with it
     await consumer.send_frame(_reply(frame, {"type": "read.ok", "conversation_id": frame["conversation_id"],
                                              "seq": seat.last_read_seq, "unread": unread}))
 
 
 async def handle_typing(consumer: QuanziSocketConsumer, frame: dict) -> None:
     conversation = _conversation_pk(frame)
-    await database_sync_to_async(services.relay_typing)(conversation_id=conversation, user=consumer.user)
+    await call_service(services.relay_typing, conversation_id=conversation, user=consumer.user)
 
 
 def _parse_resume(frame: dict) -> tuple[dict[int, tuple[int, int | None]], list[str], dict[int, str]]:
@@ -339,7 +409,7 @@ def _parse_resume(frame: dict) -> tuple[dict[int, tuple[int, int | None]], list[
 async def handle_resume(consumer: QuanziSocketConsumer, frame: dict) -> None:
     """Replay what the client missed, in seq order per conversation, or tell it to resync."""
     wanted, unknown, names = _parse_resume(frame)
-    plan = await database_sync_to_async(selectors.resume_plan)(consumer.user.pk, wanted)
+    plan = await db(selectors.resume_plan)(consumer.user.pk, wanted)
     done: dict[str, dict] = {}
     for conversation in wanted:
         if conversation in plan.not_found:
@@ -380,20 +450,20 @@ async def handle_presence_query(consumer: QuanziSocketConsumer, frame: dict) -> 
                         "last_seen": dt.datetime.fromtimestamp(seen, dt.UTC).isoformat() if seen else None})
         return out
 
-    users = await database_sync_to_async(states)()
+    users = await db(states)()
     await consumer.send_frame(_reply(frame, {"type": "presence.state", "users": users}))
 
 
 async def handle_edit(consumer: QuanziSocketConsumer, frame: dict) -> None:
     message_pk = decode_id(frame.get("message_id"), type_name=events.MESSAGE, field="message_id")
-    message = await database_sync_to_async(services.edit_message)(
-        message_id=message_pk, user=consumer.user, text=frame.get("text"))
+    message = await call_service(services.edit_message, message_id=message_pk, user=consumer.user,
+                                 text=frame.get("text"))
     await consumer.send_frame(_reply(frame, {"type": "edit.ok", "message": events.render_message(message)}))
 
 
 async def handle_recall(consumer: QuanziSocketConsumer, frame: dict) -> None:
     message_pk = decode_id(frame.get("message_id"), type_name=events.MESSAGE, field="message_id")
-    message = await database_sync_to_async(services.recall_message)(message_id=message_pk, user=consumer.user)
+    message = await call_service(services.recall_message, message_id=message_pk, user=consumer.user)
     await consumer.send_frame(_reply(frame, {"type": "recall.ok", "message": events.render_message(message)}))
 
 

@@ -2,13 +2,16 @@
 
 The channel layer is only a doorbell: a doorbell may be dropped (channels-redis drops group messages for a
 process inbox that is over capacity and only logs it at INFO), so every message frame carries its `seq` and
-the consumer refills any gap from the database. Doorbells go to each member's `user.<id>` group, computed in
-the committing transaction: someone removed before the commit is simply not rung.
+the consumer refills any gap from the database. The members to ring are computed in the committing
+transaction: someone removed before the commit is never rung (or, through a conversation group, not
+addressed, so their socket drops it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import Iterable
@@ -82,14 +85,42 @@ def message_frame(message: Message) -> dict:
 
 
 # --- ringing ---------------------------------------------------------------------------------------
-
+#
+# Two kinds of doorbell target:
+# - `user.<id>`: every socket of one user. 1:1, advisor and service conversations, membership changes, and
+#   anything meant for one user (presence, a reader's own read marker).
+# - `chat.conversation.<id>`: group and circle conversations. A socket subscribes to the groups of the group
+#   and circle conversations it is in (at auth, on `conversation.joined`, on heartbeat); one group_send then
+#   reaches every member (one Redis message per Daphne process instead of one group_send per member). The
+#   event carries `to`, the member ids computed in the committing transaction, and a socket delivers it only
+#   if its user is among them: a removed member whose socket has not yet unsubscribed hears nothing.
+#
+# Inside a socket consumer the rings are not sent from the database thread: `deferred_rings()` collects them
+# and the consumer sends them from the event loop once the service returns (see `ring_deferred`).
 
 RING_CONCURRENCY = 32  # below the Redis connection pool's limit (redis-py raises MaxConnectionsError past it)
+FANOUT_KINDS = ("group", "circle")  # Conversation.Kind values rung through a conversation group
+
+_deferred: contextvars.ContextVar[list | None] = contextvars.ContextVar("chat_deferred_rings", default=None)
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"chat.conversation.{conversation_id}"
+
+
+def uses_conversation_group(kind: str) -> bool:
+    return kind in FANOUT_KINDS
 
 
 async def _ring_all(groups: list[str], event: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
+        return
+    if len(groups) == 1:
+        try:
+            await layer.group_send(groups[0], event)
+        except Exception as exc:  # recovered by seq; never fail the write
+            log.warning("chat doorbell to %s failed: %r", groups[0], exc)
         return
     gate = asyncio.Semaphore(RING_CONCURRENCY)
 
@@ -103,9 +134,12 @@ async def _ring_all(groups: list[str], event: dict) -> None:
         log.warning("%d of %d chat doorbells failed: %r", len(failed), len(groups), failed[0])
 
 
-def ring_users_now(user_ids: Iterable[int], event: dict) -> None:
-    groups = [user_group(uid) for uid in dict.fromkeys(user_ids)]
+def _ring_groups_now(groups: list[str], event: dict) -> None:
     if not groups:
+        return
+    collector = _deferred.get()
+    if collector is not None:  # a consumer sends them from its event loop after the call returns
+        collector.append((groups, event))
         return
     try:
         async_to_sync(_ring_all)(groups, event)
@@ -113,10 +147,49 @@ def ring_users_now(user_ids: Iterable[int], event: dict) -> None:
         log.warning("chat doorbell failed", exc_info=True)
 
 
+def ring_users_now(user_ids: Iterable[int], event: dict) -> None:
+    _ring_groups_now([user_group(uid) for uid in dict.fromkeys(user_ids)], event)
+
+
 def ring_users_on_commit(user_ids: Iterable[int], event: dict) -> None:
     """Ring after the surrounding transaction commits (at once when there is none)."""
     ids = list(user_ids)
     transaction.on_commit(lambda: ring_users_now(ids, event))
+
+
+def ring_members_now(conversation_id: int, kind: str, user_ids: Iterable[int], event: dict) -> None:
+    """Ring these members of a conversation: through its conversation group (addressed `to` them) for group
+    and circle conversations, else through their user groups."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return
+    if len(ids) > 1 and uses_conversation_group(kind):
+        _ring_groups_now([conversation_group(conversation_id)], {**event, "to": ids})
+    else:
+        ring_users_now(ids, event)
+
+
+def ring_members_on_commit(conversation_id: int, kind: str, user_ids: Iterable[int], event: dict) -> None:
+    ids = list(user_ids)
+    transaction.on_commit(lambda: ring_members_now(conversation_id, kind, ids, event))
+
+
+@contextlib.contextmanager
+def deferred_rings():
+    """Collect the rings made inside (in this context, including a sync_to_async thread it starts) instead
+    of sending them; the caller sends them with `ring_deferred` from its event loop."""
+    collected: list[tuple[list[str], dict]] = []
+    token = _deferred.set(collected)
+    try:
+        yield collected
+    finally:
+        _deferred.reset(token)
+
+
+async def ring_deferred(collected: list[tuple[list[str], dict]]) -> None:
+    """Send collected rings in the order they were made (one transaction's rings after the previous one's)."""
+    for groups, event in collected:
+        await _ring_all(groups, event)
 
 
 def new_message_event(message: Message) -> dict:
@@ -130,6 +203,7 @@ def relay_event(conversation_id: int, frame: dict) -> dict:
     return {"type": "chat.relay", "conversation": conversation_id, "frame": frame}
 
 
-def membership_event(conversation_id: int, *, joined: bool, seq: int, reason: str) -> dict:
+def membership_event(conversation_id: int, *, joined: bool, seq: int, reason: str, kind: str = "") -> dict:
+    """`subscribe`: the socket (un)subscribes the conversation group (group and circle conversations)."""
     return {"type": "chat.membership", "conversation": conversation_id, "joined": joined, "seq": seq,
-            "reason": reason}
+            "reason": reason, "subscribe": uses_conversation_group(kind)}

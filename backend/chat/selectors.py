@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from . import limits
+from . import events, limits
 from .models import Conversation, Membership, Message
 
 SMALL_KINDS = (Conversation.Kind.DIRECT, Conversation.Kind.ADVISOR, Conversation.Kind.SERVICE)
@@ -96,6 +96,15 @@ def seq_heads(user_id: int) -> dict[int, tuple[int, int]]:
         conv: (last_seq, visible_from)
         for conv, last_seq, visible_from in Membership.objects.filter(user_id=user_id, left_at__isnull=True)
         .values_list("conversation_id", "conversation__last_seq", "visible_from_seq")
+    }
+
+
+def socket_heads(user_id: int) -> dict[int, tuple[int, int, bool]]:
+    """For each conversation I am in: (newest seq, first seq I may see, rung through its conversation group)."""
+    return {
+        conv: (last_seq, visible_from, events.uses_conversation_group(kind))
+        for conv, last_seq, visible_from, kind in Membership.objects.filter(user_id=user_id, left_at__isnull=True)
+        .values_list("conversation_id", "conversation__last_seq", "visible_from_seq", "conversation__kind")
     }
 
 

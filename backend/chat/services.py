@@ -139,7 +139,8 @@ def _append(
     conversation.save(update_fields=["last_seq", "last_message", "last_activity_at", "member_count"])
     if members is None:
         members = _active_members(conversation)
-    events.ring_users_on_commit((uid for uid, _ in members), events.new_message_event(message))
+    events.ring_members_on_commit(conversation.pk, conversation.kind, (uid for uid, _ in members),
+                                  events.new_message_event(message))
     return message
 
 
@@ -171,7 +172,8 @@ def _join(conversation: Conversation, user_id: int, *, role: str = Role.MEMBER) 
         seat.save()
     conversation.member_count += 1
     events.ring_users_on_commit(
-        [user_id], events.membership_event(conversation.pk, joined=True, seq=first_visible, reason="added")
+        [user_id], events.membership_event(conversation.pk, joined=True, seq=first_visible, reason="added",
+                                           kind=conversation.kind)
     )
     return seat
 
@@ -184,7 +186,8 @@ def _unseat(conversation: Conversation, seat: Membership, *, removed_by: int | N
     # without them anyway (the row lock orders it after this commit).
     events.ring_users_on_commit(
         [seat.user_id],
-        events.membership_event(conversation.pk, joined=False, seq=conversation.last_seq + 1, reason=reason),
+        events.membership_event(conversation.pk, joined=False, seq=conversation.last_seq + 1, reason=reason,
+                                kind=conversation.kind),
     )
 
 
@@ -445,7 +448,8 @@ def mark_read(*, conversation_id: int, user: Any, seq: object) -> Membership:
             audience = [uid for uid, _ in _active_members(conversation)]
         frame = {"type": "read", "conversation_id": events.conversation_gid(conversation.pk),
                  "user_id": events.user_gid(user.pk), "seq": seq}
-        events.ring_users_on_commit(audience, events.relay_event(conversation.pk, frame))
+        events.ring_members_on_commit(conversation.pk, conversation.kind, audience,
+                                      events.relay_event(conversation.pk, frame))
     return seat
 
 
@@ -463,7 +467,7 @@ def relay_typing(*, conversation_id: int, user: Any) -> None:
     others = [uid for uid, _ in _active_members(conversation) if uid != user.pk]
     frame = {"type": "typing", "conversation_id": events.conversation_gid(conversation.pk),
              "user_id": events.user_gid(user.pk)}
-    events.ring_users_now(others, events.relay_event(conversation.pk, frame))
+    events.ring_members_now(conversation.pk, conversation.kind, others, events.relay_event(conversation.pk, frame))
 
 
 # --- messages ----------------------------------------------------------------------------------------
@@ -671,8 +675,8 @@ def _announce_change(conversation: Conversation, message: Message) -> None:
     message.change_no = conversation.last_change
     frame = {"type": "message.updated", "change": conversation.last_change,
              "message": events.render_message(message)}
-    events.ring_users_on_commit((uid for uid, _ in _active_members(conversation)),
-                                events.relay_event(conversation.pk, frame))
+    events.ring_members_on_commit(conversation.pk, conversation.kind, (uid for uid, _ in _active_members(conversation)),
+                                  events.relay_event(conversation.pk, frame))
 
 
 def edit_message(*, message_id: int, user: Any, text: object) -> Message:

@@ -244,3 +244,25 @@ async def test_presence_goes_to_co_members_only():
     assert offline["type"] == "presence" and offline["online"] is False and offline["last_seen"]
     await wb.disconnect()
     await we.disconnect()
+
+
+
+async def test_a_stale_conversation_subscription_hears_nothing_after_removal(monkeypatch):
+    """Group doorbells go through one conversation group and name their members: a socket still subscribed
+    after its user was removed (as if its unsubscribe had not taken effect yet) delivers nothing."""
+    from backend.chat import consumers
+
+    async def no_unsubscribe(consumer, conversation):
+        return None
+
+    monkeypatch.setattr(consumers, "_unsubscribe", no_unsubscribe)
+    (ada, bob, cyd), (ta, tb, tc) = await make("Ada", "Bob", "Cyd")
+    group = await call(services.create_group, owner=ada, title="G", member_ids=[bob.pk, cyd.pk])
+    wb, wc = await open_socket(tb), await open_socket(tc)
+    await call(services.remove_member, conversation_id=group.pk, actor=ada, user_id=cyd.pk)
+    assert (await next_frame(wc))["type"] == "conversation.left"
+    await call(services.send_message, conversation_id=group.pk, sender=ada, client_msg_id="x", text="after")
+    assert [m["body"] for m in await messages(wb, 2)][-1] == "after"
+    assert await wc.receive_nothing(timeout=0.3)
+    await wb.disconnect()
+    await wc.disconnect()

@@ -1,9 +1,13 @@
-"""Demo data for `make run`: a few users, a client manager and an operations login. Idempotent."""
+"""Demo data for `make run`: customers with money in their wallets, a client manager, an operations login,
+and chats to look at. Idempotent: every write goes through the real services with fixed idempotency keys
+and client message ids, so running it twice changes nothing."""
 
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
 from backend.accounts.models import User, phone_index
+from backend.chat import services as chat
+from backend.chat.models import Conversation
+from backend.wallet import services as wallet
 
 DEMO_PASSWORD = "quanzi-demo-2026"
 DEMO_USERS = [
@@ -13,19 +17,45 @@ DEMO_USERS = [
     ("+8613800000010", "客户经理 陈静 Chen Jing", User.Role.CLIENT_MANAGER, False),
     ("+8613800000099", "Operations", User.Role.CUSTOMER, True),
 ]
+TOP_UP_FEN = 100_000  # ¥1,000.00 each
 
 
 class Command(BaseCommand):
-    help = "Create demo users (password login and SMS code login both work)."
+    help = "Create demo users, fund their wallets (sandbox gateway) and start a few chats."
 
-    @transaction.atomic
     def handle(self, *args, **options):
-        for phone, name, role, is_ops in DEMO_USERS:
-            user = User.objects.filter(phone_index=phone_index(phone)).first()
-            if user is None:
-                user = User.objects.create_user(
-                    phone, DEMO_PASSWORD, display_name=name, role=role, kyc_level=User.KycLevel.VERIFIED,
-                    is_staff=is_ops, is_superuser=is_ops,
-                )
-                self.stdout.write(f"created {name} {phone}")
-        self.stdout.write(self.style.SUCCESS(f"demo users ready (password: {DEMO_PASSWORD})"))
+        users = [self._user(*row) for row in DEMO_USERS]
+        zhang, li, wang, manager, _ops = users
+        for user in (zhang, li, wang):
+            wallet.top_up(user=user, amount=TOP_UP_FEN, idempotency_key=f"demo-topup-{user.pk}")
+        wallet.send_money(sender=zhang, recipient_id=li.pk, amount=8_800, idempotency_key="demo-lunch-0001",
+                          memo="午饭 lunch")
+
+        direct = chat.open_direct_conversation(user=zhang, other_user_id=li.pk)
+        self._say(direct, zhang, "demo-d1", "中午一起吃饭吗？Lunch together?")
+        self._say(direct, li, "demo-d2", "好呀，12点楼下见 Sure, downstairs at 12")
+        self._say(direct, zhang, "demo-d3", "饭钱转你了 Sent you the lunch money")
+
+        group = Conversation.objects.filter(kind=Conversation.Kind.GROUP, owner=zhang, title="周末爬山 Weekend hike").first()
+        if group is None:
+            group = chat.create_group(owner=zhang, title="周末爬山 Weekend hike", member_ids=[li.pk, wang.pk])
+        self._say(group, wang, "demo-g1", "周六早上8点出发？Saturday 8am?")
+        self._say(group, li, "demo-g2", "我带水果 I'll bring fruit")
+
+        advisor = chat.open_advisor_conversation(customer_id=zhang.pk, manager_id=manager.pk)
+        self._say(advisor, manager, "demo-a1", "张先生您好，我是您的客户经理陈静，有问题随时找我。")
+        self.stdout.write(self.style.SUCCESS(
+            f"demo ready: users {', '.join(p for p, *_ in DEMO_USERS)} (password: {DEMO_PASSWORD})"
+        ))
+
+    def _user(self, phone: str, name: str, role: str, is_ops: bool) -> User:
+        user = User.objects.filter(phone_index=phone_index(phone)).first()
+        if user is None:
+            user = User.objects.create_user(
+                phone, DEMO_PASSWORD, display_name=name, role=role, kyc_level=User.KycLevel.VERIFIED,
+                is_staff=is_ops, is_superuser=is_ops,
+            )
+        return user
+
+    def _say(self, conversation: Conversation, sender: User, client_msg_id: str, text: str) -> None:
+        chat.send_message(conversation_id=conversation.pk, sender=sender, client_msg_id=client_msg_id, text=text)

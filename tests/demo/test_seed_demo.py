@@ -1,0 +1,36 @@
+"""`make run` seeds demo data through the real services; running it again changes nothing."""
+
+import pytest
+from django.core.management import call_command
+
+from backend.accounts.models import User
+from backend.chat.models import Conversation, Message
+from backend.wallet.models import JournalEntry, LedgerAccount
+from backend.wallet.selectors import reconcile
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot():
+    return (
+        User.objects.count(),
+        sorted(LedgerAccount.objects.values_list("id", "balance")),
+        JournalEntry.objects.count(),
+        Conversation.objects.count(),
+        Message.objects.count(),
+    )
+
+
+def test_demo_data_is_real_and_idempotent():
+    call_command("seed_demo", verbosity=0)
+    first = snapshot()
+    zhang = User.objects.get_by_phone("+8613800000001")
+    li = User.objects.get_by_phone("+8613800000002")
+    assert LedgerAccount.objects.get(owner=zhang).balance == 100_000 - 8_800
+    assert LedgerAccount.objects.get(owner=li).balance == 100_000 + 8_800
+    assert Conversation.objects.filter(kind=Conversation.Kind.GROUP).count() == 1
+    assert Message.objects.filter(kind=Message.Kind.TEXT).count() == 6
+    assert User.objects.get_by_phone("+8613800000099").is_staff
+    call_command("seed_demo", verbosity=0)
+    assert snapshot() == first
+    assert reconcile().ok
