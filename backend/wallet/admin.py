@@ -7,7 +7,15 @@ from django.contrib import admin, messages
 from backend.core.errors import DomainError
 
 from . import services
-from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg
+from .models import (
+    BankOperation,
+    Hold,
+    IdempotencyRecord,
+    JournalEntry,
+    LedgerAccount,
+    Leg,
+    SandboxBankRecord,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -89,7 +97,8 @@ class HoldAdmin(ReadOnlyAdmin):
 
 @admin.register(BankOperation)
 class BankOperationAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "account", "amount", "status", "failure_code", "created_at", "settled_at")
+    list_display = ("id", "kind", "account", "amount", "status", "failure_code", "created_at", "last_sent_at",
+                    "settled_at")
     list_filter = ("kind", "status")
 
 
@@ -97,3 +106,11 @@ class BankOperationAdmin(ReadOnlyAdmin):
 class IdempotencyRecordAdmin(ReadOnlyAdmin):
     list_display = ("id", "scope", "key", "operation", "entry", "hold", "bank_operation", "created_at")
     search_fields = ("scope", "key")
+
+
+@admin.register(SandboxBankRecord)
+class SandboxBankRecordAdmin(ReadOnlyAdmin):
+    """SANDBOX ONLY: what the sandbox bank received (plays the bank's side; not part of the ledger)."""
+
+    list_display = ("id", "operation", "reference", "amount", "succeeded", "failure_code", "times_received",
+                    "created_at")

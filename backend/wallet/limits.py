@@ -14,6 +14,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_AMOUNT_FEN": 100_000_000,
     # Money mutations (send, top up, withdraw) per user per minute, counted on the shared cache.
     "MONEY_MUTATIONS_PER_MINUTE": 20,
+    # Replays of an already-recorded idempotency key do not count above; they have their own bucket.
+    "REPLAYS_PER_MINUTE": 120,
     "MEMO_MAX_LENGTH": 140,
     # Dotted path of the BankGateway implementation. Only the sandbox exists so far.
     "BANK_GATEWAY": "backend.wallet.gateway.SandboxBankGateway",
@@ -21,6 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_SANDBOX_GATEWAY": False,
     # A bank operation still pending after this many seconds is asked about by the settle task.
     "GATEWAY_RECHECK_AFTER_SECONDS": 60,
+    # When the bank says it never received a pending operation's reference: resend it with the same
+    # reference while the operation is younger than this, fail it (void the withdrawal hold) after.
+    # Must be below the bank's deduplication window. See services.recheck_pending_bank_operations.
+    "GATEWAY_RESEND_WITHIN_SECONDS": 15 * 60,
 }
 
 

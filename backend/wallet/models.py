@@ -212,6 +212,10 @@ class BankOperation(models.Model):
     )
     created_at = models.DateTimeField(default=clock.now)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When we last (may have) sent the request to the bank: set before each send, in its own commit.",
+    )
     settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -243,3 +247,25 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}/{self.key} → {self.operation}"
+
+
+class SandboxBankRecord(models.Model):
+    """SANDBOX ONLY: what the sandbox bank gateway received, so it can deduplicate and answer status queries.
+
+    Plays the bank's side (a real bank keeps this on its own systems). Never read by the ledger: it exists so
+    the sandbox can say "unknown reference" honestly and execute each reference at most once.
+    """
+
+    reference = models.CharField(max_length=100, unique=True)
+    operation = models.CharField(max_length=10, help_text="collect or payout")
+    amount = models.BigIntegerField()
+    succeeded = models.BooleanField()
+    failure_code = models.CharField(max_length=40, blank=True)
+    times_received = models.PositiveIntegerField(default=1, help_text="Repeats are deduplicated, not executed.")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"sandbox {self.operation} {self.reference} {self.amount} fen"

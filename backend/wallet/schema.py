@@ -11,7 +11,7 @@ from backend.core.ids import decode_id, encode_id
 
 from . import selectors, services
 from .models import BankOperation as BankOperationModel
-from .models import LedgerAccount, Leg
+from .models import Hold, LedgerAccount, Leg
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -104,6 +104,23 @@ class StatementConnection(graphene.relay.Connection):
         node = StatementLine
 
 
+class PendingHold(graphene.ObjectType):
+    """Money reserved on my wallet for a payment still in flight (e.g. a withdrawal awaiting the bank).
+
+    It is counted in `held` and not yet in `balance`; it will be paid or released."""
+
+    id = graphene.ID(required=True)
+    kind = graphene.String(required=True, description="withdrawal, red_packet, hold, …")
+    amount = graphene.Field(Fen, required=True)
+    memo = graphene.String(required=True)
+    created_at = graphene.DateTime(required=True)
+    expires_at = graphene.DateTime(description="Released automatically after this moment, if set.")
+
+    @staticmethod
+    def resolve_id(root: Hold, info):
+        return encode_id("Hold", root.pk)
+
+
 class Wallet(graphene.ObjectType):
     """My wallet. available = balance − held; held is money reserved for payments still in flight."""
 
@@ -120,10 +137,20 @@ class Wallet(graphene.ObjectType):
         after=graphene.String(),
         description="Movements, newest first. Forward cursor pagination.",
     )
+    pending_holds = graphene.Field(
+        graphene.NonNull(graphene.List(graphene.NonNull(PendingHold))),
+        first=graphene.Int(description=f"How many, 1-{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})."),
+        description="Money reserved for payments in flight, newest first; their amounts add up to `held` "
+                    "when all fit on the page.",
+    )
 
     @staticmethod
     def resolve_available(root: LedgerAccount, info):
         return root.available
+
+    @staticmethod
+    def resolve_pending_holds(root: LedgerAccount, info, first: int | None = None):
+        return list(selectors.pending_holds_of(root)[: pagination.page_size(first, default=MAX_PAGE_SIZE)])
 
     @staticmethod
     def resolve_statement(root: LedgerAccount, info, first: int | None = None, after: str | None = None):

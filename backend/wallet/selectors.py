@@ -40,6 +40,18 @@ def statement_lines(account: LedgerAccount) -> QuerySet[Leg]:
     )
 
 
+def pending_holds_of(account: LedgerAccount) -> QuerySet[Hold]:
+    """Money reserved on this account for payments still in flight (withdrawals, red packets, …), newest first.
+
+    One query: everything a pending line shows is on the hold row. Pass only an account the caller owns.
+    """
+    return (
+        Hold.objects.filter(source=account, status=Hold.Status.PENDING)
+        .only("id", "amount", "kind", "memo", "created_at", "expires_at")
+        .order_by("-id")
+    )
+
+
 def bank_operations_of(user_id: int) -> QuerySet[BankOperation]:
     return BankOperation.objects.filter(account__owner_id=user_id, account__kind=LedgerAccount.Kind.USER_WALLET)
 
@@ -53,7 +65,8 @@ def counterparty_leg(leg: Leg, legs: list[Leg]) -> Leg | None:
 def account_label(account: LedgerAccount) -> str:
     """A user wallet shows its owner's display name (never a phone number); a system account its label."""
     if account.is_user_wallet:
-        return account.owner.display_name
+        name = getattr(account, "owner_display_name", None)  # annotated by the ledger's lock query
+        return name if name is not None else account.owner.display_name
     return SYSTEM_LABELS.get(account.kind, account.get_kind_display())
 
 

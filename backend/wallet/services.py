@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from backend.accounts.models import User
 from backend.core import clock, ratelimit
@@ -35,7 +36,7 @@ from backend.core.ids import encode_id
 from backend.notifications.services import notify
 
 from . import selectors
-from .gateway import GatewayResult, GatewayUnavailable, get_gateway
+from .gateway import BankGateway, GatewayResult, GatewayUnavailable, ReferenceUnknown, get_gateway
 from .limits import wallet_setting
 from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg
 from .money import format_fen
@@ -170,9 +171,23 @@ def _fingerprint(operation: str, **request: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _rate_limit(user: User) -> None:
-    ratelimit.hit("wallet-money", str(user.pk), limit=wallet_setting("MONEY_MUTATIONS_PER_MINUTE"),
-                  window_seconds=60)
+def _rate_limit(user: User, *, idempotency_key: object) -> None:
+    """Count a money mutation against the user's per-minute limit — unless it replays a recorded key.
+
+    The key is looked up (without a lock) before counting. No race lets a money movement skip the count:
+    idempotency records are never deleted, so a request whose key is already recorded can only replay the
+    first result or be IDEMPOTENCY_CONFLICT — it moves nothing; a request whose key is not recorded yet
+    (including concurrent first attempts with one key) is counted. Replays are counted in their own, larger
+    bucket (REPLAYS_PER_MINUTE), so a flood of retries is throttled too without costing real payments.
+    """
+    limit, bucket = wallet_setting("MONEY_MUTATIONS_PER_MINUTE"), "wallet-money"
+    if isinstance(idempotency_key, str) and PUBLIC_KEY_RE.match(idempotency_key):
+        wallet_id = (LedgerAccount.objects.filter(kind=LedgerAccount.Kind.USER_WALLET, owner_id=user.pk)
+                     .values_list("pk", flat=True).first())
+        if wallet_id is not None and IdempotencyRecord.objects.filter(
+                scope=f"acct:{wallet_id}", key=idempotency_key).exists():
+            limit, bucket = wallet_setting("REPLAYS_PER_MINUTE"), "wallet-replay"
+    ratelimit.hit(bucket, str(user.pk), limit=limit, window_seconds=60)
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -218,11 +233,15 @@ def set_frozen(*, account_id: int, frozen: bool, reason: str = "") -> LedgerAcco
 
 
 def _lock_accounts(ids: Iterable[int]) -> dict[int, LedgerAccount]:
-    """Lock accounts in ascending id order (one statement: PostgreSQL locks rows in ORDER BY order)."""
+    """Lock accounts in ascending id order (one statement: PostgreSQL locks rows in ORDER BY order).
+
+    Only the owner's display name is joined (for the balance alert's text), not the whole user row: loading
+    the user would decrypt their phone number on every payment for nothing.
+    """
     wanted = sorted(set(ids))
     rows = (
         LedgerAccount.objects.select_for_update(of=("self",))
-        .select_related("owner")
+        .annotate(owner_display_name=F("owner__display_name"))
         .filter(pk__in=wanted)
         .order_by("pk")
     )
@@ -343,7 +362,7 @@ def transfer(
 def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_key: object,
                memo: object = "") -> Movement:
     """A user pays another user from wallet to wallet (the app's plain transfer)."""
-    _rate_limit(sender)
+    _rate_limit(sender, idempotency_key=idempotency_key)
     amount = validate_amount(amount)
     key = _key(idempotency_key, public=True)
     memo = _memo(memo)
@@ -520,7 +539,7 @@ def reverse_entry(*, entry_id: int, idempotency_key: str, memo: str = "",
 
 def _begin_bank_operation(*, user: User, kind: str, amount: object, idempotency_key: object,
                           ) -> BankOperationResult:
-    _rate_limit(user)
+    _rate_limit(user, idempotency_key=idempotency_key)
     amount = validate_amount(amount)
     key = _key(idempotency_key, public=True)
     external = system_account(LedgerAccount.Kind.EXTERNAL_BANK)
@@ -538,8 +557,9 @@ def _begin_bank_operation(*, user: User, kind: str, amount: object, idempotency_
             hold = _place_hold_locked(source=wallet, destination=external, amount=amount,
                                       kind=JournalEntry.Kind.WITHDRAWAL, memo="提现到银行卡 Withdrawal to bank card",
                                       expires_at=None, initiated_by_id=user.pk)
+        now = clock.now()
         operation = BankOperation.objects.create(kind=kind, account=wallet, amount=amount, hold=hold,
-                                                 created_at=clock.now())
+                                                 created_at=now, last_sent_at=now)
         _remember(scope, key, kind, fingerprint, bank_operation=operation)
         return BankOperationResult(operation=operation)
 
@@ -558,30 +578,107 @@ def withdraw(*, user: User, amount: object, idempotency_key: object) -> BankOper
     return BankOperationResult(operation=_drive(started), replayed=started.replayed)
 
 
+def _send(gateway: BankGateway, operation: BankOperation) -> GatewayResult:
+    reference = str(operation.reference)
+    if operation.kind == BankOperation.Kind.TOP_UP:
+        return gateway.collect(reference=reference, amount=operation.amount)
+    return gateway.payout(reference=reference, amount=operation.amount)
+
+
+def _no_answer(operation: BankOperation) -> BankOperation:
+    log.warning("bank gateway gave no answer for %s #%s; will recheck", operation.kind, operation.pk)
+    BankOperation.objects.filter(pk=operation.pk).update(last_checked_at=clock.now())
+    operation.refresh_from_db()
+    return operation
+
+
 def _drive(started: BankOperationResult) -> BankOperation:
-    """Ask the gateway (outside any transaction) and settle. A retry asks for the status instead."""
+    """Ask the gateway (outside any transaction) and settle. A retry asks for the status instead.
+
+    The first call sends the request (its BankOperation row, with ``last_sent_at``, committed before). A
+    retry — the client's, or the recheck task's — asks for the status; when the bank never received the
+    reference (the process died between that commit and the call) see ``_unknown_to_the_bank``.
+    """
     operation = started.operation
     if operation.status != BankOperation.Status.PENDING:
         return operation
     gateway = get_gateway()
-    reference = str(operation.reference)
     try:
-        if started.replayed:
-            result = gateway.status(kind=operation.kind, reference=reference, amount=operation.amount)
-        elif operation.kind == BankOperation.Kind.TOP_UP:
-            result = gateway.collect(reference=reference, amount=operation.amount)
+        if not started.replayed:
+            result = _send(gateway, operation)
         else:
-            result = gateway.payout(reference=reference, amount=operation.amount)
+            asked_at = clock.now()
+            try:
+                result = gateway.status(kind=operation.kind, reference=str(operation.reference),
+                                        amount=operation.amount)
+            except ReferenceUnknown:
+                return _unknown_to_the_bank(gateway, operation, asked_at=asked_at)
     except GatewayUnavailable:
-        log.warning("bank gateway gave no answer for %s #%s; will recheck", operation.kind, operation.pk)
-        BankOperation.objects.filter(pk=operation.pk).update(last_checked_at=clock.now())
-        operation.refresh_from_db()
-        return operation
+        return _no_answer(operation)
     return settle_bank_operation(operation_id=operation.pk, result=result)
 
 
-def settle_bank_operation(*, operation_id: int, result: GatewayResult) -> BankOperation:
-    """Apply the gateway's final answer exactly once: credit / post on success, void on failure."""
+NEVER_RECEIVED = GatewayResult(succeeded=False, failure_code="BANK_NEVER_RECEIVED")
+
+
+def _unknown_to_the_bank(gateway: BankGateway, operation: BankOperation, *, asked_at: dt.datetime
+                         ) -> BankOperation:
+    """The bank says it never received this pending operation: resend it while young, fail it when old.
+
+    Young (``asked_at − created_at < GATEWAY_RESEND_WITHIN_SECONDS``): resend with the *same* reference. The
+    bank executes a reference at most once, so a resend can never pay (or collect) twice, even if the first
+    request was only slow and lands after all; and the user asked for this money minutes ago and still
+    expects it. Voiding instead would be unsafe while a request might still be in flight: the bank could
+    pay it after we released the hold, and the money would leave twice (once from the bank, once spent).
+
+    Old: fail it (a withdrawal's hold is voided, a top-up moves nothing) with ``BANK_NEVER_RECEIVED``. A
+    payout the user stopped waiting for should not appear on their card hours later, their money must not
+    stay reserved indefinitely, and banks only deduplicate a reference for a bounded time, so resending
+    late is no longer guaranteed to happen once. Failing is safe only when nothing we sent can still
+    land: no send is started past the resend window (``_claim_resend`` refuses), and the void requires
+    that our last send started at least ``GATEWAY_RECHECK_AFTER_SECONDS`` (which must exceed the gateway
+    client's timeout) before the status query that said "unknown". Otherwise it stays pending for the
+    next recheck.
+    """
+    window = dt.timedelta(seconds=wallet_setting("GATEWAY_RESEND_WITHIN_SECONDS"))
+    if asked_at - operation.created_at < window:
+        claimed = _claim_resend(operation.pk, window=window)
+        if claimed is None:  # settled meanwhile, or the window closed: the next recheck decides
+            return BankOperation.objects.get(pk=operation.pk)
+        log.warning("bank never received %s #%s; resending with the same reference", claimed.kind, claimed.pk)
+        try:
+            result = _send(gateway, claimed)
+        except GatewayUnavailable:
+            return _no_answer(claimed)
+        return settle_bank_operation(operation_id=claimed.pk, result=result)
+    in_flight = dt.timedelta(seconds=wallet_setting("GATEWAY_RECHECK_AFTER_SECONDS"))
+    log.warning("bank never received %s #%s and it is too old to resend; failing it", operation.kind,
+                operation.pk)
+    return settle_bank_operation(operation_id=operation.pk, result=NEVER_RECEIVED,
+                                 unless_sent_after=asked_at - in_flight)
+
+
+def _claim_resend(operation_id: int, *, window: dt.timedelta) -> BankOperation | None:
+    """Record (and commit) that we are about to resend, so a concurrent void can see it. None: don't send."""
+    with transaction.atomic():
+        operation = BankOperation.objects.select_for_update().filter(pk=operation_id).first()
+        now = clock.now()
+        if operation is None or operation.status != BankOperation.Status.PENDING:
+            return None
+        if now - operation.created_at >= window:
+            return None
+        operation.last_sent_at = now
+        operation.save(update_fields=["last_sent_at"])
+        return operation
+
+
+def settle_bank_operation(*, operation_id: int, result: GatewayResult,
+                          unless_sent_after: dt.datetime | None = None) -> BankOperation:
+    """Apply the gateway's final answer exactly once: credit / post on success, void on failure.
+
+    ``unless_sent_after``: leave the operation pending if we (re)sent it after that moment (the answer
+    may predate a request still in flight).
+    """
     row = BankOperation.objects.filter(pk=operation_id).values_list("account_id", "kind").first()
     if row is None:
         raise NotFound(field="operation")
@@ -592,6 +689,9 @@ def settle_bank_operation(*, operation_id: int, result: GatewayResult) -> BankOp
         operation = BankOperation.objects.select_for_update().get(pk=operation_id)
         if operation.status != BankOperation.Status.PENDING:
             return operation  # a concurrent retry or the recheck task settled it first
+        if (unless_sent_after is not None and operation.last_sent_at is not None
+                and operation.last_sent_at > unless_sent_after):
+            return operation
         wallet = accounts[wallet_id]
         now = clock.now()
         if result.succeeded:
@@ -623,7 +723,11 @@ def settle_bank_operation(*, operation_id: int, result: GatewayResult) -> BankOp
 
 
 def recheck_pending_bank_operations(*, limit: int = 200) -> int:
-    """Ask the gateway about operations left pending (timeouts, crashes). Returns how many settled."""
+    """Ask the gateway about operations left pending (timeouts, crashes). Returns how many settled.
+
+    An operation the bank never received is resent with the same reference while young and failed when
+    old (see ``_unknown_to_the_bank``); it is never taken for a success.
+    """
     cutoff = clock.now() - dt.timedelta(seconds=wallet_setting("GATEWAY_RECHECK_AFTER_SECONDS"))
     pending = list(
         BankOperation.objects.filter(status=BankOperation.Status.PENDING, created_at__lte=cutoff)

@@ -25,6 +25,8 @@ def test_admin_lists_accounts_and_shows_entries_read_only(ops_client, alice_wall
                               idempotency_key="test:admin-1").entry
     assert ops_client.get("/admin/wallet/ledgeraccount/").status_code == 200
     assert ops_client.get("/admin/wallet/journalentry/").status_code == 200
+    assert ops_client.get("/admin/wallet/sandboxbankrecord/").status_code == 200
+    assert ops_client.get("/admin/wallet/sandboxbankrecord/add/").status_code == 403
     page = ops_client.get(f"/admin/wallet/journalentry/{entry.pk}/change/")
     assert page.status_code == 200 and b"-321" in page.content
     assert ops_client.get("/admin/wallet/journalentry/add/").status_code == 403

@@ -313,3 +313,75 @@ def test_withdrawal_beyond_the_balance_changes_nothing(gql, me, my_wallet):
     result = gql(WITHDRAW, {"amount": 10_001, "key": "withdraw-key-5"})["data"]["withdraw"]
     assert [e["code"] for e in result["errors"]] == ["INSUFFICIENT_FUNDS"]
     assert snapshot() == before
+
+
+# --- pending holds ------------------------------------------------------------------------------------
+
+PENDING = "{ myWallet { held pendingHolds { id kind amount memo createdAt expiresAt } } }"
+
+
+def test_a_withdrawal_in_flight_shows_as_a_pending_hold_until_the_bank_answers(gql, me, my_wallet):
+    assert gql(PENDING)["data"]["myWallet"] == {"held": 0, "pendingHolds": []}
+    gql(WITHDRAW, {"amount": 2_055, "key": "withdraw-key-p1"})  # the bank's answer is lost: pending
+    wallet = gql(PENDING)["data"]["myWallet"]
+    assert wallet["held"] == 2_055
+    [line] = wallet["pendingHolds"]
+    assert (line["kind"], line["amount"], line["expiresAt"]) == ("withdrawal", 2_055, None)
+    assert "Withdrawal" in line["memo"] and line["createdAt"]
+    clock.advance(dt.timedelta(seconds=61))
+    recheck_pending_bank_operations()
+    assert gql(PENDING)["data"]["myWallet"] == {"held": 0, "pendingHolds": []}
+
+
+def test_pending_holds_list_only_mine_newest_first(gql, me, my_wallet, friend):
+    friend_wallet = services.ensure_wallet(user_id=friend.pk)
+    fund(friend_wallet, 5_000)
+    services.place_hold(source_id=friend_wallet.pk, destination_id=my_wallet.pk, amount=999,
+                        idempotency_key="test:theirs-hold")  # money held *for* me is not mine to see
+    services.place_hold(source_id=my_wallet.pk, destination_id=friend_wallet.pk, amount=100,
+                        idempotency_key="test:mine-1", kind="red_packet", memo="恭喜发财")
+    services.place_hold(source_id=my_wallet.pk, destination_id=friend_wallet.pk, amount=200,
+                        idempotency_key="test:mine-2")
+    voided = services.place_hold(source_id=my_wallet.pk, destination_id=friend_wallet.pk, amount=300,
+                                 idempotency_key="test:mine-3").hold
+    services.void_hold(hold_id=voided.pk, idempotency_key="test:void-mine-3")
+    wallet = gql(PENDING)["data"]["myWallet"]
+    assert [(h["kind"], h["amount"], h["memo"]) for h in wallet["pendingHolds"]] == [
+        ("hold", 200, ""), ("red_packet", 100, "恭喜发财")]
+    assert wallet["held"] == 300
+    assert gql("{ myWallet { pendingHolds(first: 101) { id } } }")["errors"][0]["extensions"]["code"] == (
+        "INVALID_PAGE_SIZE")
+
+
+def test_pending_holds_cost_the_same_queries_for_1_or_30(gql, me, my_wallet, friend, django_assert_max_num_queries):
+    friend_wallet = services.ensure_wallet(user_id=friend.pk)
+    services.place_hold(source_id=my_wallet.pk, destination_id=friend_wallet.pk, amount=1,
+                        idempotency_key="test:nq-hold-0")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as small:
+        assert len(gql(PENDING)["data"]["myWallet"]["pendingHolds"]) == 1
+    for i in range(1, 30):
+        services.place_hold(source_id=my_wallet.pk, destination_id=friend_wallet.pk, amount=1,
+                            idempotency_key=f"test:nq-hold-{i}")
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert len(gql(PENDING)["data"]["myWallet"]["pendingHolds"]) == 30
+
+
+def test_replays_do_not_use_up_the_money_rate_limit(gql, me, my_wallet, friend, settings):
+    settings.QUANZI_WALLET = {"MONEY_MUTATIONS_PER_MINUTE": 2, "REPLAYS_PER_MINUTE": 5}
+    to = encode_id("User", friend.pk)
+    assert send(gql, to, 1, key="replay-key-0001")["errors"] == []
+    for _ in range(3):  # the phone retries the same payment: replayed, not counted as new payments
+        again = send(gql, to, 1, key="replay-key-0001")
+        assert again["errors"] == [] and again["replayed"] is True
+    assert send(gql, to, 1, key="replay-key-0002")["errors"] == []  # the 2nd real payment still fits
+    assert [e["code"] for e in send(gql, to, 1, key="replay-key-0003")["errors"]] == ["RATE_LIMITED"]
+    assert LedgerAccount.objects.get(owner=friend).balance == 2
+    # A changed request under a recorded key moves nothing either way (conflict), and a flood of replays
+    # is throttled by its own bucket.
+    assert [e["code"] for e in send(gql, to, 7, key="replay-key-0001")["errors"]] == ["IDEMPOTENCY_CONFLICT"]
+    assert send(gql, to, 1, key="replay-key-0002")["replayed"] is True  # the 5th replay this minute
+    assert [e["code"] for e in send(gql, to, 1, key="replay-key-0002")["errors"]] == ["RATE_LIMITED"]
+    assert LedgerAccount.objects.get(owner=friend).balance == 2
