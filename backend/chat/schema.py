@@ -219,36 +219,14 @@ class Conversation(graphene.ObjectType):
         return message
 
 
-class ConversationEdge(graphene.ObjectType):
-    cursor = graphene.String(required=True)
-    node = graphene.Field(Conversation, required=True)
-
-
-class ConversationConnection(graphene.ObjectType):
-    edges = graphene.List(graphene.NonNull(ConversationEdge), required=True)
-    page_info = graphene.Field(graphene.relay.PageInfo, required=True)
-
-
-class MessageEdge(graphene.ObjectType):
-    cursor = graphene.String(required=True)
-    node = graphene.Field(Message, required=True)
-
-
-class MessageConnection(graphene.ObjectType):
-    """Edges in ascending seq order, whichever direction was asked for."""
-
-    edges = graphene.List(graphene.NonNull(MessageEdge), required=True)
-    page_info = graphene.Field(graphene.relay.PageInfo, required=True)
-
-
-class MemberEdge(graphene.ObjectType):
-    cursor = graphene.String(required=True)
-    node = graphene.Field(Member, required=True)
-
-
-class MemberConnection(graphene.ObjectType):
-    edges = graphene.List(graphene.NonNull(MemberEdge), required=True)
-    page_info = graphene.Field(graphene.relay.PageInfo, required=True)
+ConversationConnection = pagination.connection_type(Conversation, name="Conversation")
+ConversationEdge = ConversationConnection.Edge
+MessageConnection = pagination.connection_type(
+    Message, name="Message", description="Edges in ascending seq order, whichever direction was asked for."
+)
+MessageEdge = MessageConnection.Edge
+MemberConnection = pagination.connection_type(Member, name="Member")
+MemberEdge = MemberConnection.Edge
 
 
 class Query(graphene.ObjectType):

@@ -62,3 +62,22 @@ def page_info(edges: Sequence, *, has_next: bool, has_previous: bool) -> graphen
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=edges[-1].cursor if edges else None,
     )
+
+
+def connection_type(node_type: type, *, name: str, description: str | None = None) -> type[graphene.ObjectType]:
+    """`<name>Connection { edges: [<name>Edge!]!, pageInfo: PageInfo! }` with non-null edges and nodes.
+
+    The edge type is reachable as `.Edge`.
+    """
+    edge = type(f"{name}Edge", (graphene.ObjectType,), {
+        "cursor": graphene.String(required=True),
+        "node": graphene.Field(node_type, required=True),
+    })
+    attrs = {
+        "edges": graphene.List(graphene.NonNull(edge), required=True),
+        "page_info": graphene.Field(graphene.relay.PageInfo, required=True),
+        "Edge": edge,
+    }
+    if description:
+        attrs["__doc__"] = description
+    return type(f"{name}Connection", (graphene.ObjectType,), attrs)
