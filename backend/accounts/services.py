@@ -18,6 +18,7 @@ from backend.core import clock, ratelimit, realtime
 from backend.core.crypto import keyring
 from backend.core.errors import DomainError, NotAuthenticated, ValidationFailed
 from backend.core.phone import mask_phone, normalize_phone
+from backend.core.text import is_blank, is_clean_line, is_storable
 
 from .models import Device, OtpChallenge, RefreshToken, User, phone_index
 from .sms import get_sms_sender
@@ -65,7 +66,21 @@ class DeviceInfo:
             raise ValidationFailed("Unknown platform.", code="INVALID_PLATFORM", field="device.platform")
         if len(self.name) > 100 or len(self.installation_id) > 200 or len(self.fcm_token) > 4096:
             raise ValidationFailed("Device details are too long.", code="INVALID_DEVICE", field="device")
+        _check_device_text(self.name, self.fcm_token, self.installation_id, field="device")
         return self
+
+
+def _check_device_text(*values: str, field: str) -> None:
+    if not all(is_clean_line(v) for v in values):
+        raise ValidationFailed("Device details contain invalid characters.", code="INVALID_DEVICE", field=field)
+
+
+# Longer passwords are refused before hashing: Argon2 over a megabyte is a cheap way to burn our CPU.
+PASSWORD_MAX_CHARS = 256
+
+
+def _password_acceptable(password: object) -> bool:
+    return isinstance(password, str) and len(password) <= PASSWORD_MAX_CHARS and is_storable(password)
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,11 @@ def login_with_code(
     display_name = (display_name or "").strip()
     if len(display_name) > 64:
         raise ValidationFailed("Display name is too long.", code="INVALID_DISPLAY_NAME", field="displayName")
+    if not is_clean_line(display_name):
+        raise ValidationFailed("Display name contains invalid characters.", code="INVALID_DISPLAY_NAME",
+                               field="displayName")
+    if is_blank(display_name):
+        display_name = ""
     now = clock.now()
     challenge = OtpChallenge.objects.filter(phone_index=idx, consumed_at__isnull=True).first()
     if challenge is None or challenge.expires_at <= now:
@@ -159,6 +179,8 @@ def login_with_password(*, phone: str, password: str, device: DeviceInfo, ip: st
     device = device.validated()
     idx = phone_index(phone)
     _check_login_limits(idx, ip)
+    if not _password_acceptable(password):
+        raise InvalidCredentials(field="password")
     user = User.objects.filter(phone_index=idx).first()
     if user is None:
         User().set_password(password or "x")  # equal work for unknown numbers
@@ -170,6 +192,9 @@ def login_with_password(*, phone: str, password: str, device: DeviceInfo, ip: st
 
 
 def set_password(*, user: User, password: str) -> None:
+    if not _password_acceptable(password):
+        raise ValidationFailed(f"A password has at most {PASSWORD_MAX_CHARS} characters and no NUL.",
+                               code="INVALID_PASSWORD", field="password")
     try:
         validate_password(password, user)
     except DjangoValidationError as exc:
@@ -211,7 +236,8 @@ def _issue_tokens(user: User, device: Device, *, created_user: bool = False) -> 
 
 def refresh_session(*, refresh_token: str) -> Session:
     """Rotate: the presented token is spent and a new pair issued. Reuse of a spent token revokes the device."""
-    if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 200:
+    if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 200 \
+            or not refresh_token.isascii():
         raise TokenInvalid(field="refreshToken")
     now = clock.now()
     with transaction.atomic():
@@ -266,6 +292,7 @@ def update_device_push_target(*, device: Device, fcm_token: str = "", installati
     """Phones report a new FCM registration token (or, from firebase-admin 7.7 on, an installation id)."""
     if len(fcm_token) > 4096 or len(installation_id) > 200:
         raise ValidationFailed("Push target is too long.", code="INVALID_DEVICE", field="fcmToken")
+    _check_device_text(fcm_token, installation_id, field="fcmToken")
     with transaction.atomic():
         if fcm_token:
             Device.objects.filter(fcm_token=fcm_token).exclude(pk=device.pk).update(fcm_token="")

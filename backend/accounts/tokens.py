@@ -41,8 +41,8 @@ def issue_access_token(*, user_id: int, device_id: int) -> tuple[str, dt.datetim
 
 
 def decode_access_token(token: object) -> dict:
-    if not isinstance(token, str) or not token or len(token) > 4096:
-        raise TokenInvalid()
+    if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
+        raise TokenInvalid()  # JWTs are ASCII; anything else (a lone surrogate) would crash the decoder
     try:
         claims = jwt.decode(
             token,

@@ -62,6 +62,18 @@ async def call_service(fn, /, *args, **kwargs):
                 await events.ring_deferred(rings)
 
 
+def _valid_unicode(text_data: str, frame: dict) -> bool:
+    """JSON may escape a lone surrogate ("\\ud800"): it decodes to a str that cannot be encoded as UTF-8, so
+    echoing it (an `id`, an unknown `type`) or storing it would crash the socket. Only escapes can produce one."""
+    if "\\ud" not in text_data and "\\uD" not in text_data:
+        return True
+    try:
+        json.dumps(frame, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class QuanziSocketConsumer(AsyncWebsocketConsumer):
     # frame type → handler, for authenticated connections. Chat features register here.
     handlers: dict[str, Handler] = {}
@@ -119,7 +131,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             frame = json.loads(text_data)
         except ValueError:
             frame = None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or not _valid_unicode(text_data, frame):
             await self._reject_malformed()
             return
         frame_id = frame.get("id")

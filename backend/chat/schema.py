@@ -14,7 +14,7 @@ from graphene.types.generic import GenericScalar
 from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
-from backend.core.ids import decode_id
+from backend.core.ids import MAX_PK, decode_id
 
 from . import events, selectors, services
 from .models import Conversation as ConversationModel
@@ -258,6 +258,9 @@ class Query(graphene.ObjectType):
                 position = (dt.datetime.fromisoformat(at), int(pk))
             except ValueError as exc:
                 raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after") from exc
+            # only what encode_cursor writes: an aware time and a pk the database can compare
+            if position[0].tzinfo is None or not 0 < position[1] <= MAX_PK:
+                raise ValidationFailed("Bad cursor.", code="INVALID_CURSOR", field="after")
         rows = selectors.page_of_conversations(user.pk, first=size + 1, after=position)
         page = rows[:size]
         edges = [ConversationEdge(
@@ -387,7 +390,8 @@ class LeaveConversation(BaseMutation):
 
     @classmethod
     def perform(cls, root, info, conversation_id):
-        services.leave_conversation(conversation_id=_conversation_pk(conversation_id), user=require_user(info))
+        user = require_user(info)
+        services.leave_conversation(conversation_id=_conversation_pk(conversation_id), user=user)
         return {"ok": True}
 
 
@@ -500,8 +504,8 @@ class EditMessage(BaseMutation):
 
     @classmethod
     def perform(cls, root, info, message_id, text):
-        return {"message": services.edit_message(message_id=_message_pk(message_id), user=require_user(info),
-                                                 text=text)}
+        user = require_user(info)
+        return {"message": services.edit_message(message_id=_message_pk(message_id), user=user, text=text)}
 
 
 class RecallMessage(BaseMutation):
@@ -512,7 +516,8 @@ class RecallMessage(BaseMutation):
 
     @classmethod
     def perform(cls, root, info, message_id):
-        return {"message": services.recall_message(message_id=_message_pk(message_id), user=require_user(info))}
+        user = require_user(info)
+        return {"message": services.recall_message(message_id=_message_pk(message_id), user=user)}
 
 
 class Mutation(graphene.ObjectType):

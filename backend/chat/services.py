@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from backend.core import clock, presence, ratelimit
+from backend.core import text as text_rules
 from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.notifications import services as notification_services
 from backend.notifications.services import notify
@@ -100,7 +101,8 @@ def _users(user_ids: Iterable[object], *, field: str) -> list:
 
 
 def _clean_title(title: object) -> str:
-    if not isinstance(title, str) or not title.strip() or len(title.strip()) > limits.get("TITLE_MAX_CHARS"):
+    if not isinstance(title, str) or text_rules.is_blank(title) or len(title.strip()) > limits.get("TITLE_MAX_CHARS") \
+            or not text_rules.is_clean_line(title):
         raise ValidationFailed(
             f"A title has 1 to {limits.get('TITLE_MAX_CHARS')} characters.", code="INVALID_TITLE", field="title"
         )
@@ -486,16 +488,18 @@ def _clean_client_msg_id(value: object) -> str:
 def _clean_text(text: object, *, required: bool) -> str:
     if text is None:
         text = ""
-    if not isinstance(text, str):
-        raise ValidationFailed("text must be a string.", code="INVALID_TEXT", field="text")
+    if not isinstance(text, str) or not text_rules.is_storable(text):
+        raise ValidationFailed("text must be a string without NUL characters.", code="INVALID_TEXT", field="text")
     if len(text) > limits.get("TEXT_MAX_CHARS"):
         raise ValidationFailed(f"A message has at most {limits.get('TEXT_MAX_CHARS')} characters.",
                                code="MESSAGE_TOO_LONG", field="text")
-    if required and not text.strip():
+    if required and text_rules.is_blank(text):
         raise ValidationFailed("The message is empty.", code="EMPTY_MESSAGE", field="text")
     return text
 
 
+# GraphQL's Int is 32-bit: a larger size/width/duration would make every later read of the message fail.
+ATTACHMENT_MAX_INT = 2**31 - 1
 _ATTACHMENT_FIELDS = {"url": str, "name": str, "size": int, "mime_type": str, "width": int, "height": int,
                       "duration_ms": int}
 
@@ -511,7 +515,8 @@ def _clean_attachment(kind: str, attachment: object) -> dict:
         if expected is None or not isinstance(value, expected) or isinstance(value, bool):
             raise ValidationFailed(f"Bad attachment field {str(key)[:30]!r}.", code="INVALID_ATTACHMENT",
                                    field=f"attachment.{str(key)[:30]}")
-        if expected is int and value < 0 or expected is str and len(value) > 1000:
+        if expected is int and not 0 <= value <= ATTACHMENT_MAX_INT \
+                or expected is str and (len(value) > 1000 or not text_rules.is_storable(value)):
             raise ValidationFailed(f"Bad attachment field {key!r}.", code="INVALID_ATTACHMENT",
                                    field=f"attachment.{key}")
         clean[key] = value

@@ -13,7 +13,7 @@ from typing import Any
 
 import graphene
 from django.conf import settings
-from graphene.validation import DisableIntrospection, depth_limit_validator
+from graphene.validation import depth_limit_validator
 from graphql.language import (
     FieldNode,
     FragmentSpreadNode,
@@ -164,12 +164,21 @@ def _walk(node):
                 stack.append(value)
 
 
+class NoIntrospection(ValidationRule):
+    """`__schema` and `__type` only with DEBUG. `__typename` is not introspection of the schema: Apollo and
+    Relay clients add it to every selection, so refusing it (as graphene's DisableIntrospection does) breaks them."""
+
+    def enter_field(self, node: FieldNode, *_args):
+        if node.name.value in {"__schema", "__type"}:
+            self.report_error(GraphQLError(f"Cannot query '{node.name.value}': introspection is disabled.", node))
+
+
 def validation_rules() -> list[type[ValidationRule]]:
     rules: list = list(specified_rules)
     rules.append(depth_limit_validator(max_depth=settings.QUANZI["GRAPHQL_MAX_DEPTH"]))
     rules.append(QueryCostRule)
     if not settings.DEBUG:
-        rules.append(DisableIntrospection)
+        rules.append(NoIntrospection)
     return rules
 
 
@@ -181,7 +190,8 @@ def error_code_for(error: Any) -> str:
             return "GRAPHQL_PARSE_FAILED"
         if error.original_error is None and "exceeds maximum operation depth" in error.message:
             return "QUERY_TOO_DEEP"
-        if error.original_error is None and not error.path:
+        if not error.path and not isinstance(error.original_error, DomainError):
+            # before execution: validation, or a variable of the wrong type (which carries the coercion error)
             return "GRAPHQL_VALIDATION_FAILED"
         if isinstance(error.original_error, DomainError):
             return error.original_error.code

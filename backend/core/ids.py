@@ -7,6 +7,8 @@ from graphql_relay import from_global_id, to_global_id
 
 from .errors import NotFound
 
+MAX_PK = 2**63 - 1  # the largest BigAutoField value; beyond it databases raise instead of finding nothing
+
 
 def encode_id(type_name: str, pk: int) -> str:
     return to_global_id(type_name, str(pk))
@@ -18,10 +20,14 @@ def decode_id(global_id: object, *, type_name: str, field: str = "id") -> int:
         raise NotFound(field=field)
     try:
         kind, raw = from_global_id(global_id)
-        pk = int(raw)
     except Exception as exc:
         raise NotFound(field=field) from exc
-    if kind != type_name or pk <= 0:
+    # Only the canonical spelling (ASCII digits, no sign, spaces, underscores or leading zeros): int() would
+    # also take " 1", "1_0" or "١", giving one object many ids.
+    if kind != type_name or not raw.isascii() or not raw.isdigit() or raw.startswith("0") or len(raw) > 19:
+        raise NotFound(field=field)
+    pk = int(raw)
+    if pk > MAX_PK:
         raise NotFound(field=field)
     return pk
 

@@ -33,6 +33,7 @@ from backend.accounts.models import User
 from backend.core import clock, ratelimit
 from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from backend.core.ids import encode_id
+from backend.core.text import is_clean_line
 from backend.notifications.services import notify
 
 from . import selectors
@@ -154,7 +155,10 @@ def _memo(value: object) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationFailed("The memo must be text.", code="MEMO_INVALID", field="memo")
-    value = " ".join(value.split())  # no control characters or line breaks in a statement line
+    value = " ".join(value.split())  # no line breaks in a statement line
+    if not is_clean_line(value):  # NUL, other control characters, bidi overrides, invalid UTF-8
+        raise ValidationFailed("The memo contains characters that cannot be shown.", code="MEMO_INVALID",
+                               field="memo")
     if len(value) > wallet_setting("MEMO_MAX_LENGTH"):
         raise MemoTooLong(field="memo")
     return value
