@@ -1,6 +1,7 @@
 """Writes of the notifications app. `notify` is the one entry point every other app uses.
 
-The outbox: `notify` writes a row in the caller's transaction; after commit a Celery task tries to push it,
+The outbox: `notify` writes a row in the caller's transaction; after commit a Celery task tries to push it
+(one task, and one socket doorbell hop, for all the rows a transaction wrote: `core.realtime.on_commit_batched`),
 and a periodic sweep picks up whatever is still pending (a process that died between commit and enqueue,
 a retry that is due, a deferral that has ended). Before sending, a worker *claims* the row with one
 conditional UPDATE (pending → sending), so the after-commit task and the sweep never both send it.
@@ -9,7 +10,6 @@ conditional UPDATE (pending → sending), so the after-commit task and the sweep
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import random
 import zoneinfo
@@ -33,6 +33,7 @@ log = logging.getLogger("quanzi.notifications")
 
 State = Notification.PushState
 MAX_IDS_PER_CALL = 100
+PUSH_TASK_BATCH = 50  # rows per deliver_pushes message
 
 # Shown instead of the caller's title when the user has not opted in to previews: no names, amounts or text.
 GENERIC_TITLES = {
@@ -91,19 +92,27 @@ def notify(
         realtime.user_group(recipient_id),
         {"type": "client.event", "frame": {"type": "notification", "notification": inbox_frame(notification)}},
     )
-    transaction.on_commit(functools.partial(_enqueue_push, notification.pk), robust=True)
+    _push_on_commit(notification.pk)
     return notification
 
 
-def _enqueue_push(notification_id: int) -> None:
-    """After commit: hand the row to Celery. If this never happens the sweep delivers it."""
-    from .tasks import deliver_push as deliver_push_task
+def _push_on_commit(notification_id: int) -> None:
+    """After commit, hand the row to Celery — one task per transaction for all the rows it wrote."""
+    realtime.on_commit_batched("notifications.push", _enqueue_pushes, notification_id)
 
-    try:
-        deliver_push_task.delay(notification_id)
-    except Exception:
-        log.warning("push for notification %s not enqueued; the sweep will deliver it", notification_id,
-                    exc_info=True)
+
+def _enqueue_pushes(notification_ids: list[int]) -> None:
+    """After commit: one Celery message per batch (a big fan-out is split, so workers share it and a
+    redelivered message repeats little). If this never happens the sweep delivers them."""
+    from .tasks import deliver_pushes
+
+    for start in range(0, len(notification_ids), PUSH_TASK_BATCH):
+        chunk = notification_ids[start:start + PUSH_TASK_BATCH]
+        try:
+            deliver_pushes.delay(chunk)
+        except Exception:
+            log.warning("push for notifications %s not enqueued; the sweep will deliver them", chunk,
+                        exc_info=True)
 
 
 def inbox_frame(notification: Notification) -> dict[str, Any]:
@@ -519,5 +528,5 @@ def retry_push(*, notification_id: int) -> bool:
             pk=notification_id, push_state__in=[State.FAILED, State.DEAD]
         ).update(push_state=State.PENDING, push_next_attempt_at=clock.now(), push_reason="retried by operations")
         if changed:
-            transaction.on_commit(functools.partial(_enqueue_push, notification_id), robust=True)
+            _push_on_commit(notification_id)
     return bool(changed)

@@ -1,4 +1,4 @@
-"""Celery tasks of the notifications app: push one row after commit, and the periodic sweep."""
+"""Celery tasks of the notifications app: push rows after commit, and the periodic sweep."""
 
 from __future__ import annotations
 
@@ -15,9 +15,31 @@ def deliver_push(notification_id: int) -> str:
     A retry or deferral is scheduled for its time (never before FCM's Retry-After); the sweep is the safety net.
     """
     result = services.deliver_push(notification_id=notification_id)
+    _schedule_next(notification_id, result)
+    return result.state
+
+
+@shared_task(name="notifications.deliver_pushes", ignore_result=True, acks_late=True)
+def deliver_pushes(notification_ids: list[int]) -> dict[str, int]:
+    """Push the rows one transaction wrote (one message per commit instead of one per row). Idempotent, as
+    `deliver_push`; a row whose delivery crashes is left failed with a retry time (logged by the service)
+    and does not stop the others — the sweep retries it."""
+    counts: dict[str, int] = {}
+    for notification_id in dict.fromkeys(notification_ids):
+        try:
+            result = services.deliver_push(notification_id=notification_id)
+        except Exception:
+            state = "error"
+        else:
+            _schedule_next(notification_id, result)
+            state = result.state
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _schedule_next(notification_id: int, result: services.PushResult) -> None:
     if result.next_attempt_at is not None and not deliver_push.app.conf.task_always_eager:
         deliver_push.apply_async((notification_id,), eta=result.next_attempt_at)
-    return result.state
 
 
 @shared_task(name="notifications.sweep_pushes", ignore_result=True)

@@ -1,0 +1,120 @@
+"""`core.realtime`: the doorbell, and `on_commit_batched`, which gives each transaction one after-commit call
+for all its items and drops what a rollback (of the transaction or of a savepoint) drops."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from backend.core import realtime
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def flushed():
+    calls: list[list] = []
+    return calls
+
+
+def add(flushed, item):
+    realtime.on_commit_batched("test", flushed.append, item)
+
+
+def test_items_of_one_transaction_are_flushed_once_after_commit(flushed):
+    with transaction.atomic():
+        for item in "abc":
+            add(flushed, item)
+        assert flushed == []
+    assert flushed == [["a", "b", "c"]]
+
+
+def test_a_savepoint_opened_after_the_batch_gets_its_own(flushed):
+    with transaction.atomic():
+        add(flushed, "a")
+        with transaction.atomic():  # its items must be droppable without "a": a batch of their own
+            add(flushed, "b")
+        add(flushed, "c")  # the savepoint is released: "c" may join either batch; it joins the newest
+    assert flushed == [["a"], ["b", "c"]]
+
+
+def test_items_written_deeper_first_share_the_outer_batch(flushed):
+    with transaction.atomic():
+        with transaction.atomic():
+            add(flushed, "inner")
+        add(flushed, "outer")
+    assert flushed == [["inner", "outer"]]
+
+
+def test_rollback_flushes_nothing_and_the_next_transaction_starts_empty(flushed):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        add(flushed, "lost")
+        raise RuntimeError
+    with transaction.atomic():
+        add(flushed, "kept")
+    assert flushed == [["kept"]]
+
+
+def test_a_rolled_back_savepoint_drops_only_its_items(flushed):
+    with transaction.atomic():
+        add(flushed, "a")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            add(flushed, "lost")
+            raise RuntimeError
+        add(flushed, "b")
+    assert flushed == [["a", "b"]]
+
+
+def test_a_rolled_back_savepoint_that_started_the_batch_drops_it(flushed):
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            add(flushed, "lost")
+            raise RuntimeError
+        add(flushed, "kept")
+    assert flushed == [["kept"]]
+
+
+def test_a_rolled_back_outer_block_drops_what_its_released_savepoints_wrote(flushed):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with transaction.atomic():
+            add(flushed, "lost")
+        raise RuntimeError
+    assert flushed == []
+
+
+def test_names_batch_separately(flushed):
+    other: list[list] = []
+    with transaction.atomic():
+        add(flushed, 1)
+        realtime.on_commit_batched("other", other.append, 2)
+        add(flushed, 3)
+    assert flushed == [[1, 3]] and other == [[2]]
+
+
+def test_autocommit_flushes_at_once(flushed):
+    add(flushed, "now")
+    assert flushed == [["now"]]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_captured_callbacks_run_again_start_a_new_batch(flushed, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        add(flushed, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        add(flushed, 2)
+    assert flushed == [[1], [2]]
+
+
+def test_ring_on_commit_reaches_the_group_after_commit():
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(realtime.user_group(7), channel)
+    with transaction.atomic():
+        realtime.ring_on_commit(realtime.user_group(7), {"type": "client.event", "n": 1})
+        realtime.ring_on_commit(realtime.device_group(3), {"type": "client.event", "n": 0})
+        realtime.ring_on_commit(realtime.user_group(7), {"type": "client.event", "n": 2})
+    assert [async_to_sync(layer.receive)(channel)["n"] for _ in range(2)] == [1, 2]
+    realtime.ring_now(realtime.user_group(7), {"type": "client.event", "n": 3})
+    assert async_to_sync(layer.receive)(channel)["n"] == 3
