@@ -150,6 +150,11 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         except DomainError as exc:
             extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
             await self.send_error(exc.code, exc.message, frame_id=frame_id, field=exc.field, **extra)
+        except Exception:
+            # A bug in one handler must not cost the user their connection (and the other conversations on
+            # it): log it loudly, answer that frame with INTERNAL_ERROR, keep the socket.
+            log.exception("socket handler %r failed for user %s", frame["type"][:40], self.user.pk)
+            await self.send_error("INTERNAL_ERROR", "Something went wrong on our side.", frame_id=frame_id)
 
     async def _reject_malformed(self):
         await self.send_error("MALFORMED_FRAME", 'Frames are JSON objects with a string "type".')

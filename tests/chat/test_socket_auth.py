@@ -111,3 +111,23 @@ async def test_browser_origins_must_be_allowed(settings):
     connected, _ = await allowed.connect()
     assert connected
     await allowed.disconnect()
+
+
+async def test_a_failing_handler_answers_internal_error_and_keeps_the_socket(monkeypatch, caplog):
+    from backend.chat.consumers import QuanziSocketConsumer
+
+    async def broken(consumer, frame):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(QuanziSocketConsumer.handlers, "broken", broken)
+    session = await new_session()
+    ws = await connect()
+    await ws.send_json_to({"type": "auth", "token": session.access_token})
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "broken", "id": "b1"})
+    frame = await ws.receive_json_from()
+    assert frame["code"] == "INTERNAL_ERROR" and frame["id"] == "b1" and "bug" not in frame["message"]
+    assert "socket handler 'broken' failed" in caplog.text
+    await ws.send_json_to({"type": "ping", "id": "after"})
+    assert await ws.receive_json_from() == {"type": "pong", "id": "after"}
+    await ws.disconnect()
