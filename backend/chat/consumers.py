@@ -18,10 +18,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from backend.accounts.services import authenticate_access_token
-from backend.core import presence
+from backend.core import presence, realtime
 from backend.core.errors import DomainError, RateLimited, ValidationFailed
 from backend.core.ids import decode_id, encode_id
 from backend.core.realtime import device_group, user_group
+from backend.core.values import is_int
 
 from . import events, limits, selectors, services
 
@@ -54,12 +55,12 @@ def db(fn):
 async def call_service(fn, /, *args, **kwargs):
     """Run a chat service (or read) off the event loop; the doorbells it rings are sent afterwards from the
     event loop, concurrently, instead of from the database thread."""
-    with events.deferred_rings() as rings:
+    with realtime.deferred_rings() as rings:
         try:
             return await db(fn)(*args, **kwargs)
         finally:
             if rings:
-                await events.ring_deferred(rings)
+                await realtime.send_deferred(rings)
 
 
 def _valid_unicode(text_data: str, frame: dict) -> bool:
@@ -245,7 +246,7 @@ def _int_field(frame: dict, key: str, *, code: str, required: bool = True) -> in
     value = frame.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not is_int(value, minimum=0):
         raise ValidationFailed(f"`{key}` must be a non-negative integer.", code=code, field=key)
     return value
 
@@ -410,8 +411,7 @@ def _parse_resume(frame: dict) -> tuple[dict[int, tuple[int, int | None]], list[
     names: dict[int, str] = {}
     for gid, value in wanted.items():
         seq, change = (value.get("seq"), value.get("change")) if isinstance(value, dict) else (value, None)
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or (
-                change is not None and (not isinstance(change, int) or isinstance(change, bool) or change < 0)):
+        if not is_int(seq, minimum=0) or (change is not None and not is_int(change, minimum=0)):
             raise ValidationFailed("Each conversation maps to a non-negative seq (or {seq, change}).",
                                    code="INVALID_RESUME", field=f"conversations.{gid[:60]}")
         try:

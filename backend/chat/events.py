@@ -9,24 +9,17 @@ addressed, so their socket drops it).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import json
-import logging
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
+from backend.core import realtime
 from backend.core.errors import NotFound
 from backend.core.ids import decode_id, encode_id
 from backend.core.realtime import user_group
 
 from .models import Message
-
-log = logging.getLogger("quanzi.chat")
 
 CONVERSATION = "Conversation"
 MESSAGE = "Message"
@@ -96,12 +89,9 @@ def message_frame(message: Message) -> dict:
 #   if its user is among them: a removed member whose socket has not yet unsubscribed hears nothing.
 #
 # Inside a socket consumer the rings are not sent from the database thread: `deferred_rings()` collects them
-# and the consumer sends them from the event loop once the service returns (see `ring_deferred`).
+# and the consumer sends them from the event loop once the service returns (`core.realtime.deferred_rings`).
 
-RING_CONCURRENCY = 32  # below the Redis connection pool's limit (redis-py raises MaxConnectionsError past it)
 FANOUT_KINDS = ("group", "circle")  # Conversation.Kind values rung through a conversation group
-
-_deferred: contextvars.ContextVar[list | None] = contextvars.ContextVar("chat_deferred_rings", default=None)
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -112,39 +102,8 @@ def uses_conversation_group(kind: str) -> bool:
     return kind in FANOUT_KINDS
 
 
-async def _ring_all(groups: list[str], event: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    if len(groups) == 1:
-        try:
-            await layer.group_send(groups[0], event)
-        except Exception as exc:  # recovered by seq; never fail the write
-            log.warning("chat doorbell to %s failed: %r", groups[0], exc)
-        return
-    gate = asyncio.Semaphore(RING_CONCURRENCY)
-
-    async def ring(group: str) -> None:
-        async with gate:
-            await layer.group_send(group, event)
-
-    results = await asyncio.gather(*(ring(g) for g in groups), return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:  # recovered by seq (gap refill, heartbeat catch-up, resume); never fail the write
-        log.warning("%d of %d chat doorbells failed: %r", len(failed), len(groups), failed[0])
-
-
 def _ring_groups_now(groups: list[str], event: dict) -> None:
-    if not groups:
-        return
-    collector = _deferred.get()
-    if collector is not None:  # a consumer sends them from its event loop after the call returns
-        collector.append((groups, event))
-        return
-    try:
-        async_to_sync(_ring_all)(groups, event)
-    except Exception:
-        log.warning("chat doorbell failed", exc_info=True)
+    realtime.ring_many([(group, event) for group in groups])
 
 
 def ring_users_now(user_ids: Iterable[int], event: dict) -> None:
@@ -172,24 +131,6 @@ def ring_members_now(conversation_id: int, kind: str, user_ids: Iterable[int], e
 def ring_members_on_commit(conversation_id: int, kind: str, user_ids: Iterable[int], event: dict) -> None:
     ids = list(user_ids)
     transaction.on_commit(lambda: ring_members_now(conversation_id, kind, ids, event))
-
-
-@contextlib.contextmanager
-def deferred_rings():
-    """Collect the rings made inside (in this context, including a sync_to_async thread it starts) instead
-    of sending them; the caller sends them with `ring_deferred` from its event loop."""
-    collected: list[tuple[list[str], dict]] = []
-    token = _deferred.set(collected)
-    try:
-        yield collected
-    finally:
-        _deferred.reset(token)
-
-
-async def ring_deferred(collected: list[tuple[list[str], dict]]) -> None:
-    """Send collected rings in the order they were made (one transaction's rings after the previous one's)."""
-    for groups, event in collected:
-        await _ring_all(groups, event)
 
 
 def new_message_event(message: Message) -> dict:

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from backend.core import clock, presence, ratelimit
 from backend.core import text as text_rules
 from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from backend.core.values import is_int
 from backend.notifications import services as notification_services
 from backend.notifications.services import notify
 
@@ -430,7 +431,7 @@ def set_muted(*, conversation_id: int, user: Any, muted: bool) -> Membership:
 def mark_read(*, conversation_id: int, user: Any, seq: object) -> Membership:
     """Move the read marker forward (never back). Receipts go to the reader's other devices, and to the
     other members in conversations small enough for receipts to make sense."""
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if not is_int(seq, minimum=0):
         raise ValidationFailed("seq must be a non-negative integer.", code="INVALID_SEQ", field="seq")
     with transaction.atomic():
         seat = (Membership.objects.select_for_update().select_related("conversation")
@@ -627,10 +628,10 @@ def send_message(
     else:
         text = _clean_text(text, required=False)  # an optional caption
         data = {"attachment": _clean_attachment(kind, attachment)}
-    if reply_to_seq is not None and (not isinstance(reply_to_seq, int) or isinstance(reply_to_seq, bool)):
+    if reply_to_seq is not None and not is_int(reply_to_seq):
         raise ValidationFailed("replyToSeq must be an integer.", code="INVALID_REPLY", field="replyToSeq")
     if not isinstance(mention_ids, list | tuple) or len(mention_ids) > limits.get("MENTIONS_MAX") or not all(
-            isinstance(m, int) and not isinstance(m, bool) for m in mention_ids):
+            is_int(m) for m in mention_ids):
         raise ValidationFailed("mentions must be a short list of member ids.", code="INVALID_MENTIONS",
                                field="mentions")
     return _send(conversation_id=conversation_id, sender=sender, client_msg_id=client_msg_id, kind=kind,

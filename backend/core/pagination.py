@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import graphene
 
 from .errors import ValidationFailed
+from .values import is_int
 
 MAX_PAGE_SIZE = 100
 MAX_CURSOR_LENGTH = 200
@@ -21,7 +22,7 @@ MAX_CURSOR_LENGTH = 200
 def page_size(value: object, *, default: int = 50, field: str = "first") -> int:
     if value is None:
         return default
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE_SIZE:
+    if not is_int(value, minimum=1) or value > MAX_PAGE_SIZE:
         raise ValidationFailed(f"Page size is 1 to {MAX_PAGE_SIZE}.", code="INVALID_PAGE_SIZE", field=field)
     return value
 

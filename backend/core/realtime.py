@@ -12,8 +12,10 @@ discarded with a savepoint exactly as that callback is (see `on_commit_batched`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -21,6 +23,9 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 log = logging.getLogger("quanzi.realtime")
+
+RING_CONCURRENCY = 32  # group_sends in flight at once: below the Redis pool's limit (MaxConnectionsError past it)
+_deferred: contextvars.ContextVar[list | None] = contextvars.ContextVar("deferred_rings", default=None)
 
 
 def user_group(user_id: int) -> str:
@@ -37,9 +42,19 @@ def ring_now(group: str, event: dict) -> None:
 
 def ring_many(rings: list[tuple[str, dict]]) -> None:
     """Send several rings in one event-loop hop. Failures are logged, never raised: a lost doorbell is
-    recovered by the client's resume, and a write must never fail because of one."""
+    recovered by the client's resume, and a write must never fail because of one.
+
+    Inside `deferred_rings()` (a socket consumer running a service off its event loop) the rings are kept
+    instead, and the consumer sends them from its own loop with `send_deferred`.
+    """
+    if not rings:
+        return
+    collector = _deferred.get()
+    if collector is not None:
+        collector.append(list(rings))
+        return
     layer = get_channel_layer()
-    if layer is None or not rings:
+    if layer is None:
         return
     try:
         async_to_sync(_send_all)(layer, rings)
@@ -51,15 +66,38 @@ async def _send_all(layer: Any, rings: list[tuple[str, dict]]) -> None:
     by_group: dict[str, list[dict]] = {}
     for group, event in rings:
         by_group.setdefault(group, []).append(event)
+    gate = asyncio.Semaphore(RING_CONCURRENCY)
 
     async def send_group(group: str, events: list[dict]) -> None:
-        for event in events:  # in order within a group: a socket hears one user's frames as they were written
-            try:
-                await layer.group_send(group, event)
-            except Exception:
-                log.warning("doorbell to %s failed", group, exc_info=True)
+        async with gate:
+            for event in events:  # in order within a group: a socket hears one user's frames as they were written
+                try:
+                    await layer.group_send(group, event)
+                except Exception:
+                    log.warning("doorbell to %s failed", group, exc_info=True)
 
     await asyncio.gather(*(send_group(group, events) for group, events in by_group.items()))
+
+
+@contextlib.contextmanager
+def deferred_rings() -> Iterator[list[list[tuple[str, dict]]]]:
+    """Collect the rings made inside (in this context, including a sync_to_async thread it starts) instead of
+    sending them, so a consumer does not fan out from its database thread."""
+    collected: list[list[tuple[str, dict]]] = []
+    token = _deferred.set(collected)
+    try:
+        yield collected
+    finally:
+        _deferred.reset(token)
+
+
+async def send_deferred(collected: list[list[tuple[str, dict]]]) -> None:
+    """Send collected rings from the event loop, one `ring_many` call's batch after the previous one's."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for rings in collected:
+        await _send_all(layer, rings)
 
 
 def ring_on_commit(group: str, event: dict) -> None:

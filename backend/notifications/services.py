@@ -25,6 +25,7 @@ from backend.accounts.services import disable_push_target
 from backend.core import clock, presence, realtime
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.ids import encode_id
+from backend.core.values import is_int
 
 from . import push, selectors
 from .models import ConversationMute, Notification, NotificationPreferences, PushDelivery
@@ -255,7 +256,7 @@ def set_conversation_muted(
 
     `until` mutes for a while ("8 hours"); without it the mute lasts until unmuted. Returns `muted`.
     """
-    if not isinstance(conversation_id, int) or isinstance(conversation_id, bool) or conversation_id <= 0:
+    if not is_int(conversation_id, minimum=1):
         raise ValidationFailed("Unknown conversation.", code="INVALID_CONVERSATION", field="conversationId")
     if until is not None and until <= clock.now():
         raise ValidationFailed("The mute must end in the future.", code="INVALID_MUTE_UNTIL", field="until")

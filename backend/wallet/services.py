@@ -34,6 +34,7 @@ from backend.core import clock, ratelimit
 from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
+from backend.core.values import is_int
 from backend.notifications.services import notify
 
 from . import selectors
@@ -134,7 +135,7 @@ class BankOperationResult:
 
 def validate_amount(value: object, *, field: str = "amount") -> int:
     """Integer fen, 1 … MAX_AMOUNT_FEN. Booleans, floats, decimals and strings are refused."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise AmountInvalid(field=field)
     if value <= 0:
         raise AmountInvalid(field=field)
