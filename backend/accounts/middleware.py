@@ -7,6 +7,7 @@ from django.contrib.auth.models import AnonymousUser
 from backend.core.errors import DomainError
 
 from .services import authenticate_access_token
+from .tokens import TokenInvalid
 
 
 class BearerTokenMiddleware:
@@ -27,8 +28,6 @@ class BearerTokenMiddleware:
             scheme, _, token = header.partition(" ")
             request.user = AnonymousUser()
             if scheme.lower() != "bearer" or not token.strip():
-                from .tokens import TokenInvalid
-
                 request.auth_error = TokenInvalid("Use 'Authorization: Bearer <access token>'.")
             else:
                 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphene
 
 from backend.core.graphql import BaseMutation, client_ip, require_device, require_user
-from backend.core.ids import decode_id
+from backend.core.ids import fetch_scoped
 
 from . import selectors, services
 from .models import Device as DeviceModel
@@ -216,12 +216,7 @@ class RevokeDevice(BaseMutation):
     @classmethod
     def perform(cls, root, info, device_id):
         user = require_user(info)
-        pk = decode_id(device_id, type_name="Device", field="deviceId")
-        device = selectors.active_devices_of(user).filter(pk=pk).first()
-        if device is None:
-            from backend.core.errors import NotFound
-
-            raise NotFound(field="deviceId")
+        device = fetch_scoped(device_id, type_name="Device", scoped=selectors.active_devices_of(user), field="deviceId")
         services.logout(device=device)
         return {"ok": True}
 

@@ -13,7 +13,11 @@ from typing import Any
 
 import graphene
 from django.conf import settings
+from django.http import HttpResponseBadRequest
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from graphene.validation import depth_limit_validator
+from graphene_django.views import GraphQLView, HttpError
 from graphql.language import (
     FieldNode,
     FragmentSpreadNode,
@@ -27,10 +31,10 @@ from graphql.validation import specified_rules
 from graphql import GraphQLError, ValidationRule
 
 from .errors import DomainError, NotAuthenticated
+from .pagination import MAX_PAGE_SIZE  # noqa: F401  (re-exported for schema modules)
 
 log = logging.getLogger("quanzi.graphql")
 
-from .pagination import MAX_PAGE_SIZE  # noqa: E402,F401  (re-exported)
 
 
 class Error(graphene.ObjectType):
@@ -203,9 +207,6 @@ def error_code_for(error: Any) -> str:
 
 # --- the HTTP endpoint -------------------------------------------------------------------------
 
-from django.utils.decorators import method_decorator  # noqa: E402
-from django.views.decorators.csrf import csrf_exempt  # noqa: E402
-from graphene_django.views import GraphQLView  # noqa: E402
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -227,9 +228,6 @@ class QuanziGraphQLView(GraphQLView):
         if request.method == "POST" and isinstance(data, dict) and "query" in data and not isinstance(
             data.get("query"), str
         ):
-            from django.http import HttpResponseBadRequest
-            from graphene_django.views import HttpError
-
             raise HttpError(HttpResponseBadRequest("The query must be a string."))
         return data
 
