@@ -14,32 +14,19 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from backend.accounts.ids import USER, decode_user, user_gid  # noqa: F401  (re-exported)
 from backend.core import realtime
-from backend.core.errors import NotFound
-from backend.core.ids import decode_id, encode_id
+from backend.core.ids import encode_id
 from backend.core.realtime import user_group
 
 from .models import Message
 
 CONVERSATION = "Conversation"
 MESSAGE = "Message"
-USER = "User"
 
 
 def conversation_gid(pk: int) -> str:
     return encode_id(CONVERSATION, pk)
-
-
-def user_gid(pk: int | None) -> str | None:
-    return encode_id(USER, pk) if pk else None
-
-
-def decode_user(global_id: object, *, field: str) -> int:
-    """A user's global id: "User:<pk>" as chat renders it, or the "Viewer:<pk>" of `me { id }`."""
-    try:
-        return decode_id(global_id, type_name=USER, field=field)
-    except NotFound:
-        return decode_id(global_id, type_name="Viewer", field=field)
 
 
 def message_data(message: Message) -> dict:

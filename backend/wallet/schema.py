@@ -5,9 +5,10 @@ from __future__ import annotations
 import graphene
 from graphql.language import FloatValueNode, IntValueNode, StringValueNode
 
+from backend.accounts.ids import decode_user
 from backend.core import pagination
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
-from backend.core.ids import decode_id, encode_id
+from backend.core.ids import encode_id
 
 from . import selectors, services
 from .models import BankOperation as BankOperationModel
@@ -238,7 +239,7 @@ class SendMoney(MoneyPayload, BaseMutation):
     @classmethod
     def perform(cls, root, info, recipient_id, amount, idempotency_key, memo=""):
         user = require_user(info)
-        recipient_pk = decode_id(recipient_id, type_name="User", field="recipientId")
+        recipient_pk = decode_user(recipient_id, field="recipientId")
         movement = services.send_money(sender=user, recipient_id=recipient_pk, amount=amount,
                                        idempotency_key=idempotency_key, memo=memo or "")
         wallet = _my_wallet(user)
