@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.db import connection
 
-from backend.chat import services
+from backend.chat import events, services
 from backend.chat.models import Conversation, Membership, Message, MessageRevision
 from backend.core import clock, presence
 from backend.core.errors import DomainError, NotFound, RateLimited
@@ -186,7 +186,7 @@ def test_push_rows_only_for_idle_unmuted_members(users):
     assert [r.recipient_id for r in rows] == [cyd.pk]
     row = rows.get()
     assert row.title == "Hiking" and row.body == "Saturday 8am at the gate" and row.collapse_key == f"conv-{group.pk}"
-    assert row.payload == {"conversation_id": services.events.conversation_gid(group.pk), "seq": message.seq}
+    assert row.payload == {"conversation_id": events.conversation_gid(group.pk), "seq": message.seq}
     assert row.conversation_id == group.pk and row.kind == "message"
 
 

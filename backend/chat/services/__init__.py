@@ -1,0 +1,40 @@
+"""Every write of the chat app: one function per use case, each in one transaction.
+
+The socket consumer, GraphQL and other apps (circles, payments, advisors) all call these, so the rules — who
+may do what, sequence numbers, idempotency, push to idle members — live in one place. One module per family
+of state changes (Zulip's `zerver/actions/`); import from `backend.chat.services`, never from a submodule.
+
+Callers pass `actor=None` only from trusted server code (e.g. the circles app managing a circle chat).
+"""
+
+from ._base import (
+    ManagedByCircle,
+    NotAllowed,
+    NotSupportedForKind,
+    ReadOnlyConversation,
+    SendResult,
+)
+from .conversations import (
+    add_members,
+    create_circle_conversation,
+    create_group,
+    leave_conversation,
+    open_advisor_conversation,
+    open_direct_conversation,
+    open_service_conversation,
+    remove_member,
+    rename_conversation,
+    set_member_role,
+)
+from .messages import edit_message, post_card, preview_of, recall_message, send_message
+from .presence import announce_presence
+from .read_state import mark_read, relay_typing, set_muted
+
+__all__ = [
+    "ManagedByCircle", "NotAllowed", "NotSupportedForKind", "ReadOnlyConversation", "SendResult",
+    "add_members", "create_circle_conversation", "create_group", "leave_conversation",
+    "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",
+    "rename_conversation", "set_member_role",
+    "edit_message", "post_card", "preview_of", "recall_message", "send_message",
+    "announce_presence", "mark_read", "relay_typing", "set_muted",
+]

@@ -1,0 +1,288 @@
+"""Sending, editing and recalling messages and cards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from django.db import IntegrityError, transaction
+
+from backend.core import clock, presence, ratelimit
+from backend.core import text as text_rules
+from backend.core.errors import Conflict, NotFound, ValidationFailed
+from backend.core.values import is_int
+from backend.notifications import services as notification_services
+from backend.notifications.services import notify
+
+from .. import events, limits
+from ..models import Conversation, Membership, Message, MessageRevision
+from ._base import (
+    Kind,
+    NotAllowed,
+    ReadOnlyConversation,
+    Role,
+    SendResult,
+    _active_members,
+    _append,
+    _lock_conversation,
+    _lock_for,
+    _seat,
+)
+
+# --- messages ----------------------------------------------------------------------------------------
+
+
+def _clean_client_msg_id(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > limits.get("CLIENT_MSG_ID_MAX_CHARS") \
+            or not value.isprintable():
+        raise ValidationFailed(
+            f"clientMsgId is required: 1 to {limits.get('CLIENT_MSG_ID_MAX_CHARS')} printable characters.",
+            code="INVALID_CLIENT_MSG_ID", field="clientMsgId",
+        )
+    return value
+
+
+def _clean_text(text: object, *, required: bool) -> str:
+    if text is None:
+        text = ""
+    if not isinstance(text, str) or not text_rules.is_storable(text):
+        raise ValidationFailed("text must be a string without NUL characters.", code="INVALID_TEXT", field="text")
+    if len(text) > limits.get("TEXT_MAX_CHARS"):
+        raise ValidationFailed(f"A message has at most {limits.get('TEXT_MAX_CHARS')} characters.",
+                               code="MESSAGE_TOO_LONG", field="text")
+    if required and text_rules.is_blank(text):
+        raise ValidationFailed("The message is empty.", code="EMPTY_MESSAGE", field="text")
+    return text
+
+
+# GraphQL's Int is 32-bit: a larger size/width/duration would make every later read of the message fail.
+ATTACHMENT_MAX_INT = 2**31 - 1
+_ATTACHMENT_FIELDS = {"url": str, "name": str, "size": int, "mime_type": str, "width": int, "height": int,
+                      "duration_ms": int}
+
+
+def _clean_attachment(kind: str, attachment: object) -> dict:
+    if not isinstance(attachment, dict):
+        raise ValidationFailed("An image or file needs an attachment.", code="INVALID_ATTACHMENT", field="attachment")
+    clean: dict[str, Any] = {}
+    for key, value in attachment.items():
+        expected = _ATTACHMENT_FIELDS.get(key)
+        if value is None:
+            continue
+        if expected is None or not isinstance(value, expected) or isinstance(value, bool):
+            raise ValidationFailed(f"Bad attachment field {str(key)[:30]!r}.", code="INVALID_ATTACHMENT",
+                                   field=f"attachment.{str(key)[:30]}")
+        if expected is int and not 0 <= value <= ATTACHMENT_MAX_INT \
+                or expected is str and (len(value) > 1000 or not text_rules.is_storable(value)):
+            raise ValidationFailed(f"Bad attachment field {key!r}.", code="INVALID_ATTACHMENT",
+                                   field=f"attachment.{key}")
+        clean[key] = value
+    url = urlparse(clean.get("url", ""))
+    if url.scheme != "https" or not url.netloc:
+        raise ValidationFailed("Attachments are https URLs.", code="INVALID_ATTACHMENT", field="attachment.url")
+    if kind == Message.Kind.FILE and not clean.get("name"):
+        raise ValidationFailed("A file needs a name.", code="INVALID_ATTACHMENT", field="attachment.name")
+    return clean
+
+
+def _original(sender_id: int, client_msg_id: str, conversation_id: int) -> Message | None:
+    original = Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
+    if original is not None and original.conversation_id != conversation_id:
+        raise Conflict("This clientMsgId was used for another conversation.", code="CLIENT_MSG_ID_REUSED",
+                       field="clientMsgId")
+    return original
+
+
+def _push_idle_members(conversation: Conversation, message: Message, members: list[tuple[int, bool]],
+                       *, sender_name: str, preview: str) -> None:
+    """Members with no live socket (on any node) who did not mute the conversation get a notification row."""
+    candidates = [uid for uid, muted in members if uid != message.sender_id and not muted]
+    if not candidates:
+        return
+    idle = set(candidates) - presence.online_among(candidates)
+    title = conversation.title or sender_name
+    payload = {"conversation_id": events.conversation_gid(conversation.pk), "seq": message.seq}
+    for uid in candidates:
+        if uid in idle:
+            notify(recipient_id=uid, kind="message", event="chat.message", title=title, body=preview,
+                   payload=payload, conversation_id=conversation.pk, collapse_key=f"conv-{conversation.pk}")
+
+
+def preview_of(message: Message) -> str:
+    if message.is_recalled:
+        return ""
+    data = events.message_data(message)
+    if message.kind == Message.Kind.IMAGE:
+        return "[Image]"
+    if message.kind == Message.Kind.FILE:
+        return f"[File] {data.get('attachment', {}).get('name', '')}".strip()
+    if message.kind == Message.Kind.CARD:
+        return str(data.get("card", {}).get("title") or "[Card]")[: limits.get("PREVIEW_CHARS")]
+    return message.body[: limits.get("PREVIEW_CHARS")]
+
+
+def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, body: str, data: dict | None,
+          card_kind: str = "", reply_to_seq: int | None = None, mentions: Sequence[int] = (),
+          check_sender: bool = True) -> SendResult:
+    original = _original(sender.pk, client_msg_id, conversation_id)
+    if original is not None:
+        _seat(original.conversation, sender.pk)  # a resend after removal learns nothing
+        return SendResult(original, created=False)
+    ratelimit.hit("chat-send", str(sender.pk), limit=limits.get("SEND_LIMIT"),
+                  window_seconds=limits.get("SEND_WINDOW_SECONDS"))
+    try:
+        with transaction.atomic():
+            conversation, seat = _lock_for(conversation_id, sender)
+            original = _original(sender.pk, client_msg_id, conversation_id)  # a concurrent resend won the lock
+            if original is not None:
+                return SendResult(original, created=False)
+            if check_sender and conversation.kind == Kind.SERVICE and seat.role == Role.MEMBER:
+                raise ReadOnlyConversation()
+            members = _active_members(conversation)
+            if reply_to_seq is not None and not (seat.visible_from_seq <= reply_to_seq <= conversation.last_seq):
+                raise ValidationFailed("You can only reply to a message in this conversation.",
+                                       code="INVALID_REPLY", field="replyToSeq")
+            if mentions and not set(mentions) <= {uid for uid, _ in members}:
+                raise ValidationFailed("Only members can be mentioned.", code="INVALID_MENTIONS", field="mentions")
+            message = _append(conversation, sender_id=sender.pk, kind=kind, body=body, data=data,
+                              client_msg_id=client_msg_id, card_kind=card_kind, reply_to_seq=reply_to_seq,
+                              mentions=mentions, members=members)
+            Membership.objects.filter(pk=seat.pk, last_read_seq__lt=message.seq).update(last_read_seq=message.seq)
+            _push_idle_members(conversation, message, members, sender_name=sender.display_name,
+                               preview=preview_of(message))
+            return SendResult(message, created=True)
+    except IntegrityError:
+        # A concurrent send with the same client message id committed first (into another conversation,
+        # or on a database without row locks).
+        original = _original(sender.pk, client_msg_id, conversation_id)
+        if original is None:
+            raise
+        return SendResult(original, created=False)
+
+
+def send_message(
+    *,
+    conversation_id: int,
+    sender: Any,
+    client_msg_id: object,
+    text: object = "",
+    attachment: object = None,
+    kind: object = Message.Kind.TEXT,
+    reply_to_seq: object = None,
+    mention_ids: object = (),
+) -> SendResult:
+    """Send text, an image or a file (by URL). Resending with the same client message id returns the
+    original instead of a second message."""
+    client_msg_id = _clean_client_msg_id(client_msg_id)
+    if kind not in (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE):
+        raise ValidationFailed("Clients send text, image or file messages.", code="INVALID_KIND", field="kind")
+    data = None
+    if kind == Message.Kind.TEXT:
+        text = _clean_text(text, required=True)
+        if attachment is not None:
+            raise ValidationFailed("A text message has no attachment.", code="INVALID_ATTACHMENT", field="attachment")
+    else:
+        text = _clean_text(text, required=False)  # an optional caption
+        data = {"attachment": _clean_attachment(kind, attachment)}
+    if reply_to_seq is not None and not is_int(reply_to_seq):
+        raise ValidationFailed("replyToSeq must be an integer.", code="INVALID_REPLY", field="replyToSeq")
+    if not isinstance(mention_ids, list | tuple) or len(mention_ids) > limits.get("MENTIONS_MAX") or not all(
+            is_int(m) for m in mention_ids):
+        raise ValidationFailed("mentions must be a short list of member ids.", code="INVALID_MENTIONS",
+                               field="mentions")
+    return _send(conversation_id=conversation_id, sender=sender, client_msg_id=client_msg_id, kind=kind,
+                 body=text, data=data, reply_to_seq=reply_to_seq, mentions=list(dict.fromkeys(mention_ids)))
+
+
+def post_card(*, conversation_id: int, sender: Any, client_msg_id: str, card: dict) -> SendResult:
+    """Server-side only (wallet, loans, advisors…): a structured card with a `kind` and the ids a client
+    needs (e.g. {"kind": "transfer", "transfer_id": "…", "title": "…"}). Clients cannot post cards, and
+    nobody can edit one. Service accounts post their notices here too."""
+    client_msg_id = _clean_client_msg_id(client_msg_id)
+    if not isinstance(card, dict) or not isinstance(card.get("kind"), str) or not card["kind"]:
+        raise ValidationFailed("A card is an object with a string kind.", code="INVALID_CARD", field="card")
+    try:
+        encoded = json.dumps(card, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("A card must be JSON.", code="INVALID_CARD", field="card") from exc
+    if len(encoded.encode()) > limits.get("CARD_MAX_BYTES") or len(card["kind"]) > 40:
+        raise ValidationFailed("The card is too large.", code="INVALID_CARD", field="card")
+    return _send(conversation_id=conversation_id, sender=sender, client_msg_id=client_msg_id,
+                 kind=Message.Kind.CARD, body="", data={"card": card}, card_kind=card["kind"], check_sender=False)
+
+
+def _own_message_locked(message_id: object, user: Any) -> tuple[Message, Conversation]:
+    """Lock the conversation, then the caller's view of the message. Others' messages: NOT_ALLOWED; messages
+    in conversations the caller is not in (or before they joined): NOT_FOUND."""
+    if not isinstance(message_id, int):
+        raise NotFound(field="messageId")
+    conversation_id = Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).first()
+    if conversation_id is None:
+        raise NotFound(field="messageId")
+    conversation = _lock_conversation(conversation_id)
+    seat = Membership.objects.filter(conversation=conversation, user=user, left_at__isnull=True).first()
+    message = Message.objects.filter(pk=message_id).first()
+    if seat is None or message is None or message.seq < seat.visible_from_seq:
+        raise NotFound(field="messageId")
+    if message.sender_id != user.pk or message.kind == Message.Kind.SYSTEM:
+        raise NotAllowed("Only the sender can change a message.", field="messageId")
+    if message.is_recalled:
+        raise Conflict("The message was recalled.", code="MESSAGE_RECALLED", field="messageId")
+    return message, conversation
+
+
+def _announce_change(conversation: Conversation, message: Message) -> None:
+    conversation.last_change += 1
+    conversation.save(update_fields=["last_change"])
+    message.change_no = conversation.last_change
+    frame = {"type": "message.updated", "change": conversation.last_change,
+             "message": events.render_message(message)}
+    events.ring_members_on_commit(conversation.pk, conversation.kind, (uid for uid, _ in _active_members(conversation)),
+                                  events.relay_event(conversation.pk, frame))
+
+
+def edit_message(*, message_id: int, user: Any, text: object) -> Message:
+    """The sender may correct a text message within EDIT_SECONDS; earlier versions are kept. Never a card."""
+    text = _clean_text(text, required=True)
+    with transaction.atomic():
+        message, conversation = _own_message_locked(message_id, user)
+        if message.kind == Message.Kind.CARD:
+            raise Conflict("Cards cannot be edited.", code="CARD_NOT_EDITABLE", field="messageId")
+        if message.kind != Message.Kind.TEXT:
+            raise Conflict("Only text can be edited.", code="NOT_EDITABLE", field="messageId")
+        if clock.now() - message.created_at > dt.timedelta(seconds=limits.get("EDIT_SECONDS")):
+            raise Conflict("Messages can only be edited shortly after sending.", code="EDIT_WINDOW_PASSED",
+                           field="messageId")
+        if text == message.body:
+            return message
+        MessageRevision.objects.create(message=message, body=message.body)
+        message.body, message.edited_at = text, clock.now()
+        _announce_change(conversation, message)
+        message.save(update_fields=["body", "edited_at", "change_no"])
+    return message
+
+
+def recall_message(*, message_id: int, user: Any) -> Message:
+    """The sender takes a message back within RECALL_SECONDS. A tombstone stays (its seq is kept); the
+    body, attachment, edit history and notification previews are erased."""
+    with transaction.atomic():
+        message, conversation = _own_message_locked(message_id, user)
+        if message.kind == Message.Kind.CARD:
+            raise Conflict("Cards cannot be recalled.", code="CARD_NOT_RECALLABLE", field="messageId")
+        if clock.now() - message.created_at > dt.timedelta(seconds=limits.get("RECALL_SECONDS")):
+            raise Conflict("Messages can only be recalled shortly after sending.", code="RECALL_WINDOW_PASSED",
+                           field="messageId")
+        message.body, message.data, message.recalled_at = "", "", clock.now()
+        message.revisions.all().delete()
+        _scrub_notification_previews(conversation.pk, message.seq)
+        _announce_change(conversation, message)
+        message.save(update_fields=["body", "data", "recalled_at", "change_no"])
+    return message
+
+
+def _scrub_notification_previews(conversation_id: int, seq: int) -> None:
+    """A recalled message leaves no text in anyone's inbox and never goes out as a push."""
+    notification_services.retract(conversation_id=conversation_id, event="chat.message", payload_match={"seq": seq})
