@@ -255,6 +255,9 @@ QUANZI = {
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,
     "GRAPHQL_MAX_COST": 5000,
+    "GRAPHQL_MAX_NESTING": 32,  # selection sets inside each other, fragments and inline fragments included
+    "GRAPHQL_MAX_DOCUMENT_CHARS": 16 * 1024,
+    "GRAPHQL_MAX_TOKENS": 2000,
     "WS_AUTH_TIMEOUT_SECONDS": float(os.environ.get("WS_AUTH_TIMEOUT_SECONDS", "5")),
     "WS_MAX_FRAME_BYTES": 64 * 1024,
 }

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import graphene
@@ -16,22 +17,26 @@ from django.conf import settings
 from django.http import HttpResponseBadRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from graphene.validation import depth_limit_validator
 from graphene_django.views import GraphQLView, HttpError
+from graphql.execution import ExecutionResult
 from graphql.language import (
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
-    VariableNode,
 )
+from graphql.type import get_named_type, is_list_type, is_non_null_type
 from graphql.validation import specified_rules
 
-from graphql import GraphQLError, ValidationRule
+from graphql import GraphQLError, ValidationRule, parse
 
 from .errors import DomainError, NotAuthenticated
-from .pagination import MAX_PAGE_SIZE  # noqa: F401  (re-exported for schema modules)
+from .jsonlimits import MAX_JSON_NESTING, nesting_exceeds
+from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+PAGE_ARGUMENTS = frozenset({"first", "last", "limit"})
 
 log = logging.getLogger("quanzi.graphql")
 
@@ -92,67 +97,151 @@ def client_ip(request) -> str | None:
 
 
 # --- validation rules -------------------------------------------------------------------------
+#
+# Depth and cost are measured in one pass that is linear in the document: every fragment is measured once
+# (memoised by name) and a spread reuses the result, so a document where each fragment spreads the previous
+# one twice costs one visit per selection, not 2^levels. The measure stops at the first limit passed. Every
+# spread counts as written (two spreads of one fragment cost twice): a client never needs that, and it keeps
+# the memo a number per fragment.
 
 
-def _collect_fields(selection_set, fragments, visited=None):
-    visited = visited if visited is not None else set()
-    for selection in selection_set.selections if selection_set else []:
-        if isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _collect_fields(selection.selection_set, fragments, visited)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in visited or name not in fragments:
-                continue
-            visited.add(name)
-            yield from _collect_fields(fragments[name].selection_set, fragments, visited)
+class LimitPassed(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
-def _page_size(field: FieldNode, variables: dict) -> int:
+class DocumentMeasure:
+    """Depth (nesting of field selections) and cost (fields × page sizes) of the operations of a document.
+
+    `visited` counts the selections looked at: the validation's work, which tests read to prove it is linear.
+    """
+
+    def __init__(self, schema, document, *, max_depth: int, max_cost: int, max_nesting: int):
+        self.schema = schema
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.max_depth, self.max_cost, self.max_nesting = max_depth, max_cost, max_nesting
+        self.cap = max_cost + 1  # costs saturate here: a number past the limit is as good as any larger one
+        self.memo: dict[str, tuple[int, int]] = {}
+        self.in_progress: set[str] = set()
+        self.visited = 0
+
+    def operation(self, definition: OperationDefinitionNode) -> tuple[int, int]:
+        root = self.schema.get_root_type(definition.operation)
+        return self._selections(definition.selection_set, root, depth=0, nesting=0)
+
+    def _selections(self, selection_set, parent, *, depth: int, nesting: int) -> tuple[int, int]:
+        """(cost per unit of multiplier, depth below) of a selection set; `depth` and `nesting` say where it
+        sits in the operation being measured, so a limit passed anywhere stops the measure at once."""
+        if nesting > self.max_nesting:
+            raise LimitPassed("QUERY_TOO_DEEP", f"Selections nest more than {self.max_nesting} levels.")
+        cost, below = 0, 0
+        for selection in selection_set.selections if selection_set else ():
+            self.visited += 1
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                if name.startswith("__"):
+                    continue
+                cost += 1
+                if selection.selection_set:
+                    if depth + 1 > self.max_depth:
+                        raise LimitPassed("QUERY_TOO_DEEP", f"The query is deeper than {self.max_depth} levels.")
+                    definition = _field_definition(parent, name)
+                    child = get_named_type(definition.type) if definition else None
+                    sub_cost, sub_depth = self._selections(
+                        selection.selection_set, child, depth=depth + 1, nesting=nesting + 1)
+                    cost += _multiplier(selection, definition, parent) * sub_cost
+                    below = max(below, 1 + sub_depth)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                scope = self.schema.get_type(condition.name.value) if condition else parent
+                sub_cost, sub_depth = self._selections(selection.selection_set, scope, depth=depth,
+                                                       nesting=nesting + 1)
+                cost += sub_cost
+                below = max(below, sub_depth)
+            elif isinstance(selection, FragmentSpreadNode):
+                sub_cost, sub_depth = self._fragment(selection.name.value, depth=depth, nesting=nesting)
+                cost += sub_cost
+                below = max(below, sub_depth)
+            cost = min(cost, self.cap)
+            if cost > self.max_cost:
+                raise LimitPassed("QUERY_TOO_COMPLEX", f"The query is too expensive (more than {self.max_cost}).")
+        return cost, below
+
+    def _fragment(self, name: str, *, depth: int, nesting: int) -> tuple[int, int]:
+        if name in self.memo:
+            cost, below = self.memo[name]
+            if depth + below > self.max_depth:
+                raise LimitPassed("QUERY_TOO_DEEP", f"The query is deeper than {self.max_depth} levels.")
+            return cost, below
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.in_progress:
+            return 0, 0  # unknown fragments and cycles are reported by graphql-core's own rules
+        self.in_progress.add(name)
+        try:
+            scope = self.schema.get_type(fragment.type_condition.name.value)
+            self.memo[name] = self._selections(fragment.selection_set, scope, depth=depth, nesting=nesting + 1)
+        finally:
+            self.in_progress.discard(name)
+        return self.memo[name]
+
+
+def _field_definition(parent, name: str):
+    fields = getattr(parent, "fields", None)
+    return fields.get(name) if fields else None
+
+
+def _multiplier(field: FieldNode, definition, parent) -> int:
+    """How many times a field's sub-selection runs: the page asked for (a variable: the cap), else the
+    field's declared default page size, else for a list without paging the cap; 1 for a single object.
+    A connection's `edges` is the page its field already counted."""
     for argument in field.arguments or []:
-        if argument.name.value in {"first", "last", "limit"}:
+        if argument.name.value in PAGE_ARGUMENTS:
             value = argument.value
             if isinstance(value, IntValueNode):
                 return max(1, min(int(value.value), MAX_PAGE_SIZE))
-            if isinstance(value, VariableNode):
-                return MAX_PAGE_SIZE  # unknown at validation time: assume the cap
+            return MAX_PAGE_SIZE  # a variable (unknown at validation time) or a bad literal
+    if definition is None:
+        return 1
+    paging = [a for name, a in definition.args.items() if name in PAGE_ARGUMENTS]
+    if paging:
+        declared = [a.default_value for a in paging if isinstance(a.default_value, int)]
+        return max(declared) if declared else DEFAULT_PAGE_SIZE
+    field_type = definition.type.of_type if is_non_null_type(definition.type) else definition.type
+    if is_list_type(field_type):
+        if field.name.value == "edges" and getattr(parent, "name", "").endswith("Connection"):
+            return 1
+        return MAX_PAGE_SIZE
     return 1
 
 
-def _cost(selection_set, fragments, multiplier: int, depth: int = 0) -> int:
-    if depth > 50:
-        return 0
-    total = 0
-    for field in _collect_fields(selection_set, fragments):
-        if field.name.value.startswith("__"):
-            continue
-        total += multiplier
-        if field.selection_set:
-            total += _cost(field.selection_set, fragments, multiplier * _page_size(field, {}), depth + 1)
-    return total
-
-
-class QueryCostRule(ValidationRule):
-    """Reject documents whose estimated cost (fields × page sizes) or alias count exceeds the limits."""
+class QueryLimitsRule(ValidationRule):
+    """Reject documents deeper (QUERY_TOO_DEEP), costlier (QUERY_TOO_COMPLEX) or with more aliases
+    (TOO_MANY_ALIASES) than the limits, measured once per fragment (see DocumentMeasure)."""
 
     def enter_document(self, node, *args):
-        fragments = {d.name.value: d for d in node.definitions if d.kind == "fragment_definition"}
-        max_cost = settings.QUANZI["GRAPHQL_MAX_COST"]
-        max_aliases = settings.QUANZI["GRAPHQL_MAX_ALIASES"]
+        limits = settings.QUANZI
+        max_aliases = limits["GRAPHQL_MAX_ALIASES"]
         aliases = sum(1 for n in _walk(node) if isinstance(n, FieldNode) and n.alias is not None)
         if aliases > max_aliases:
             self.report_error(
                 GraphQLError(f"Too many aliases ({aliases} > {max_aliases}).", extensions={"code": "TOO_MANY_ALIASES"})
             )
-        for definition in node.definitions:
-            if isinstance(definition, OperationDefinitionNode):
-                cost = _cost(definition.selection_set, fragments, 1)
-                if cost > max_cost:
-                    self.report_error(
-                        GraphQLError(f"Query is too expensive ({cost} > {max_cost}).",
-                                     extensions={"code": "QUERY_TOO_COMPLEX"})
-                    )
+        measure = DocumentMeasure(self.context.schema, node, max_depth=limits["GRAPHQL_MAX_DEPTH"],
+                                  max_cost=limits["GRAPHQL_MAX_COST"], max_nesting=limits["GRAPHQL_MAX_NESTING"])
+        try:
+            for definition in node.definitions:
+                if isinstance(definition, OperationDefinitionNode):
+                    measure.operation(definition)
+        except LimitPassed as passed:
+            self.report_error(GraphQLError(passed.message, extensions={"code": passed.code}))
+        finally:
+            last_measure.visited = measure.visited
+
+
+# The work of the last measure on this thread (selections visited), for tests and debugging.
+last_measure = threading.local()
 
 
 def _walk(node):
@@ -179,8 +268,7 @@ class NoIntrospection(ValidationRule):
 
 def validation_rules() -> list[type[ValidationRule]]:
     rules: list = list(specified_rules)
-    rules.append(depth_limit_validator(max_depth=settings.QUANZI["GRAPHQL_MAX_DEPTH"]))
-    rules.append(QueryCostRule)
+    rules.append(QueryLimitsRule)
     if not settings.DEBUG:
         rules.append(NoIntrospection)
     return rules
@@ -192,8 +280,6 @@ def error_code_for(error: Any) -> str:
             return error.extensions["code"]
         if error.__class__.__name__ == "GraphQLSyntaxError":
             return "GRAPHQL_PARSE_FAILED"
-        if error.original_error is None and "exceeds maximum operation depth" in error.message:
-            return "QUERY_TOO_DEEP"
         if not error.path and not isinstance(error.original_error, DomainError):
             # before execution: validation, or a variable of the wrong type (which carries the coercion error)
             return "GRAPHQL_VALIDATION_FAILED"
@@ -203,6 +289,20 @@ def error_code_for(error: Any) -> str:
             return "INTERNAL_ERROR"
         return "BAD_USER_INPUT"
     return "BAD_REQUEST"
+
+
+def document_size_problem(query: str) -> str | None:
+    """Why a GraphQL document is too large to parse (characters, tokens, comments), or None."""
+    limits = settings.QUANZI
+    if len(query) > limits["GRAPHQL_MAX_DOCUMENT_CHARS"]:
+        return f"The document is longer than {limits['GRAPHQL_MAX_DOCUMENT_CHARS']} characters."
+    try:
+        parse(query, no_location=True, max_lexical_tokens=limits["GRAPHQL_MAX_TOKENS"],
+              max_comments=limits["GRAPHQL_MAX_TOKENS"])
+    except GraphQLError as exc:
+        if "contains more than" in exc.message:  # graphql-core's token and comment limits
+            return f"The document has more than {limits['GRAPHQL_MAX_TOKENS']} tokens."
+    return None  # syntax errors are reported by the real parse, with their location
 
 
 # --- the HTTP endpoint -------------------------------------------------------------------------
@@ -224,12 +324,24 @@ class QuanziGraphQLView(GraphQLView):
         super().__init__(**kwargs)
 
     def parse_body(self, request):
+        if self.get_content_type(request) == "application/json" and nesting_exceeds(request.body):
+            raise HttpError(HttpResponseBadRequest(f"JSON nests deeper than {MAX_JSON_NESTING} levels."))
         data = super().parse_body(request)
         if request.method == "POST" and isinstance(data, dict) and "query" in data and not isinstance(
             data.get("query"), str
         ):
             raise HttpError(HttpResponseBadRequest("The query must be a string."))
         return data
+
+    def execute_graphql_request(self, request, data, query, variables, operation_name, show_graphiql=False):
+        """Refuse an oversized document before graphql-core parses it (DOCUMENT_TOO_LARGE): the parser's
+        work and the AST it builds are bounded by the document's length and token count. The document is then
+        parsed again by graphene-django; parsing a bounded document twice is cheap."""
+        if isinstance(query, str) and query:
+            problem = document_size_problem(query)
+            if problem:
+                return ExecutionResult(errors=[GraphQLError(problem, extensions={"code": "DOCUMENT_TOO_LARGE"})])
+        return super().execute_graphql_request(request, data, query, variables, operation_name, show_graphiql)
 
     @staticmethod
     def format_error(error):

@@ -16,10 +16,11 @@ from .errors import ValidationFailed
 from .values import is_int
 
 MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50  # a paged field whose `first` has no declared default serves this many (the cost rule counts it)
 MAX_CURSOR_LENGTH = 200
 
 
-def page_size(value: object, *, default: int = 50, field: str = "first") -> int:
+def page_size(value: object, *, default: int = DEFAULT_PAGE_SIZE, field: str = "first") -> int:
     if value is None:
         return default
     if not is_int(value, minimum=1) or value > MAX_PAGE_SIZE:

@@ -140,7 +140,8 @@ class Wallet(graphene.ObjectType):
     )
     pending_holds = graphene.Field(
         graphene.NonNull(graphene.List(graphene.NonNull(PendingHold))),
-        first=graphene.Int(description=f"How many, 1-{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})."),
+        first=graphene.Int(default_value=MAX_PAGE_SIZE,  # declared: the query cost rule reads it
+                           description=f"How many, 1-{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})."),
         description="Money reserved for payments in flight, newest first; their amounts add up to `held` "
                     "when all fit on the page.",
     )
