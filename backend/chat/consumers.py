@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,8 +20,10 @@ from django.conf import settings
 
 from backend.accounts.services import authenticate_access_token
 from backend.core import presence, realtime
-from backend.core.errors import DomainError, RateLimited, ValidationFailed
+from backend.core.errors import DomainError, RateLimited, ValidationFailed, camel_case_field
 from backend.core.ids import decode_id, encode_id
+from backend.core.jsonlimits import MAX_JSON_NESTING, nesting_exceeds
+from backend.core.ratelimit import TokenBucket
 from backend.core.realtime import device_group, user_group
 from backend.core.values import is_int
 
@@ -33,6 +36,7 @@ CLOSE_PROTOCOL_ERROR = 4400  # the first frame was not an auth frame
 CLOSE_UNAUTHENTICATED = 4401  # the token was missing, invalid or expired; refresh and reconnect
 CLOSE_AUTH_TIMEOUT = 4408  # no auth frame within WS_AUTH_TIMEOUT_SECONDS
 CLOSE_SESSION_REVOKED = 4403  # the device was signed out elsewhere
+CLOSE_TOO_MANY_FRAMES = 4429  # SOCKET_BUDGET_STRIKES frames in a row over the frame budget
 
 Handler = Callable[["QuanziSocketConsumer", dict], Awaitable[None]]
 
@@ -78,8 +82,22 @@ def _valid_unicode(text_data: str, frame: dict) -> bool:
 class QuanziSocketConsumer(AsyncWebsocketConsumer):
     # frame type → handler, for authenticated connections. Chat features register here.
     handlers: dict[str, Handler] = {}
+    # frame type → extra cost in frame-budget tokens beyond the 1 every frame pays (for frames whose work
+    # grows with what they name, such as `resume`)
+    frame_costs: dict[str, Callable[[dict], int]] = {}
+
+    async def __call__(self, scope, receive, send):
+        """Whatever ends the socket — a close, a crash that Daphne turns into 1011, a cancelled task — its
+        presence is cleared now, not when it would age out a minute later."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
 
     async def connect(self):
+        self.frame_budget = TokenBucket(capacity=limits.get("SOCKET_FRAME_BUDGET"),
+                                        per_second=limits.get("SOCKET_FRAME_REFILL_PER_SECOND"))
+        self.budget_strikes = 0
         self.user = None
         self.device = None
         self.groups_joined: list[str] = []
@@ -97,16 +115,33 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_AUTH_TIMEOUT)
 
     async def disconnect(self, code):
+        await self._release()
+
+    async def _release(self) -> None:
+        """Once per socket, each step on its own so one failing cannot skip the next: presence first (other
+        users' pushes depend on it), then the groups, then telling co-members."""
+        if getattr(self, "released", False):
+            return
+        self.released = True
         timer = getattr(self, "auth_timer", None)
         if timer is not None:
             timer.cancel()
+        user = getattr(self, "user", None)
+        if user is not None:
+            try:
+                await db(presence.socket_closed)(user.pk, self.channel_name)
+            except Exception:
+                log.exception("presence not cleared for user %s (it ages out)", user.pk)
         groups = list(getattr(self, "groups_joined", []))
         groups += [events.conversation_group(c) for c in getattr(self, "chat_groups", ())]
-        await asyncio.gather(*(self.channel_layer.group_discard(g, self.channel_name) for g in groups),
-                             return_exceptions=True)
-        if getattr(self, "user", None) is not None:
-            await db(presence.socket_closed)(self.user.pk, self.channel_name)
-            await chat_socket_closed(self)
+        if groups and getattr(self, "channel_layer", None) is not None:
+            await asyncio.gather(*(self.channel_layer.group_discard(g, self.channel_name) for g in groups),
+                                 return_exceptions=True)
+        if user is not None:
+            try:
+                await chat_socket_closed(self)
+            except Exception:
+                log.exception("offline presence not announced for user %s", user.pk)
 
     # --- frames out ---------------------------------------------------------------------------
 
@@ -122,23 +157,12 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
     # --- frames in ----------------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        if bytes_data is not None:
-            await self.send_error("BINARY_NOT_SUPPORTED", "Send JSON text frames.")
+        if not await self._spend(1):
             return
-        if len(text_data.encode()) > settings.QUANZI["WS_MAX_FRAME_BYTES"]:
-            await self.send_error("FRAME_TOO_LARGE", f"Frames are limited to {settings.QUANZI['WS_MAX_FRAME_BYTES']} bytes.")
-            return
-        try:
-            frame = json.loads(text_data)
-        except ValueError:
-            frame = None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or not _valid_unicode(text_data, frame):
-            await self._reject_malformed()
+        frame = await self._parse(text_data, bytes_data)
+        if frame is None:
             return
         frame_id = frame.get("id")
-        if frame_id is not None and not isinstance(frame_id, str | int):
-            await self.send_error("MALFORMED_FRAME", "`id` must be a string or an integer.")
-            return
         if self.user is None:
             await self._authenticate(frame)
             return
@@ -146,19 +170,66 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         if handler is None:
             await self.send_error("UNKNOWN_TYPE", f"Unknown frame type {frame['type'][:40]!r}.", frame_id=frame_id)
             return
+        extra_cost = self.frame_costs.get(frame["type"])
+        if extra_cost is not None and not await self._spend(extra_cost(frame), frame_id=frame_id):
+            return
         try:
             await handler(self, frame)
         except DomainError as exc:
             extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
-            await self.send_error(exc.code, exc.message, frame_id=frame_id, field=exc.field, **extra)
+            await self.send_error(exc.code, exc.message, frame_id=frame_id, field=camel_case_field(exc.field),
+                                  **extra)
         except Exception:
             # A bug in one handler must not cost the user their connection (and the other conversations on
             # it): log it loudly, answer that frame with INTERNAL_ERROR, keep the socket.
             log.exception("socket handler %r failed for user %s", frame["type"][:40], self.user.pk)
             await self.send_error("INTERNAL_ERROR", "Something went wrong on our side.", frame_id=frame_id)
 
-    async def _reject_malformed(self):
-        await self.send_error("MALFORMED_FRAME", 'Frames are JSON objects with a string "type".')
+    async def _spend(self, cost: int, *, frame_id: object = None) -> bool:
+        """Charge the socket's frame budget. Over budget: RATE_LIMITED with `retry_after` (the connection
+        stays), and after SOCKET_BUDGET_STRIKES refusals in a row, close 4429."""
+        wait = self.frame_budget.take(cost)
+        if not wait:
+            self.budget_strikes = 0
+            return True
+        self.budget_strikes += 1
+        if self.budget_strikes > limits.get("SOCKET_BUDGET_STRIKES"):
+            if self.budget_strikes == limits.get("SOCKET_BUDGET_STRIKES") + 1:
+                await self.send_error("RATE_LIMITED", "Too many frames: closing.", frame_id=frame_id)
+                await self.close(code=CLOSE_TOO_MANY_FRAMES)
+            return False
+        await self.send_error("RATE_LIMITED", "Too many frames on this connection; slow down.", frame_id=frame_id,
+                              retry_after=max(1, math.ceil(min(wait, 3600))))
+        return False
+
+    async def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict | None:
+        """The frame as a dict, or None after answering why not (and, before auth, closing with 4400: a client
+        that cannot send one good first frame gets no second chance). Size and nesting are checked before the
+        JSON is parsed, so no frame can make the parser recurse or allocate without bound."""
+        if bytes_data is not None:
+            await self._refuse("BINARY_NOT_SUPPORTED", "Send JSON text frames.")
+            return None
+        limit = settings.QUANZI["WS_MAX_FRAME_BYTES"]
+        if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
+            await self._refuse("FRAME_TOO_LARGE", f"Frames are limited to {limit} bytes.")
+            return None
+        if nesting_exceeds(text_data):
+            await self._refuse("MALFORMED_FRAME", f"Frames nest at most {MAX_JSON_NESTING} levels of arrays and objects.")
+            return None
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or not _valid_unicode(text_data, frame):
+            await self._refuse("MALFORMED_FRAME", 'Frames are JSON objects with a string "type".')
+            return None
+        if frame.get("id") is not None and not isinstance(frame["id"], str | int):
+            await self._refuse("MALFORMED_FRAME", "`id` must be a string or an integer.")
+            return None
+        return frame
+
+    async def _refuse(self, code: str, message: str) -> None:
+        await self.send_error(code, message)
         if self.user is None:
             await self.close(code=CLOSE_PROTOCOL_ERROR)
 
@@ -483,6 +554,15 @@ async def handle_recall(consumer: QuanziSocketConsumer, frame: dict) -> None:
     message = await call_service(services.recall_message, message_id=message_pk, user=consumer.user)
     await consumer.send_frame(_reply(frame, {"type": "recall.ok", "message": events.render_message(message)}))
 
+
+def resume_cost(frame: dict) -> int:
+    """A resume reads every conversation it names: it pays for them (see SOCKET_FRAME_BUDGET)."""
+    wanted = frame.get("conversations")
+    named = len(wanted) if isinstance(wanted, dict) else 0
+    return math.ceil(named / limits.get("SOCKET_RESUME_CONVERSATIONS_PER_TOKEN"))
+
+
+QuanziSocketConsumer.frame_costs["resume"] = resume_cost
 
 QuanziSocketConsumer.handlers.update({
     "send": handle_send,

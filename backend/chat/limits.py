@@ -30,6 +30,12 @@ DEFAULTS: dict[str, int] = {
     "RESUME_MAX_GAP": 200,  # more missed messages than this → "resync"
     "RESUME_MAX_CONVERSATIONS": 500,
     "PREVIEW_CHARS": 80,
+    # every socket's frame budget (a token bucket): each frame costs 1, `resume` 1 more per
+    # SOCKET_RESUME_CONVERSATIONS_PER_TOKEN conversations it names (a full resume of 500: 101)
+    "SOCKET_FRAME_BUDGET": 120,
+    "SOCKET_FRAME_REFILL_PER_SECOND": 10,
+    "SOCKET_RESUME_CONVERSATIONS_PER_TOKEN": 5,
+    "SOCKET_BUDGET_STRIKES": 30,  # this many refused frames in a row close the socket with 4429
 }
 
 

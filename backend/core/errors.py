@@ -6,6 +6,8 @@ frames. The code is the contract with the phones: never rename one, add new ones
 
 from __future__ import annotations
 
+import re
+
 
 class DomainError(Exception):
     """An expected failure a client can act on."""
@@ -59,3 +61,17 @@ class RateLimited(DomainError):
 class Conflict(DomainError):
     code = "CONFLICT"
     default_message = "The request conflicts with the current state."
+
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
+
+
+def camel_case_field(field: str | None) -> str | None:
+    """An error's `field` as clients see it everywhere (GraphQL and socket frames): camelCase, each dotted
+    segment converted (`attachment.mime_type` → `attachment.mimeType`); ids and other segments untouched."""
+    if not field:
+        return field
+    return ".".join(
+        re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), part) if _SNAKE.match(part) else part
+        for part in field.split(".")
+    )

@@ -30,3 +30,26 @@ def hit(bucket: str, key: str, *, limit: int, window_seconds: int) -> None:
 def reset(bucket: str, key: str, *, window_seconds: int) -> None:
     window = int(time.time() // window_seconds)
     cache.delete(f"rl:{bucket}:{key}:{window}")
+
+
+class TokenBucket:
+    """An in-process token bucket (one per socket, so no shared cache round trip per frame): up to
+    `capacity` tokens, refilled continuously at `per_second`."""
+
+    def __init__(self, *, capacity: float, per_second: float) -> None:
+        self.capacity = capacity
+        self.per_second = per_second
+        self.tokens = float(capacity)
+        self.updated = time.monotonic()
+
+    def take(self, cost: float) -> float:
+        """Take `cost` tokens (at most a full bucket, so any single frame can pass eventually). Returns 0 when
+        taken, else the seconds until they would be there (and takes nothing)."""
+        cost = min(cost, self.capacity)
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if cost <= self.tokens:
+            self.tokens -= cost
+            return 0.0
+        return (cost - self.tokens) / self.per_second if self.per_second > 0 else float("inf")

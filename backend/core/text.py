@@ -13,15 +13,20 @@ import unicodedata
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def is_storable(value: str) -> bool:
-    """No NUL and valid UTF-8 (no lone surrogates). Message bodies need only this."""
+def storage_problem(value: str) -> str | None:
+    """What keeps `value` from being stored, said so a person can fix it, or None when it can be."""
     if "\x00" in value:
-        return False
+        return "contains a NUL character (U+0000)"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return "contains a lone surrogate (U+D800-U+DFFF without its pair), which is not valid Unicode"
+    return None
+
+
+def is_storable(value: str) -> bool:
+    """No NUL and valid UTF-8 (no lone surrogates). Message bodies need only this."""
+    return storage_problem(value) is None
 
 
 def is_clean_line(value: str) -> bool:

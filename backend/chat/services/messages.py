@@ -48,8 +48,11 @@ def _clean_client_msg_id(value: object) -> str:
 def _clean_text(text: object, *, required: bool) -> str:
     if text is None:
         text = ""
-    if not isinstance(text, str) or not text_rules.is_storable(text):
-        raise ValidationFailed("text must be a string without NUL characters.", code="INVALID_TEXT", field="text")
+    if not isinstance(text, str):
+        raise ValidationFailed("text must be a string.", code="INVALID_TEXT", field="text")
+    problem = text_rules.storage_problem(text)
+    if problem:
+        raise ValidationFailed(f"The text {problem}.", code="INVALID_TEXT", field="text")
     if len(text) > limits.get("TEXT_MAX_CHARS"):
         raise ValidationFailed(f"A message has at most {limits.get('TEXT_MAX_CHARS')} characters.",
                                code="MESSAGE_TOO_LONG", field="text")
