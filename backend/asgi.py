@@ -16,7 +16,6 @@ from backend.chat.consumers import QuanziSocketConsumer  # noqa: E402
 from backend.core.origin import NativeOrAllowedOriginValidator  # noqa: E402
 
 
-
 async def refuse_socket(scope, receive, send):
     """A WebSocket to any other path (`/ws` without the slash, `/socket/`): refuse the handshake. Daphne
     answers HTTP 403 (it has no other refusal) and nothing is logged as an error; without this route the
