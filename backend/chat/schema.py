@@ -11,6 +11,7 @@ import datetime as dt
 import graphene
 from graphene.types.generic import GenericScalar
 
+from backend.accounts.schema import User
 from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
@@ -57,17 +58,6 @@ def _seat(info, conversation_id: object, field: str = "conversationId") -> Membe
     return seat
 
 
-class ChatUser(graphene.ObjectType):
-    """Another user as chat shows them: no phone number, no personal data."""
-
-    class Meta:
-        interfaces = (graphene.relay.Node,)
-        name = "User"
-
-    display_name = graphene.String(required=True)
-    avatar_url = graphene.String(required=True)
-
-
 class Attachment(graphene.ObjectType):
     url = graphene.String(required=True)
     name = graphene.String()
@@ -84,7 +74,7 @@ class Message(graphene.ObjectType):
 
     seq = graphene.Int(required=True, description="Gapless per conversation.")
     kind = graphene.Field(MessageKind, required=True)
-    sender = graphene.Field(ChatUser)
+    sender = graphene.Field(User)
     client_msg_id = graphene.String()
     body = graphene.String(description="Null once recalled.")
     attachment = graphene.Field(Attachment)
@@ -131,7 +121,7 @@ class Message(graphene.ObjectType):
 
 
 class Member(graphene.ObjectType):
-    user = graphene.Field(ChatUser, required=True)
+    user = graphene.Field(User, required=True)
     role = graphene.Field(MemberRole, required=True)
     joined_at = graphene.DateTime(required=True)
 
@@ -148,7 +138,7 @@ class Conversation(graphene.ObjectType):
 
     kind = graphene.Field(ConversationKind, required=True)
     title = graphene.String(required=True, description="The group title, or the other party's name.")
-    peer = graphene.Field(ChatUser, description="The other party of a direct, advisor or service conversation.")
+    peer = graphene.Field(User, description="The other party of a direct, advisor or service conversation.")
     last_seq = graphene.Int(required=True)
     last_change = graphene.Int(required=True, description="Bumped by every edit and recall (see resume).")
     last_read_seq = graphene.Int(required=True)

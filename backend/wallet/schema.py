@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphene
 from graphql.language import FloatValueNode, IntValueNode, StringValueNode
 
-from backend.accounts.ids import decode_user
+from backend.accounts.ids import decode_user, user_gid
 from backend.core import pagination
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
 from backend.core.ids import encode_id
@@ -91,7 +91,7 @@ class StatementLine(graphene.ObjectType):
             counterparty = Counterparty(
                 kind=account.kind, display_name=selectors.account_label(account),
                 avatar_url=owner.avatar_url if owner else "",
-                user_id=encode_id("User", owner.pk) if owner else None,
+                user_id=user_gid(owner) if owner else None,
             )
         return cls(
             id=leg.pk, entry_id=encode_id("JournalEntry", leg.entry_id), kind=leg.entry.kind,
