@@ -4,12 +4,14 @@ import graphene
 
 from backend.accounts import schema as accounts_schema
 from backend.chat import schema as chat_schema
+from backend.core.nodes import NodeQuery
 from backend.notifications import schema as notifications_schema
 from backend.wallet import schema as wallet_schema
 
 
 class Query(
-    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, graphene.ObjectType
+    NodeQuery, accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query,
+    graphene.ObjectType,
 ):
     pass
 

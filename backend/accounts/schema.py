@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import graphene
 
+from backend.core import nodes
 from backend.core.graphql import BaseMutation, client_ip, require_device, require_user
 from backend.core.ids import fetch_scoped
 
@@ -93,6 +94,10 @@ class Device(graphene.ObjectType):
     def resolve_is_current(root: DeviceModel, info):
         current = getattr(info.context, "device", None)
         return current is not None and current.pk == root.pk
+
+
+nodes.register(User, model=UserModel, scoped=lambda user: selectors.visible_users())
+nodes.register(Device, model=DeviceModel, scoped=selectors.active_devices_of)
 
 
 class AuthTokens(graphene.ObjectType):

@@ -12,10 +12,10 @@ import graphene
 from graphene.types.generic import GenericScalar
 
 from backend.accounts.schema import User
-from backend.core import pagination
+from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
-from backend.core.ids import MAX_PK, decode_id
+from backend.core.ids import MAX_PK, decode_id, fetch_scoped
 
 from . import events, selectors, services
 from .models import Conversation as ConversationModel
@@ -51,11 +51,8 @@ def _enum_value(value):
 
 def _seat(info, conversation_id: object, field: str = "conversationId") -> Membership:
     user = require_user(info)
-    pk = decode_id(conversation_id, type_name=events.CONVERSATION, field=field)
-    seat = selectors.seat_of(user.pk, pk)
-    if seat is None:
-        raise NotFound(field=field)
-    return seat
+    return fetch_scoped(conversation_id, type_name=events.CONVERSATION, scoped=selectors.active_seats_of(user.pk),
+                        lookup="conversation_id", field=field)
 
 
 class Attachment(graphene.ObjectType):
@@ -208,6 +205,10 @@ class Conversation(graphene.ObjectType):
             return None
         return message
 
+
+nodes.register(Conversation, model=Membership, scoped=lambda user: selectors.active_seats_of(user.pk),
+               lookup="conversation_id")
+nodes.register(Message, model=MessageModel, scoped=lambda user: selectors.visible_messages_of(user.pk))
 
 ConversationConnection = pagination.connection_type(Conversation, name="Conversation")
 ConversationEdge = ConversationConnection.Edge
