@@ -4,12 +4,15 @@ import graphene
 
 from backend.accounts import schema as accounts_schema
 from backend.chat import schema as chat_schema
+from backend.core import nodes
+from backend.core.nodes import NodeQuery
 from backend.notifications import schema as notifications_schema
 from backend.wallet import schema as wallet_schema
 
 
 class Query(
-    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, graphene.ObjectType
+    NodeQuery, accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query,
+    graphene.ObjectType,
 ):
     pass
 
@@ -24,4 +27,5 @@ class Mutation(
     pass
 
 
-schema = graphene.Schema(query=Query, mutation=Mutation)
+# Every registered node type is in the schema even when no field returns it yet (node(id:) can).
+schema = graphene.Schema(query=Query, mutation=Mutation, types=[t.graphene_type for t in nodes.registered().values()])

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import graphene
 
+from backend.core import nodes
 from backend.core.graphql import BaseMutation, client_ip, require_device, require_user
 from backend.core.ids import fetch_scoped
 
-from . import selectors, services
+from . import ids, selectors, services
 from .models import Device as DeviceModel
 from .models import User as UserModel
 
-
-class KycLevel(graphene.Enum):
-    NONE = 0
-    BASIC = 1
-    VERIFIED = 2
-    FULL = 3
+KycLevel = graphene.Enum.from_enum(
+    UserModel.KycLevel, description="How far the user's identity is verified (the model's choices, so a "
+    "value read from the database and a value just assigned in Python both render).")
 
 
 class Platform(graphene.Enum):
@@ -25,33 +23,56 @@ class Platform(graphene.Enum):
     WEB = "web"
 
 
-class Viewer(graphene.ObjectType):
-    """The signed-in user, as they see themselves (their own phone number included)."""
+def _is_self(user: UserModel, info) -> bool:
+    """Private fields render only for the user themself: the caller, or the user a login payload signed in."""
+    if getattr(user, "_rendered_for_self", False):
+        return True
+    caller = getattr(info.context, "user", None)
+    return caller is not None and caller.is_authenticated and caller.pk == user.pk
+
+
+def _private(resolve):
+    def resolver(root: UserModel, info):
+        return resolve(root, info) if _is_self(root, info) else None
+    return staticmethod(resolver)
+
+
+class User(graphene.ObjectType):
+    """A user. Everyone sees the public fields; the private ones (phone, KYC, devices, …) are null unless the
+    user is the caller (`me`, or the `viewer` of a login payload). One global id per user everywhere: GraphQL,
+    socket frames and push data (opaque and not sequential, see accounts.ids)."""
 
     class Meta:
         interfaces = (graphene.relay.Node,)
-        name = "Viewer"
+        name = "User"
 
-    phone = graphene.String(required=True)
     display_name = graphene.String(required=True)
     avatar_url = graphene.String(required=True)
-    kyc_level = graphene.Field(KycLevel, required=True)
     is_client_manager = graphene.Boolean(required=True)
-    has_password = graphene.Boolean(required=True)
-    date_joined = graphene.DateTime(required=True)
-    devices = graphene.List(graphene.NonNull(lambda: Device), required=True)
-
-    @classmethod
-    def from_user(cls, user: UserModel) -> Viewer:
-        return cls(
-            id=user.pk, phone=user.phone, display_name=user.display_name, avatar_url=user.avatar_url,
-            kyc_level=user.kyc_level, is_client_manager=user.is_client_manager,
-            has_password=user.has_usable_password(), date_joined=user.date_joined,
-        )
+    phone = graphene.String(description="Private: my own phone number.")
+    kyc_level = graphene.Field(KycLevel, description="Private.")
+    has_password = graphene.Boolean(description="Private.")
+    date_joined = graphene.DateTime(description="Private.")
+    devices = graphene.List(graphene.NonNull(lambda: Device), description="Private: my signed-in devices.")
 
     @staticmethod
-    def resolve_devices(root, info):
-        return selectors.active_devices_of(require_user(info))
+    def resolve_id(root: UserModel, info):
+        return ids.public_token(root.pk)
+
+    resolve_phone = _private(lambda root, info: root.phone)
+    resolve_kyc_level = _private(lambda root, info: root.kyc_level)
+    resolve_has_password = _private(lambda root, info: root.has_usable_password())
+    resolve_date_joined = _private(lambda root, info: root.date_joined)
+    resolve_devices = _private(lambda root, info: selectors.active_devices_of(root))
+
+    @classmethod
+    def from_user(cls, user: UserModel) -> UserModel:
+        """The user as they see themselves (private fields included) in a payload of their own session."""
+        user._rendered_for_self = True
+        return user
+
+
+Viewer = User  # the signed-in user is a User whose private fields are visible
 
 
 class Device(graphene.ObjectType):
@@ -75,6 +96,10 @@ class Device(graphene.ObjectType):
         return current is not None and current.pk == root.pk
 
 
+nodes.register(User, model=UserModel, scoped=lambda user: selectors.visible_users())
+nodes.register(Device, model=DeviceModel, scoped=selectors.active_devices_of)
+
+
 class AuthTokens(graphene.ObjectType):
     access_token = graphene.String(required=True)
     access_token_expires_at = graphene.DateTime(required=True)
@@ -88,7 +113,7 @@ def _tokens(session: services.Session) -> dict:
             access_token=session.access_token, access_token_expires_at=session.access_expires_at,
             refresh_token=session.refresh_token, refresh_token_expires_at=session.refresh_expires_at,
         ),
-        "viewer": Viewer.from_user(session.user),
+        "viewer": User.from_user(session.user),
     }
 
 
@@ -125,7 +150,7 @@ class RequestLoginCode(BaseMutation):
 
 class SessionPayloadMixin:
     tokens = graphene.Field(AuthTokens)
-    viewer = graphene.Field(Viewer)
+    viewer = graphene.Field(User)
 
 
 class LoginWithCode(SessionPayloadMixin, BaseMutation):
@@ -177,13 +202,13 @@ class SetPassword(BaseMutation):
     class Arguments:
         password = graphene.String(required=True)
 
-    viewer = graphene.Field(Viewer)
+    viewer = graphene.Field(User)
 
     @classmethod
     def perform(cls, root, info, password):
         user = require_user(info)
         services.set_password(user=user, password=password)
-        return {"viewer": Viewer.from_user(user)}
+        return {"viewer": User.from_user(user)}
 
 
 class Logout(BaseMutation):
@@ -239,11 +264,11 @@ class UpdatePushTarget(BaseMutation):
 
 
 class Query(graphene.ObjectType):
-    me = graphene.Field(Viewer, required=True, description="The signed-in user. Requires a bearer token.")
+    me = graphene.Field(User, required=True, description="The signed-in user. Requires a bearer token.")
 
     @staticmethod
     def resolve_me(root, info):
-        return Viewer.from_user(require_user(info))
+        return require_user(info)
 
 
 class Mutation(graphene.ObjectType):

@@ -7,6 +7,12 @@ from django.db.models import QuerySet
 from .models import Device, User
 
 
+def visible_users() -> QuerySet[User]:
+    """Users whose public profile (name, avatar) anyone signed in may fetch by id. Ids are unguessable
+    (accounts.ids), so holding one means it was shown to you."""
+    return User.objects.filter(is_active=True)
+
+
 def active_devices_of(user: User) -> QuerySet[Device]:
     return Device.objects.filter(user=user, revoked_at__isnull=True).order_by("-last_seen_at", "-id")
 

@@ -251,7 +251,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             self.groups_joined.append(group)
         await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
-        ok = {"type": "auth.ok", "user_id": user.pk, "heartbeat_seconds": 25}
+        ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": 25}
         if frame.get("id") is not None:
             ok["id"] = frame["id"]
         await self.send_frame(ok)

@@ -11,10 +11,11 @@ import datetime as dt
 import graphene
 from graphene.types.generic import GenericScalar
 
-from backend.core import pagination
+from backend.accounts.schema import User
+from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
-from backend.core.ids import MAX_PK, decode_id
+from backend.core.ids import MAX_PK, decode_id, fetch_scoped
 
 from . import events, selectors, services
 from .models import Conversation as ConversationModel
@@ -50,22 +51,8 @@ def _enum_value(value):
 
 def _seat(info, conversation_id: object, field: str = "conversationId") -> Membership:
     user = require_user(info)
-    pk = decode_id(conversation_id, type_name=events.CONVERSATION, field=field)
-    seat = selectors.seat_of(user.pk, pk)
-    if seat is None:
-        raise NotFound(field=field)
-    return seat
-
-
-class ChatUser(graphene.ObjectType):
-    """Another user as chat shows them: no phone number, no personal data."""
-
-    class Meta:
-        interfaces = (graphene.relay.Node,)
-        name = "User"
-
-    display_name = graphene.String(required=True)
-    avatar_url = graphene.String(required=True)
+    return fetch_scoped(conversation_id, type_name=events.CONVERSATION, scoped=selectors.active_seats_of(user.pk),
+                        lookup="conversation_id", field=field)
 
 
 class Attachment(graphene.ObjectType):
@@ -84,7 +71,7 @@ class Message(graphene.ObjectType):
 
     seq = graphene.Int(required=True, description="Gapless per conversation.")
     kind = graphene.Field(MessageKind, required=True)
-    sender = graphene.Field(ChatUser)
+    sender = graphene.Field(User)
     client_msg_id = graphene.String()
     body = graphene.String(description="Null once recalled.")
     attachment = graphene.Field(Attachment)
@@ -131,7 +118,7 @@ class Message(graphene.ObjectType):
 
 
 class Member(graphene.ObjectType):
-    user = graphene.Field(ChatUser, required=True)
+    user = graphene.Field(User, required=True)
     role = graphene.Field(MemberRole, required=True)
     joined_at = graphene.DateTime(required=True)
 
@@ -148,7 +135,7 @@ class Conversation(graphene.ObjectType):
 
     kind = graphene.Field(ConversationKind, required=True)
     title = graphene.String(required=True, description="The group title, or the other party's name.")
-    peer = graphene.Field(ChatUser, description="The other party of a direct, advisor or service conversation.")
+    peer = graphene.Field(User, description="The other party of a direct, advisor or service conversation.")
     last_seq = graphene.Int(required=True)
     last_change = graphene.Int(required=True, description="Bumped by every edit and recall (see resume).")
     last_read_seq = graphene.Int(required=True)
@@ -218,6 +205,10 @@ class Conversation(graphene.ObjectType):
             return None
         return message
 
+
+nodes.register(Conversation, model=Membership, scoped=lambda user: selectors.active_seats_of(user.pk),
+               lookup="conversation_id")
+nodes.register(Message, model=MessageModel, scoped=lambda user: selectors.visible_messages_of(user.pk))
 
 ConversationConnection = pagination.connection_type(Conversation, name="Conversation")
 ConversationEdge = ConversationConnection.Edge

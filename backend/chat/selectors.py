@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from . import events, limits
 from .models import Conversation, Membership, Message
@@ -19,8 +19,20 @@ SMALL_KINDS = (Conversation.Kind.DIRECT, Conversation.Kind.ADVISOR, Conversation
 
 def seat_of(user_id: int, conversation_id: int) -> Membership | None:
     """The user's active seat (with its conversation), or None."""
-    return (Membership.objects.select_related("conversation")
-            .filter(user_id=user_id, conversation_id=conversation_id, left_at__isnull=True).first())
+    return active_seats_of(user_id).filter(conversation_id=conversation_id).first()
+
+
+def active_seats_of(user_id: int) -> QuerySet[Membership]:
+    """The user's active seats with their conversations: a Conversation id is resolved through these."""
+    return Membership.objects.select_related("conversation").filter(user_id=user_id, left_at__isnull=True)
+
+
+def visible_messages_of(user_id: int) -> QuerySet[Message]:
+    """Every message the user may read: in a conversation they are in, from the seq their seat starts at."""
+    return Message.objects.filter(
+        conversation__memberships__user_id=user_id, conversation__memberships__left_at__isnull=True,
+        seq__gte=F("conversation__memberships__visible_from_seq"),
+    )
 
 
 def my_conversations(user_id: int) -> QuerySet[Membership]:

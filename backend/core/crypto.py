@@ -14,9 +14,12 @@ import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import models
+
+_TOKEN_MARKER = b"QZ-ID\x00\x00\x01"  # 8 bytes: a token that decrypts to anything else is not ours
 
 
 class DecryptionError(Exception):
@@ -50,6 +53,28 @@ class KeyRing:
 
     def blind_index(self, value: str, *, context: str) -> str:
         return hmac.new(self.blind_index_key, f"{context}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+    def _id_cipher(self, context: str) -> Cipher:
+        key = hmac.new(self.blind_index_key, f"public-id\x00{context}".encode(), hashlib.sha256).digest()
+        return Cipher(algorithms.AES(key), modes.ECB())  # one block, one value: a keyed permutation
+
+    def public_token(self, value: int, *, context: str) -> str:
+        """An opaque, stable 32-hex token for a positive integer (e.g. a user pk): one AES block holding a
+        fixed marker and the value, so tokens look random, are not sequential, and cannot be forged."""
+        block = _TOKEN_MARKER + value.to_bytes(8, "big")
+        encryptor = self._id_cipher(context).encryptor()
+        return (encryptor.update(block) + encryptor.finalize()).hex()
+
+    def open_public_token(self, token: str, *, context: str) -> int:
+        """The integer behind `public_token`; ValueError for anything that is not one of ours."""
+        if len(token) != 32 or token != token.lower():
+            raise ValueError("not a public token")
+        decryptor = self._id_cipher(context).decryptor()
+        block = decryptor.update(bytes.fromhex(token)) + decryptor.finalize()
+        value = int.from_bytes(block[8:], "big")
+        if not hmac.compare_digest(block[:8], _TOKEN_MARKER) or value <= 0 or value >= 2**63:
+            raise ValueError("not a public token")
+        return value
 
 
 def parse_keys(spec: str) -> tuple[dict[str, bytes], str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphene
 from graphene import relay
 
-from backend.core import pagination
+from backend.core import nodes, pagination
 from backend.core.errors import ValidationFailed
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
 from backend.core.ids import decode_id
@@ -48,6 +48,9 @@ class Notification(graphene.ObjectType):
     @staticmethod
     def resolve_is_read(root: NotificationModel, info):
         return root.read_at is not None
+
+
+nodes.register(Notification, model=NotificationModel, scoped=lambda user: selectors.inbox_of(user.pk))
 
 
 class NotificationConnection(relay.Connection):

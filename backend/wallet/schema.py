@@ -5,14 +5,16 @@ from __future__ import annotations
 import graphene
 from graphql.language import FloatValueNode, IntValueNode, StringValueNode
 
-from backend.accounts.ids import decode_user
-from backend.core import pagination
+from backend.accounts.ids import decode_user, user_gid
+from backend.core import nodes, pagination
+from backend.core.errors import NotFound
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
 from backend.core.ids import encode_id
 
 from . import selectors, services
 from .models import BankOperation as BankOperationModel
 from .models import Hold, LedgerAccount, Leg
+from .models import JournalEntry as JournalEntryModel
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -91,13 +93,32 @@ class StatementLine(graphene.ObjectType):
             counterparty = Counterparty(
                 kind=account.kind, display_name=selectors.account_label(account),
                 avatar_url=owner.avatar_url if owner else "",
-                user_id=encode_id("User", owner.pk) if owner else None,
+                user_id=user_gid(owner) if owner else None,
             )
         return cls(
             id=leg.pk, entry_id=encode_id("JournalEntry", leg.entry_id), kind=leg.entry.kind,
             direction="in" if leg.amount > 0 else "out", amount=leg.amount, balance_after=leg.balance_after,
             memo=leg.entry.memo, counterparty=counterparty, created_at=leg.entry.created_at,
         )
+
+
+class JournalEntry(graphene.ObjectType):
+    """One ledger entry as its participant sees it (a balance alert names it): my lines of it only."""
+
+    class Meta:
+        interfaces = (graphene.relay.Node,)
+
+    kind = graphene.String(required=True, description="transfer, top_up, withdrawal, hold_post, reversal, …")
+    memo = graphene.String(required=True)
+    created_at = graphene.DateTime(required=True)
+    lines = graphene.List(graphene.NonNull(StatementLine), required=True,
+                          description="The movements this entry made on my wallet.")
+
+    @staticmethod
+    def resolve_lines(root: JournalEntryModel, info):
+        user = require_user(info)
+        legs = selectors.statement_lines_of_user(user.pk).filter(entry=root).order_by("id")
+        return [StatementLine.from_leg(leg) for leg in legs]
 
 
 class StatementConnection(graphene.relay.Connection):
@@ -209,12 +230,24 @@ class BankOperation(graphene.ObjectType):
         return root.failure_code or None
 
 
+nodes.register(StatementLine, scoped=lambda user: selectors.statement_lines_of_user(user.pk),
+               render=StatementLine.from_leg)
+nodes.register(JournalEntry, model=JournalEntryModel, scoped=lambda user: selectors.journal_entries_of_user(user.pk))
+nodes.register(Wallet, model=LedgerAccount, scoped=lambda user: selectors.user_wallets_of(user.pk))
+nodes.register(BankOperation, model=BankOperationModel,
+               scoped=lambda user: selectors.bank_operations_of_user(user.pk))
+
+
 class Query(graphene.ObjectType):
     my_wallet = graphene.Field(graphene.NonNull(Wallet), description="My balance and statement.")
 
     @staticmethod
     def resolve_my_wallet(root, info):
-        return services.ensure_wallet(user_id=require_user(info).pk)
+        # A read never writes: wallets are opened at sign-up (wallet.signals) and by migration for older users.
+        wallet = selectors.wallet_of(require_user(info).pk)
+        if wallet is None:
+            raise NotFound("This account has no wallet.")
+        return wallet
 
 
 class MoneyPayload:

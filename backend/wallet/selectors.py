@@ -20,7 +20,28 @@ SYSTEM_LABELS = {
 
 
 def wallet_of(user_id: int) -> LedgerAccount | None:
-    return LedgerAccount.objects.filter(kind=LedgerAccount.Kind.USER_WALLET, owner_id=user_id).first()
+    return user_wallets_of(user_id).first()
+
+
+def user_wallets_of(user_id: int) -> QuerySet[LedgerAccount]:
+    return LedgerAccount.objects.filter(kind=LedgerAccount.Kind.USER_WALLET, owner_id=user_id)
+
+
+def statement_lines_of_user(user_id: int) -> QuerySet[Leg]:
+    """Every statement line of the user's wallet (a StatementLine id is resolved through these)."""
+    return statement_lines_filter(Leg.objects.filter(account__kind=LedgerAccount.Kind.USER_WALLET,
+                                                     account__owner_id=user_id))
+
+
+def journal_entries_of_user(user_id: int) -> QuerySet[JournalEntry]:
+    """Entries that moved money on the user's wallet (the entry id a balance alert carries)."""
+    return JournalEntry.objects.filter(
+        pk__in=Leg.objects.filter(account__kind=LedgerAccount.Kind.USER_WALLET, account__owner_id=user_id)
+        .values("entry_id"))
+
+
+def bank_operations_of_user(user_id: int) -> QuerySet[BankOperation]:
+    return BankOperation.objects.filter(account__kind=LedgerAccount.Kind.USER_WALLET, account__owner_id=user_id)
 
 
 def payable_users_for(user: User) -> QuerySet[User]:
@@ -30,8 +51,12 @@ def payable_users_for(user: User) -> QuerySet[User]:
 
 def statement_lines(account: LedgerAccount) -> QuerySet[Leg]:
     """The account's legs, newest first, with everything a statement line shows loaded in two queries."""
+    return statement_lines_filter(Leg.objects.filter(account=account))
+
+
+def statement_lines_filter(legs: QuerySet[Leg]) -> QuerySet[Leg]:
     return (
-        Leg.objects.filter(account=account)
+        legs
         .select_related("entry")
         .prefetch_related(
             Prefetch("entry__legs", queryset=Leg.objects.select_related("account__owner").order_by("id"))

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from backend.accounts.ids import user_gid
 from backend.accounts.models import User
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.core.ids import encode_id
@@ -23,7 +24,7 @@ def token_for(user: User) -> str:
 
 
 def gid(kind: str, pk: int) -> str:
-    return encode_id(kind, pk)
+    return user_gid(pk) if kind == "User" else encode_id(kind, pk)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from backend.accounts.ids import user_gid
 from backend.accounts.models import User
 from backend.accounts.services import DeviceInfo, _start_session, logout
 from backend.asgi import application
@@ -32,7 +33,7 @@ async def test_auth_with_a_valid_token_then_ping():
     ws = await connect()
     await ws.send_json_to({"type": "auth", "token": session.access_token, "id": "a1"})
     ok = await ws.receive_json_from()
-    assert ok["type"] == "auth.ok" and ok["user_id"] == session.user.pk and ok["id"] == "a1"
+    assert ok["type"] == "auth.ok" and ok["user_id"] == user_gid(session.user) and ok["id"] == "a1"
     assert presence.is_online(session.user.pk)
     await ws.send_json_to({"type": "ping", "id": 7})
     assert await ws.receive_json_from() == {"type": "pong", "id": 7}

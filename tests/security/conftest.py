@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from django.apps import apps
 
+from backend.accounts.ids import user_gid
 from backend.accounts.models import Device, User
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.chat import services as chat
@@ -51,7 +52,7 @@ class World:
     ada_notification: int
 
     def gid(self, kind: str, pk: int) -> str:
-        return encode_id(kind, pk)
+        return user_gid(pk) if kind == "User" else encode_id(kind, pk)
 
 
 def build_world() -> World:

@@ -56,7 +56,7 @@ def test_anonymous_and_bad_token_callers_are_refused(gql, db, document, variable
 
 
 def test_typename_works_but_schema_introspection_does_not(gql, world, settings):
-    assert gql("{ me { __typename id } }", token=world.ta)["data"]["me"]["__typename"] == "Viewer"
+    assert gql("{ me { __typename id } }", token=world.ta)["data"]["me"]["__typename"] == "User"
     refused = gql("{ __schema { types { name } } }", token=world.ta)
     assert refused["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from backend.accounts.ids import decode_user, user_gid
 from backend.accounts.models import User
 from backend.core import clock
-from backend.core.ids import decode_id, encode_id
+from backend.core.ids import encode_id
 from backend.notifications.models import Notification
 from backend.wallet import services
 from backend.wallet.models import BankOperation, LedgerAccount
@@ -57,7 +58,7 @@ WITHDRAW = TOP_UP.replace("TopUp(", "Withdraw(").replace("topUp(", "withdraw(")
 def me(gql, sign_in) -> User:
     payload = sign_in("+8613900000001")
     gql.token = payload["tokens"]["accessToken"]
-    return User.objects.get(pk=decode_id(payload["viewer"]["id"], type_name="Viewer"))
+    return User.objects.get(pk=decode_user(payload["viewer"]["id"], field="id"))
 
 
 @pytest.fixture
@@ -93,14 +94,14 @@ def test_my_wallet_shows_balance_held_and_available(gql, me, my_wallet, friend):
 
 
 def test_send_money_moves_money_shows_the_friend_and_never_a_phone(gql, me, my_wallet, friend):
-    result = send(gql, encode_id("User", friend.pk), 1_234, memo="电影票 movie")
+    result = send(gql, user_gid(friend.pk), 1_234, memo="电影票 movie")
     assert result["errors"] == []
     assert result["replayed"] is False
     assert result["wallet"] == {"available": 8_766, "held": 0, "balance": 8_766}
     line = result["transfer"]
     assert (line["amount"], line["balanceAfter"], line["memo"]) == (-1_234, 8_766, "电影票 movie")
     assert line["counterparty"] == {"kind": "USER", "displayName": "小明 Xiao Ming",
-                                    "userId": encode_id("User", friend.pk)}
+                                    "userId": user_gid(friend.pk)}
     assert LedgerAccount.objects.get(owner=friend).balance == 1_234
     alert = Notification.objects.get(recipient=friend, event="wallet.balance_changed")
     assert alert.payload["entry_id"] == line["entryId"]
@@ -108,7 +109,7 @@ def test_send_money_moves_money_shows_the_friend_and_never_a_phone(gql, me, my_w
 
 
 def test_send_money_retry_is_replayed_and_a_changed_retry_conflicts(gql, me, my_wallet, friend):
-    to = encode_id("User", friend.pk)
+    to = user_gid(friend.pk)
     first = send(gql, to, 500, key="retry-key-42")
     before = snapshot()
     again = send(gql, to, 500, key="retry-key-42")
@@ -128,14 +129,14 @@ def test_send_money_retry_is_replayed_and_a_changed_retry_conflicts(gql, me, my_
 ])
 def test_send_money_bad_amounts_come_back_as_payload_errors(gql, me, my_wallet, friend, amount, code):
     before = snapshot()
-    result = send(gql, encode_id("User", friend.pk), amount)
+    result = send(gql, user_gid(friend.pk), amount)
     assert [e["code"] for e in result["errors"]] == [code]
     assert result["errors"][0]["field"] == "amount"
     assert snapshot() == before
 
 
 def test_amount_literals_in_the_document_are_checked_the_same_way(gql, me, my_wallet, friend):
-    to = encode_id("User", friend.pk)
+    to = user_gid(friend.pk)
     for literal, code in (("12.5", "AMOUNT_INVALID"), ('"12"', "AMOUNT_INVALID"),
                           ("99999999999999999999", "AMOUNT_TOO_LARGE")):
         doc = (f'mutation {{ sendMoney(recipientId: "{to}", amount: {literal}, idempotencyKey: "lit-key-01") '
@@ -146,10 +147,10 @@ def test_amount_literals_in_the_document_are_checked_the_same_way(gql, me, my_wa
 def test_send_money_to_nobody_to_myself_or_with_a_foreign_id_type(gql, me, my_wallet, friend):
     before = snapshot()
     cases = [
-        (encode_id("User", 987_654), "NOT_FOUND"),
+        (user_gid(987_654), "NOT_FOUND"),
         (encode_id("Wallet", friend.pk), "NOT_FOUND"),  # an id of another type is not a user
         ("not-a-global-id", "NOT_FOUND"),
-        (encode_id("User", me.pk), "SELF_TRANSFER"),
+        (user_gid(me.pk), "SELF_TRANSFER"),
     ]
     for to, code in cases:
         result = send(gql, to, 100)
@@ -161,13 +162,13 @@ def test_send_money_to_a_frozen_wallet(gql, me, my_wallet, friend):
     friend_wallet = services.ensure_wallet(user_id=friend.pk)
     services.set_frozen(account_id=friend_wallet.pk, frozen=True, reason="police request")
     before = snapshot()
-    assert [e["code"] for e in send(gql, encode_id("User", friend.pk), 100)["errors"]] == ["ACCOUNT_FROZEN"]
+    assert [e["code"] for e in send(gql, user_gid(friend.pk), 100)["errors"]] == ["ACCOUNT_FROZEN"]
     assert snapshot() == before
 
 
 def test_money_mutations_are_rate_limited_per_user(gql, me, my_wallet, friend, settings):
     settings.QUANZI_WALLET = {"MONEY_MUTATIONS_PER_MINUTE": 3}
-    to = encode_id("User", friend.pk)
+    to = user_gid(friend.pk)
     codes = [send(gql, to, 1, key=f"rate-key-{i:04d}")["errors"] for i in range(4)]
     assert codes[:3] == [[], [], []]
     assert [e["code"] for e in codes[3]] == ["RATE_LIMITED"]
@@ -371,7 +372,7 @@ def test_pending_holds_cost_the_same_queries_for_1_or_30(gql, me, my_wallet, fri
 
 def test_replays_do_not_use_up_the_money_rate_limit(gql, me, my_wallet, friend, settings):
     settings.QUANZI_WALLET = {"MONEY_MUTATIONS_PER_MINUTE": 2, "REPLAYS_PER_MINUTE": 5}
-    to = encode_id("User", friend.pk)
+    to = user_gid(friend.pk)
     assert send(gql, to, 1, key="replay-key-0001")["errors"] == []
     for _ in range(3):  # the phone retries the same payment: replayed, not counted as new payments
         again = send(gql, to, 1, key="replay-key-0001")

@@ -136,14 +136,21 @@ def _append(
     return message
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def _system(conversation: Conversation, *, actor_id: int | None, event: str, text: str, **details: Any) -> Message:
-    system = {"event": event, "actor_id": events.user_gid(actor_id)}
+    """A system message. Its `system` object is wire-ready: camelCase keys, users named by their global ids
+    ({event, actorId, userId?, userIds?, title?, role?}, see docs/websocket-protocol.md)."""
+    system = {"event": event, "actorId": events.user_gid(actor_id)}
     for key, value in details.items():
         if key.endswith("_ids"):
             value = [events.user_gid(v) for v in value]
         elif key.endswith("_id"):
             value = events.user_gid(value)
-        system[key] = value
+        system[_camel(key)] = value
     return _append(conversation, sender_id=actor_id, kind=Message.Kind.SYSTEM, body=text, data={"system": system})
 
 

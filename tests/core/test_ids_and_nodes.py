@@ -1,0 +1,132 @@
+"""One opaque global id per user, and Relay `node`/`nodes` for every node type through fetch_scoped."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from backend.accounts.ids import user_gid
+from backend.chat import services as chat
+from backend.core import nodes
+from backend.core.ids import encode_id
+from backend.notifications.models import Notification
+from backend.schema import schema
+from backend.wallet import services as wallet
+from backend.wallet.models import LedgerAccount
+from tests.chat.conftest import new_user, token_for
+
+pytestmark = pytest.mark.django_db
+
+
+def raw_of(global_id: str) -> str:
+    return base64.b64decode(global_id).decode()
+
+
+def test_a_user_has_one_id_everywhere(gql):
+    ada, bob = new_user("Ada"), new_user("Bob")
+    ta = token_for(ada)
+    me = gql("{ me { id } }", token=ta)["data"]["me"]["id"]
+    group = chat.create_group(owner=ada, title="G", member_ids=[bob.pk])
+    chat.send_message(conversation_id=group.pk, sender=ada, client_msg_id="m1", text="hi")
+    conversation_id = encode_id("Conversation", group.pk)
+    data = gql("""query($c: ID!) { messages(conversationId: $c) { edges { node { sender { id } system } } }
+                  conversationMembers(conversationId: $c) { edges { node { user { id displayName } } } } }""",
+               {"c": conversation_id}, token=ta)["data"]
+    senders = [e["node"]["sender"]["id"] for e in data["messages"]["edges"]]
+    members = {e["node"]["user"]["displayName"]: e["node"]["user"]["id"] for e in data["conversationMembers"]["edges"]}
+    assert senders == [me, me] and members == {"Ada": me, "Bob": user_gid(bob)}
+    # the system message names users in camelCase with the same ids
+    system = data["messages"]["edges"][0]["node"]["system"]
+    assert system == {"event": "group_created", "actorId": me, "title": "G", "userIds": [user_gid(bob)]}
+    # and `me { id }` pays like the id anyone else sees
+    wallet.top_up(user=bob, amount=500, idempotency_key="topup-bob-1")
+    paid = gql('mutation($r: ID!) { sendMoney(recipientId: $r, amount: 100, idempotencyKey: "pay-ada-0001") '
+               "{ errors { code } } }", {"r": me}, token=token_for(bob))["data"]["sendMoney"]
+    assert paid == {"errors": []}
+
+
+def test_user_ids_are_opaque_and_not_walkable(gql):
+    first, second = new_user(), new_user()
+    ids = [user_gid(first), user_gid(second)]
+    tokens = [raw_of(i).split(":")[1] for i in ids]
+    assert second.pk == first.pk + 1 and all(len(t) == 32 for t in tokens)
+    # consecutive users get unrelated tokens: about half of the 128 bits differ
+    assert 32 < bin(int(tokens[0], 16) ^ int(tokens[1], 16)).count("1") < 96
+    me = token_for(first)
+    sequential = encode_id("User", second.pk)  # the old, walkable spelling
+    flipped = encode_id("User", tokens[1][:-1] + ("0" if tokens[1][-1] != "0" else "1"))
+    for guess in (sequential, flipped, encode_id("User", tokens[1].upper())):
+        result = gql('mutation($r: ID!) { sendMoney(recipientId: $r, amount: 1, idempotencyKey: "guess-0001") '
+                     "{ errors { field code } } }", {"r": guess}, token=me)["data"]["sendMoney"]
+        assert result["errors"] == [{"field": "recipientId", "code": "NOT_FOUND"}]
+        assert gql("query($i: ID!) { node(id: $i) { id } }", {"i": guess}, token=me)["data"]["node"] is None
+
+
+NODE = "query($i: ID!) { node(id: $i) { __typename id } }"
+
+
+def test_every_node_type_is_registered():
+    node_types = {t.name for t in schema.graphql_schema.get_possible_types(schema.graphql_schema.get_type("Node"))}
+    assert node_types == set(nodes.registered())
+
+
+def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
+    ada, bob, eve = new_user("Ada"), new_user("Bob"), new_user("Eve")
+    ta, te = token_for(ada), token_for(eve)
+    group = chat.create_group(owner=ada, title="G", member_ids=[bob.pk])
+    message = chat.send_message(conversation_id=group.pk, sender=ada, client_msg_id="m1", text="hi").message
+    wallet.top_up(user=ada, amount=10_000, idempotency_key="topup-ada-1")
+    wallet.send_money(sender=ada, recipient_id=bob.pk, amount=250, idempotency_key="pay-bob-0001")
+    alert = Notification.objects.filter(recipient=ada, event="wallet.balance_changed").order_by("-id").first()
+    entry_id = alert.payload["entry_id"]
+    statement = gql("{ myWallet { id statement(first: 1) { edges { node { id } } } } }", token=ta)["data"]["myWallet"]
+    line_id = statement["statement"]["edges"][0]["node"]["id"]
+    device_id = gql("{ me { devices { id } } }", token=ta)["data"]["me"]["devices"][0]["id"]
+    mine = {
+        "User": user_gid(ada), "Conversation": encode_id("Conversation", group.pk),
+        "Message": encode_id("Message", message.pk), "JournalEntry": entry_id, "StatementLine": line_id,
+        "Wallet": statement["id"], "Notification": encode_id("Notification", alert.pk), "Device": device_id,
+        "BankOperation": encode_id("BankOperation", ada.ledger_accounts.get().bank_operations.get().pk),
+    }
+    assert set(mine) == set(nodes.registered())
+    for type_name, gid in mine.items():
+        assert gql(NODE, {"i": gid}, token=ta)["data"]["node"] == {"__typename": type_name, "id": gid}, type_name
+        expected = {"__typename": "User", "id": gid} if type_name == "User" else None  # public profiles only
+        assert gql(NODE, {"i": gid}, token=te)["data"]["node"] == expected, type_name
+    # a balance alert's entry refetches with my side of it
+    entry = gql("query($i: ID!) { node(id: $i) { ... on JournalEntry { kind lines { amount direction } } } }",
+                {"i": entry_id}, token=ta)["data"]["node"]
+    assert entry == {"kind": "transfer", "lines": [{"amount": -250, "direction": "OUT"}]}
+    # nodes keeps the order and answers null for missing, garbled or foreign ids
+    answer = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }",
+                 {"i": [mine["Message"], "garbage", encode_id("Message", 10**9), mine["Wallet"]]}, token=te)
+    assert answer["data"]["nodes"] == [None, None, None, None]
+    answer = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": [mine["Wallet"], mine["Message"]]}, token=ta)
+    assert answer["data"]["nodes"] == [{"id": mine["Wallet"]}, {"id": mine["Message"]}]
+    # a member who left no longer refetches the conversation or its messages
+    chat.leave_conversation(conversation_id=group.pk, user=bob)
+    tb = token_for(bob)
+    assert gql(NODE, {"i": mine["Conversation"]}, token=tb)["data"]["node"] is None
+    assert gql(NODE, {"i": mine["Message"]}, token=tb)["data"]["node"] is None
+
+
+def test_node_needs_a_session(gql):
+    result = gql(NODE, {"i": encode_id("Message", 1)})
+    assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_wallet_is_opened_at_sign_up_and_reading_it_never_writes(gql):
+    user = new_user()
+    assert LedgerAccount.objects.filter(owner=user, kind=LedgerAccount.Kind.USER_WALLET).count() == 1
+    token = token_for(user)
+    with CaptureQueriesContext(connection) as queries:
+        data = gql("{ myWallet { balance available pendingHolds { id } statement { edges { node { id } } } } }",
+                   token=token)["data"]
+    assert data["myWallet"]["balance"] == 0
+    writes = [q["sql"] for q in queries.captured_queries
+              if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+              and "accounts_device" not in q["sql"]]  # the token check refreshes the device's last_seen_at
+    assert writes == []
