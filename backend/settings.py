@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "backend.notifications",
     "backend.chat",
     "backend.wallet",
+    "backend.circles",
     "backend.demo",
 ]
 
@@ -241,6 +242,9 @@ GRAPHENE = {
     "SCHEMA": "backend.schema.schema",
     "ATOMIC_MUTATIONS": False,  # each service owns its transaction
 }
+
+# Circles send alumni verification codes by e-mail; without a configured backend they are printed.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
 QUANZI = {
     "ACCESS_TOKEN_SECONDS": env_int("ACCESS_TOKEN_SECONDS", 600),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
+from backend.core import reach
+
 from . import events, limits
 from .models import Conversation, Membership, Message
 
@@ -68,7 +70,16 @@ def unread_count(seat: Membership) -> int:
 
 
 def visible_messages(seat: Membership) -> QuerySet[Message]:
-    return Message.objects.filter(conversation_id=seat.conversation_id, seq__gte=seat.visible_from_seq)
+    rows = Message.objects.filter(conversation_id=seat.conversation_id, seq__gte=seat.visible_from_seq)
+    conversation = seat.conversation
+    if conversation.kind == Conversation.Kind.DIRECT and conversation.key:
+        # "direct:<lo>:<hi>": what the peer sent after I blocked them was never delivered to me (core.reach)
+        lo, hi = (int(part) for part in conversation.key.split(":")[1:])
+        peer = hi if lo == seat.user_id else lo
+        since = reach.blocked_since(seat.user_id, peer)
+        if since is not None:
+            rows = rows.exclude(sender_id=peer, created_at__gte=since)
+    return rows
 
 
 def history(seat: Membership, *, after_seq: int | None = None, before_seq: int | None = None,

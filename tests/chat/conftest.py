@@ -42,3 +42,14 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _chat_alone(monkeypatch):
+    """Chat's own tests run chat as a chat-only deployment: no social policy in core.reach, so anyone may open
+    a chat with anyone. Who may reach whom (friends, circles, blocks) is the circles app's rule, tested in
+    tests/circles against these same chat services."""
+    from backend.core import reach
+
+    monkeypatch.setattr(reach, "_contact_policies", [])
+    monkeypatch.setattr(reach, "_block_lookups", [])

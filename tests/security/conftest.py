@@ -61,6 +61,7 @@ def build_world() -> World:
     eve = User.objects.create_user(EVE_PHONE, display_name="Eve")
     ta, tb, te = (_start_session(u, DeviceInfo()).access_token for u in (ada, bob, eve))
     second = _start_session(ada, DeviceInfo(name="Ada's tablet")).device
+    befriend(ada, bob)  # only friends (or circle co-members) may chat since circles (core.reach)
     group = chat.create_group(owner=ada, title="Family", member_ids=[bob.pk])
     direct = chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
     message = chat.send_message(conversation_id=group.pk, sender=ada, client_msg_id="ada-1", kind="text",
@@ -80,6 +81,12 @@ def build_world() -> World:
     return World(ada=ada, bob=bob, eve=eve, ta=ta, tb=tb, te=te, group=group.pk, direct=direct.pk,
                  message=message.pk, bob_message=bob_message.pk, ada_device=second.pk,
                  ada_notification=notification.pk)
+
+
+def befriend(a: User, b: User) -> None:
+    from backend.circles import services as circles
+
+    circles.accept_friend_request(user=b, request_id=circles.send_friend_request(user=a, to_user_id=b.pk).pk)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from backend.asgi import application
 from backend.wallet import services as wallet
 
-from .conftest import MISSING_PK, build_world, leaks_phone, snapshot
+from .conftest import MISSING_PK, befriend, build_world, leaks_phone, snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -245,6 +245,7 @@ async def test_a_member_added_later_cannot_read_what_was_said_before():
     w = await database_sync_to_async(build_world)()
     from backend.chat import services
 
+    await database_sync_to_async(befriend)(w.ada, w.eve)  # Ada may add only people she may reach
     await database_sync_to_async(services.add_members)(conversation_id=w.group, actor=w.ada, user_ids=[w.eve.pk])
     eve = await open_socket(w.te)
     await eve.drain()

@@ -27,6 +27,7 @@ from .conversations import (
     set_member_role,
 )
 from .messages import edit_message, post_card, preview_of, recall_message, send_message
+from .notices import post_system_notice
 from .presence import announce_presence
 from .read_state import mark_read, relay_typing, set_muted
 
@@ -36,5 +37,5 @@ __all__ = [
     "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",
     "rename_conversation", "set_member_role",
     "edit_message", "post_card", "preview_of", "recall_message", "send_message",
-    "announce_presence", "mark_read", "relay_typing", "set_muted",
+    "post_system_notice", "announce_presence", "mark_read", "relay_typing", "set_muted",
 ]

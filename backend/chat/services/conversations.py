@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from backend.core import reach
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 
 from .. import limits
@@ -36,6 +37,7 @@ def open_direct_conversation(*, user: Any, other_user_id: int) -> Conversation:
     if other_user_id == user.pk:
         raise ValidationFailed("You cannot chat with yourself.", code="INVALID_MEMBER", field="userId")
     (other,) = _users([other_user_id], field="userId")
+    _check_reach(user.pk, [other.pk], field="userId")
 
     def create() -> Conversation:
         conversation = Conversation.objects.create(kind=Kind.DIRECT, key=_pair_key("direct", user.pk, other.pk))
@@ -51,6 +53,7 @@ def create_group(*, owner: Any, title: str, member_ids: Sequence[int]) -> Conver
     """A group chat with the caller as owner. Everyone in it sees the history from its creation on."""
     title = _clean_title(title)
     members = [u for u in _users(member_ids, field="memberIds") if u.pk != owner.pk]
+    _check_reach(owner.pk, [m.pk for m in members], field="memberIds")
     if 1 + len(members) > limits.get("GROUP_MAX_MEMBERS"):
         raise Conflict(f"A group has at most {limits.get('GROUP_MAX_MEMBERS')} members.", code="GROUP_FULL",
                        field="memberIds")
@@ -116,6 +119,13 @@ def open_service_conversation(*, service_account_id: int, subscriber_id: int, ti
     return _get_or_create_keyed(key, create)
 
 
+def _check_reach(user_id: int, other_ids: Sequence[int], *, field: str) -> None:
+    """Someone the user may not contact (core.reach: not a friend, blocked, ...) is NOT_FOUND, exactly like a
+    user who does not exist, so nobody can probe who is there."""
+    if not all(reach.may_contact(user_id, other_id) for other_id in other_ids):
+        raise NotFound(field=field)
+
+
 def _check_manage(conversation: Conversation, actor: Any | None) -> None:
     if actor is None:
         return
@@ -134,6 +144,8 @@ def add_members(*, conversation_id: int, actor: Any | None, user_ids: Sequence[i
         active = set(Membership.objects.filter(conversation=conversation, left_at__isnull=True)
                      .values_list("user_id", flat=True))
         new = [u for u in users if u.pk not in active]
+        if actor is not None:
+            _check_reach(actor.pk, [u.pk for u in new], field="userIds")
         if not new:
             return conversation
         if conversation.kind == Kind.GROUP and len(active) + len(new) > limits.get("GROUP_MAX_MEMBERS"):

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from django.db import IntegrityError, transaction
 
-from backend.core import clock, presence, ratelimit
+from backend.core import clock, presence, ratelimit, reach
 from backend.core import text as text_rules
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.values import is_int
@@ -145,6 +145,11 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
             if check_sender and conversation.kind == Kind.SERVICE and seat.role == Role.MEMBER:
                 raise ReadOnlyConversation()
             members = _active_members(conversation)
+            if conversation.kind == Kind.DIRECT:
+                # A peer who blocked the sender is neither rung nor pushed (and history hides it from them):
+                # the sender's message is accepted as usual, so nothing tells them they are blocked.
+                members = [(uid, muted) for uid, muted in members
+                           if uid == sender.pk or reach.blocked_since(uid, sender.pk) is None]
             if reply_to_seq is not None and not (seat.visible_from_seq <= reply_to_seq <= conversation.last_seq):
                 raise ValidationFailed("You can only reply to a message in this conversation.",
                                        code="INVALID_REPLY", field="replyToSeq")

@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand
 from backend.accounts.models import User, phone_index
 from backend.chat import services as chat
 from backend.chat.models import Conversation
+from backend.circles import selectors as circles_selectors
+from backend.circles import services as circles
 from backend.wallet import services as wallet
 
 DEMO_PASSWORD = "quanzi-demo-2026"
@@ -31,6 +33,10 @@ class Command(BaseCommand):
         wallet.send_money(sender=zhang, recipient_id=li.pk, amount=8_800, idempotency_key="demo-lunch-0001",
                           memo="午饭 lunch")
 
+        for a, b in ((zhang, li), (zhang, wang), (li, wang)):  # only friends may chat (circles)
+            if not circles_selectors.are_friends(a.pk, b.pk):
+                request = circles.send_friend_request(user=a, to_user_id=b.pk, note="demo")
+                circles.accept_friend_request(user=b, request_id=request.pk)
         direct = chat.open_direct_conversation(user=zhang, other_user_id=li.pk)
         self._say(direct, zhang, "demo-d1", "中午一起吃饭吗？Lunch together?")
         self._say(direct, li, "demo-d2", "好呀，12点楼下见 Sure, downstairs at 12")
