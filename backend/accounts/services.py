@@ -138,11 +138,22 @@ def request_login_code(*, phone: str, ip: str | None = None) -> OtpChallenge:
     return challenge
 
 
-def _check_login_limits(idx: str, ip: str | None) -> None:
+def _check_login_limits(idx: str | None, ip: str | None, *, bucket: str = "login") -> None:
     cfg = settings.QUANZI
-    ratelimit.hit("login-phone", idx, limit=cfg["LOGIN_PER_PHONE_PER_HOUR"], window_seconds=HOUR)
+    if idx:
+        ratelimit.hit(f"{bucket}-phone", idx, limit=cfg["LOGIN_PER_PHONE_PER_HOUR"], window_seconds=HOUR)
     if ip:
-        ratelimit.hit("login-ip", ip, limit=cfg["LOGIN_PER_IP_PER_HOUR"], window_seconds=HOUR)
+        ratelimit.hit(f"{bucket}-ip", ip, limit=cfg["LOGIN_PER_IP_PER_HOUR"], window_seconds=HOUR)
+
+
+def check_admin_login_limits(*, phone: str, ip: str | None) -> None:
+    """The back office's sign-in form counts like the app's logins (per phone and per IP), in its own buckets
+    so guessing at one door does not lock the other."""
+    try:
+        idx = phone_index(phone)
+    except ValidationFailed:
+        idx = None  # not a phone number: it cannot sign anyone in, but it still counts against the address
+    _check_login_limits(idx, ip, bucket="admin-login")
 
 
 def login_with_code(

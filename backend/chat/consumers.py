@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from backend.accounts.services import authenticate_access_token
-from backend.core import presence, realtime
+from backend.core import clientip, presence, realtime
 from backend.core.errors import DomainError, RateLimited, ValidationFailed
 from backend.core.ids import decode_id, encode_id
 from backend.core.realtime import device_group, user_group
@@ -87,6 +87,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         self.chat_floor: dict[int, int] = {}
         self.chat_left: set[int] = set()
         self.chat_groups: set[int] = set()  # conversation groups this socket is subscribed to
+        self.client_ip = clientip.from_scope(self.scope)  # X-Forwarded-For only through TRUSTED_PROXIES
         await self.accept()
         self.auth_timer = asyncio.ensure_future(self._auth_deadline())
 

@@ -30,6 +30,7 @@ from graphql.validation import specified_rules
 
 from graphql import GraphQLError, ValidationRule
 
+from . import clientip
 from .errors import DomainError, NotAuthenticated
 from .pagination import MAX_PAGE_SIZE  # noqa: F401  (re-exported for schema modules)
 
@@ -88,7 +89,8 @@ def require_device(info):
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's address for per-IP limits: X-Forwarded-For only through a trusted proxy (core.clientip)."""
+    return clientip.from_request(request)
 
 
 # --- validation rules -------------------------------------------------------------------------
