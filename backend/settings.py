@@ -266,6 +266,9 @@ QUANZI = {
     "GRAPHQL_MAX_COST": 5000,
     "WS_AUTH_TIMEOUT_SECONDS": float(os.environ.get("WS_AUTH_TIMEOUT_SECONDS", "5")),
     "WS_MAX_FRAME_BYTES": 64 * 1024,
+    # A socket re-checks its session (device signed out, account disabled, token expired) on every ping and
+    # at least this often on its own, so a lost sign-out doorbell costs at most this long.
+    "WS_SESSION_RECHECK_SECONDS": float(os.environ.get("WS_SESSION_RECHECK_SECONDS", "25")),
 }
 
 LOGGING = {

@@ -289,7 +289,8 @@ def _start_session(user: User, info: DeviceInfo, *, created_user: bool = False) 
             user=user, name=info.name, platform=info.platform, fcm_token=info.fcm_token,
             installation_id=info.installation_id,
         )
-        if not created_user:
+        if not created_user and Device.objects.filter(user=user).exclude(pk=device.pk).exists():
+            # Not the account's first installation: tell the owner (on the devices they already have).
             signals.announce(user_id=user.pk, event=signals.NEW_DEVICE_SIGN_IN, device_name=info.name,
                              platform=info.platform)
     else:
