@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -62,6 +63,14 @@ if not DEBUG and not TESTING:
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 if DEBUG or TESTING:
     ALLOWED_HOSTS += ["testserver", "*"] if TESTING else []
+# Load balancers / reverse proxies in front of Daphne (IPs or CIDRs, comma-separated). X-Forwarded-For is
+# believed only from these peers, rightmost-untrusted first (backend/core/clientip.py). Empty: never believed.
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR") from _exc
 # Browser origins allowed to open the WebSocket; native apps send no Origin header and are allowed.
 WS_ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
 
@@ -264,6 +273,9 @@ QUANZI = {
     "GRAPHQL_MAX_TOKENS": 2000,
     "WS_AUTH_TIMEOUT_SECONDS": float(os.environ.get("WS_AUTH_TIMEOUT_SECONDS", "5")),
     "WS_MAX_FRAME_BYTES": 64 * 1024,
+    # A socket re-checks its session (device signed out, account disabled, token expired) on every ping and
+    # at least this often on its own, so a lost sign-out doorbell costs at most this long.
+    "WS_SESSION_RECHECK_SECONDS": float(os.environ.get("WS_SESSION_RECHECK_SECONDS", "25")),
 }
 
 LOGGING = {

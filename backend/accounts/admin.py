@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 
+from backend.core import clientip
+from backend.core.errors import RateLimited
 from backend.core.phone import mask_phone
 
+from . import services
 from .models import Device, OtpChallenge, RefreshToken, User
 
 
@@ -58,11 +62,21 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
 
 class PhoneAdminLoginForm(AdminAuthenticationForm):
-    """Operations staff sign in to the admin with their phone number and password."""
+    """Operations staff sign in to the admin with their phone number and password; attempts are limited per
+    phone and per client address like the app's logins."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].label = "Phone number"
+
+    def clean(self):
+        phone = self.cleaned_data.get("username") or ""
+        try:
+            services.check_admin_login_limits(phone=phone, ip=clientip.from_request(self.request))
+        except RateLimited as exc:
+            raise ValidationError(f"Too many sign-in attempts. Try again in {exc.retry_after} seconds.",
+                                  code="rate_limited") from exc
+        return super().clean()
 
 
 admin.site.login_form = PhoneAdminLoginForm

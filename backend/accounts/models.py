@@ -100,6 +100,9 @@ class Device(models.Model):
     last_seen_at = models.DateTimeField(default=clock.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=40, blank=True)
+    # Each sign-in on this row starts a new session generation; access tokens name theirs and only the
+    # current one is honoured, so signing in again never revives tokens issued before a sign-out.
+    generation = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["id"]

@@ -199,16 +199,25 @@ class RefreshTokens(SessionPayloadMixin, BaseMutation):
 
 
 class SetPassword(BaseMutation):
+    """Change the password (or set a first one). Proof of ownership: the current password, or, for an account
+    without one, a fresh SMS code from requestLoginCode. Every other device is signed out."""
+
     class Arguments:
         password = graphene.String(required=True)
+        current_password = graphene.String(description="Required when the account already has a password.")
+        code = graphene.String(description="SMS code from requestLoginCode; required when it has none.")
 
     viewer = graphene.Field(User)
+    signed_out_devices = graphene.Int(description="How many other devices were signed out.")
 
     @classmethod
-    def perform(cls, root, info, password):
+    def perform(cls, root, info, password, current_password=None, code=None):
         user = require_user(info)
-        services.set_password(user=user, password=password)
-        return {"viewer": User.from_user(user)}
+        signed_out = services.set_password(
+            user=user, device=require_device(info), password=password, current_password=current_password,
+            code=code, ip=client_ip(info.context),
+        )
+        return {"viewer": User.from_user(user), "signed_out_devices": signed_out}
 
 
 class Logout(BaseMutation):

@@ -20,9 +20,11 @@ from backend.core.errors import DomainError, NotAuthenticated, ValidationFailed
 from backend.core.phone import mask_phone, normalize_phone
 from backend.core.text import is_blank, is_clean_line, is_storable
 
+from . import signals
 from .models import Device, OtpChallenge, RefreshToken, User, phone_index
 from .sms import get_sms_sender
 from .tokens import (
+    TokenExpired,
     TokenInvalid,
     decode_access_token,
     hash_refresh_token,
@@ -47,6 +49,20 @@ class OtpAttemptsExceeded(DomainError):
 class InvalidCredentials(DomainError):
     code = "INVALID_CREDENTIALS"
     default_message = "Phone number or password is wrong."
+
+
+class InvalidCurrentPassword(DomainError):
+    code = "INVALID_CURRENT_PASSWORD"
+    default_message = "The current password is wrong."
+
+
+class SessionEnded(TokenInvalid):
+    """The device was signed out, or signed in again since this token was issued (a newer generation).
+
+    Same TOKEN_INVALID code over HTTP; the socket tells it apart from an expired token (close 4403, not 4401).
+    """
+
+    default_message = "This device has been signed out."
 
 
 class RefreshTokenReused(DomainError):
@@ -122,11 +138,22 @@ def request_login_code(*, phone: str, ip: str | None = None) -> OtpChallenge:
     return challenge
 
 
-def _check_login_limits(idx: str, ip: str | None) -> None:
+def _check_login_limits(idx: str | None, ip: str | None, *, bucket: str = "login") -> None:
     cfg = settings.QUANZI
-    ratelimit.hit("login-phone", idx, limit=cfg["LOGIN_PER_PHONE_PER_HOUR"], window_seconds=HOUR)
+    if idx:
+        ratelimit.hit(f"{bucket}-phone", idx, limit=cfg["LOGIN_PER_PHONE_PER_HOUR"], window_seconds=HOUR)
     if ip:
-        ratelimit.hit("login-ip", ip, limit=cfg["LOGIN_PER_IP_PER_HOUR"], window_seconds=HOUR)
+        ratelimit.hit(f"{bucket}-ip", ip, limit=cfg["LOGIN_PER_IP_PER_HOUR"], window_seconds=HOUR)
+
+
+def check_admin_login_limits(*, phone: str, ip: str | None) -> None:
+    """The back office's sign-in form counts like the app's logins (per phone and per IP), in its own buckets
+    so guessing at one door does not lock the other."""
+    try:
+        idx = phone_index(phone)
+    except ValidationFailed:
+        idx = None  # not a phone number: it cannot sign anyone in, but it still counts against the address
+    _check_login_limits(idx, ip, bucket="admin-login")
 
 
 def login_with_code(
@@ -137,7 +164,7 @@ def login_with_code(
     device = device.validated()
     idx = phone_index(phone)
     _check_login_limits(idx, ip)
-    if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
+    if not _well_formed_code(code):
         raise OtpInvalid(field="code")
     display_name = (display_name or "").strip()
     if len(display_name) > 64:
@@ -147,22 +174,9 @@ def login_with_code(
                                field="displayName")
     if is_blank(display_name):
         display_name = ""
-    now = clock.now()
-    challenge = OtpChallenge.objects.filter(phone_index=idx, consumed_at__isnull=True).first()
-    if challenge is None or challenge.expires_at <= now:
-        raise OtpInvalid(field="code")
-    if challenge.attempts >= settings.QUANZI["OTP_MAX_ATTEMPTS"]:
-        raise OtpAttemptsExceeded(field="code")
-    if not hmac.compare_digest(challenge.code_hash, _code_hash(idx, code)):
-        # Counted outside any transaction so the failed attempt sticks.
-        OtpChallenge.objects.filter(pk=challenge.pk).update(attempts=F("attempts") + 1)
-        if challenge.attempts + 1 >= settings.QUANZI["OTP_MAX_ATTEMPTS"]:
-            raise OtpAttemptsExceeded(field="code")
-        raise OtpInvalid(field="code")
+    challenge = _spend_code_attempt(idx, code)
     with transaction.atomic():
-        claimed = OtpChallenge.objects.filter(pk=challenge.pk, consumed_at__isnull=True).update(consumed_at=now)
-        if not claimed:  # a concurrent login used this code first
-            raise OtpInvalid(field="code")
+        _consume_code(challenge)
         user = User.objects.filter(phone_index=idx).first()
         created = user is None
         if created:
@@ -172,6 +186,39 @@ def login_with_code(
         elif not user.is_active:
             raise InvalidCredentials("This account is disabled.", code="ACCOUNT_DISABLED")
         return _start_session(user, device, created_user=created)
+
+
+def _well_formed_code(code: object) -> bool:
+    return isinstance(code, str) and code.isdigit() and len(code) == 6
+
+
+def _spend_code_attempt(idx: str, code: object) -> OtpChallenge:
+    """Spend one attempt on the open code and compare; the matching challenge is returned (not yet consumed).
+
+    Must run outside a transaction, so a spent attempt sticks even when the caller fails afterwards. Checking
+    and counting are one conditional UPDATE: fifty parallel guesses cannot all read "attempts < max" first.
+    """
+    if not _well_formed_code(code):
+        raise OtpInvalid(field="code")
+    challenge = OtpChallenge.objects.filter(phone_index=idx, consumed_at__isnull=True).first()
+    if challenge is None or challenge.expires_at <= clock.now():
+        raise OtpInvalid(field="code")
+    max_attempts = settings.QUANZI["OTP_MAX_ATTEMPTS"]
+    allowed = OtpChallenge.objects.filter(pk=challenge.pk, attempts__lt=max_attempts).update(
+        attempts=F("attempts") + 1)
+    if not allowed:
+        raise OtpAttemptsExceeded(field="code")
+    if not hmac.compare_digest(challenge.code_hash, _code_hash(idx, code)):
+        if not OtpChallenge.objects.filter(pk=challenge.pk, attempts__lt=max_attempts).exists():
+            raise OtpAttemptsExceeded(field="code")
+        raise OtpInvalid(field="code")
+    return challenge
+
+
+def _consume_code(challenge: OtpChallenge) -> None:
+    claimed = OtpChallenge.objects.filter(pk=challenge.pk, consumed_at__isnull=True).update(consumed_at=clock.now())
+    if not claimed:  # a concurrent request used this code first
+        raise OtpInvalid(field="code")
 
 
 def login_with_password(*, phone: str, password: str, device: DeviceInfo, ip: str | None = None) -> Session:
@@ -191,7 +238,37 @@ def login_with_password(*, phone: str, password: str, device: DeviceInfo, ip: st
         return _start_session(user, device)
 
 
-def set_password(*, user: User, password: str) -> None:
+def set_password(*, user: User, device: Device | None, password: str, current_password: str | None = None,
+                 code: str | None = None, ip: str | None = None) -> int:
+    """Change (or first set) the password. Proves the person is the owner, not just a holder of a bearer token:
+    the current password, or a fresh SMS code when the account has none. Signs out every other device and
+    sends a security notice. Returns how many other devices were signed out."""
+    _check_login_limits(user.phone_index, ip)  # guessing the current password here counts like a login
+    _check_new_password(user, password)
+    if user.has_usable_password():
+        if not _password_acceptable(current_password) or not current_password \
+                or not user.check_password(current_password):
+            raise InvalidCurrentPassword(field="currentPassword")
+        challenge = None
+    else:
+        challenge = _spend_code_attempt(user.phone_index, code)
+    now = clock.now()
+    with transaction.atomic():
+        if challenge is not None:
+            _consume_code(challenge)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        others = Device.objects.filter(user=user, revoked_at__isnull=True)
+        if device is not None:
+            others = others.exclude(pk=device.pk)
+        signed_out = list(others)
+        for other in signed_out:
+            _revoke_device(other, reason="password_changed", now=now)
+        signals.announce(user_id=user.pk, event=signals.PASSWORD_CHANGED, devices_signed_out=len(signed_out))
+    return len(signed_out)
+
+
+def _check_new_password(user: User, password: str) -> None:
     if not _password_acceptable(password):
         raise ValidationFailed(f"A password has at most {PASSWORD_MAX_CHARS} characters and no NUL.",
                                code="INVALID_PASSWORD", field="password")
@@ -199,8 +276,6 @@ def set_password(*, user: User, password: str) -> None:
         validate_password(password, user)
     except DjangoValidationError as exc:
         raise ValidationFailed(" ".join(exc.messages), code="WEAK_PASSWORD", field="password") from exc
-    user.set_password(password)
-    user.save(update_fields=["password"])
 
 
 def _start_session(user: User, info: DeviceInfo, *, created_user: bool = False) -> Session:
@@ -214,12 +289,18 @@ def _start_session(user: User, info: DeviceInfo, *, created_user: bool = False) 
             user=user, name=info.name, platform=info.platform, fcm_token=info.fcm_token,
             installation_id=info.installation_id,
         )
+        if not created_user and Device.objects.filter(user=user).exclude(pk=device.pk).exists():
+            # Not the account's first installation: tell the owner (on the devices they already have).
+            signals.announce(user_id=user.pk, event=signals.NEW_DEVICE_SIGN_IN, device_name=info.name,
+                             platform=info.platform)
     else:
         RefreshToken.objects.filter(device=device, revoked_at__isnull=True).update(revoked_at=now)
-        device.name, device.platform, device.fcm_token = info.name, info.platform, info.fcm_token
-        device.revoked_at, device.revoked_reason, device.last_seen_at = None, "", now
-        device.push_enabled = True
-        device.save()
+        # A new session generation: access tokens of any earlier sign-in on this row stay dead.
+        Device.objects.filter(pk=device.pk).update(
+            name=info.name, platform=info.platform, fcm_token=info.fcm_token, revoked_at=None, revoked_reason="",
+            last_seen_at=now, push_enabled=True, generation=F("generation") + 1,
+        )
+        device.refresh_from_db()
     # A phone number's owner now has a device: unregister the same FCM token from any other account.
     if info.fcm_token:
         Device.objects.filter(fcm_token=info.fcm_token).exclude(pk=device.pk).update(fcm_token="")
@@ -230,7 +311,7 @@ def _issue_tokens(user: User, device: Device, *, created_user: bool = False) -> 
     raw, hashed = new_refresh_token()
     refresh_expires = clock.now() + dt.timedelta(days=settings.QUANZI["REFRESH_TOKEN_DAYS"])
     RefreshToken.objects.create(device=device, token_hash=hashed, expires_at=refresh_expires)
-    access, access_expires = issue_access_token(user_id=user.pk, device_id=device.pk)
+    access, access_expires = issue_access_token(user_id=user.pk, device_id=device.pk, generation=device.generation)
     return Session(user, device, access, access_expires, raw, refresh_expires, created_user)
 
 
@@ -285,6 +366,7 @@ def logout_all_devices(*, user: User) -> int:
         devices = list(Device.objects.filter(user=user, revoked_at__isnull=True))
         for device in devices:
             _revoke_device(device, reason="logout_all", now=now)
+        signals.announce(user_id=user.pk, event=signals.SIGNED_OUT_EVERYWHERE, devices_signed_out=len(devices))
     return len(devices)
 
 
@@ -304,18 +386,45 @@ def update_device_push_target(*, device: Device, fcm_token: str = "", installati
     return device
 
 
-def authenticate_access_token(token: object) -> tuple[User, Device]:
-    """Resolve a bearer token to its user and device; a signed-out device's tokens stop working at once."""
+@dataclass(frozen=True)
+class AccessGrant:
+    """What a valid access token proves: who, on which device, in which session generation, until when."""
+
+    user: User
+    device: Device
+    generation: int
+    expires_at: dt.datetime
+
+
+def verify_access_token(token: object) -> AccessGrant:
+    """Resolve a bearer token; a signed-out device's tokens (and a newer sign-in's predecessors) stop at once."""
     claims = decode_access_token(token)
     try:
-        device = Device.objects.select_related("user").get(pk=int(claims["did"]), user_id=int(claims["sub"]))
-    except (Device.DoesNotExist, ValueError, TypeError) as exc:
+        user_id, device_id, generation = int(claims["sub"]), int(claims["did"]), int(claims["gen"])
+    except (ValueError, TypeError) as exc:
         raise TokenInvalid() from exc
-    if not device.is_active:
-        raise TokenInvalid("This device has been signed out.")
+    device = check_session(user_id=user_id, device_id=device_id, generation=generation)
+    return AccessGrant(device.user, device, generation, dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC))
+
+
+def check_session(*, user_id: int, device_id: int, generation: int, expires_at: dt.datetime | None = None
+                  ) -> Device:
+    """Is this session still alive? Asked at every request and again on every socket heartbeat."""
+    if expires_at is not None and expires_at <= clock.now():
+        raise TokenExpired()
+    device = Device.objects.select_related("user").filter(pk=device_id, user_id=user_id).first()
+    if device is None:
+        raise TokenInvalid()
+    if not device.is_active or device.generation != generation:
+        raise SessionEnded()
     if not device.user.is_active:
         raise NotAuthenticated("This account is disabled.", code="ACCOUNT_DISABLED")
-    return device.user, device
+    return device
+
+
+def authenticate_access_token(token: object) -> tuple[User, Device]:
+    grant = verify_access_token(token)
+    return grant.user, grant.device
 
 
 def disable_push_target(*, device_id: int, kind: str, value: str) -> bool:

@@ -26,12 +26,13 @@ class TokenExpired(DomainError):
     default_message = "The token has expired; refresh it."
 
 
-def issue_access_token(*, user_id: int, device_id: int) -> tuple[str, dt.datetime]:
+def issue_access_token(*, user_id: int, device_id: int, generation: int) -> tuple[str, dt.datetime]:
     issued = clock.now()
     expires = issued + dt.timedelta(seconds=settings.QUANZI["ACCESS_TOKEN_SECONDS"])
     claims = {
         "sub": str(user_id),
         "did": device_id,
+        "gen": generation,  # the device's session generation; a newer sign-in on the device voids this token
         "typ": "access",
         "iat": int(issued.timestamp()),
         "exp": int(expires.timestamp()),
@@ -48,13 +49,13 @@ def decode_access_token(token: object) -> dict:
             token,
             settings.JWT_SIGNING_KEY,
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "did", "exp", "typ"], "verify_exp": False},
+            options={"require": ["sub", "did", "gen", "exp", "typ"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid() from exc
     if claims.get("typ") != "access":
         raise TokenInvalid()
-    # Expiry is checked against our clock, not the wall clock, so tests and jobs can move time.
+    # Expiry (and issue time) are checked against our clock, not the wall clock, so tests and jobs can move time.
     if int(claims["exp"]) <= int(clock.now().timestamp()):
         raise TokenExpired()
     return claims

@@ -18,8 +18,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from backend.accounts.services import authenticate_access_token
-from backend.core import presence, realtime
+from backend.accounts.services import check_session, verify_access_token
+from backend.accounts.tokens import TokenExpired, TokenInvalid
+from backend.core import clientip, clock, presence, realtime
 from backend.core.errors import DomainError, RateLimited, ValidationFailed, camel_case_field
 from backend.core.ids import decode_id, encode_id
 from backend.core.jsonlimits import MAX_JSON_NESTING, nesting_exceeds
@@ -33,10 +34,11 @@ log = logging.getLogger("quanzi.ws")
 
 # Close codes (4000-4999 are ours). Stable: phones branch on them.
 CLOSE_PROTOCOL_ERROR = 4400  # the first frame was not an auth frame
-CLOSE_UNAUTHENTICATED = 4401  # the token was missing, invalid or expired; refresh and reconnect
+CLOSE_UNAUTHENTICATED = 4401  # the token was missing, invalid or expired (also mid-session); refresh, reconnect
 CLOSE_AUTH_TIMEOUT = 4408  # no auth frame within WS_AUTH_TIMEOUT_SECONDS
-CLOSE_SESSION_REVOKED = 4403  # the device was signed out elsewhere
+CLOSE_SESSION_REVOKED = 4403  # the device was signed out (elsewhere) or the account disabled
 CLOSE_TOO_MANY_FRAMES = 4429  # SOCKET_BUDGET_STRIKES frames in a row over the frame budget
+HEARTBEAT_SECONDS = 25  # told to the client in auth.ok; the server re-checks the session at least this often
 
 Handler = Callable[["QuanziSocketConsumer", dict], Awaitable[None]]
 
@@ -105,6 +107,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         self.chat_floor: dict[int, int] = {}
         self.chat_left: set[int] = set()
         self.chat_groups: set[int] = set()  # conversation groups this socket is subscribed to
+        self.client_ip = clientip.from_scope(self.scope)  # X-Forwarded-For only through TRUSTED_PROXIES
         await self.accept()
         self.auth_timer = asyncio.ensure_future(self._auth_deadline())
 
@@ -123,9 +126,9 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         if getattr(self, "released", False):
             return
         self.released = True
-        timer = getattr(self, "auth_timer", None)
-        if timer is not None:
-            timer.cancel()
+        for timer in (getattr(self, "auth_timer", None), getattr(self, "session_timer", None)):
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
         user = getattr(self, "user", None)
         if user is not None:
             try:
@@ -239,22 +242,71 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_PROTOCOL_ERROR)
             return
         try:
-            user, device = await db(authenticate_access_token)(frame.get("token"))
+            grant = await db(verify_access_token)(frame.get("token"))
         except DomainError as exc:
             await self.send_error(exc.code, exc.message, frame_id=frame.get("id"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.user, self.device = user, device
+        user, device = self.user, self.device = grant.user, grant.device
+        self.session_generation, self.session_expires_at = grant.generation, grant.expires_at
         self.auth_timer.cancel()
+        self.session_timer = asyncio.ensure_future(self._session_watch())
         for group in (user_group(user.pk), device_group(device.pk)):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
         await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
-        ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": 25}
+        ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": HEARTBEAT_SECONDS,
+              "expires_at": self.session_expires_at.isoformat()}
         if frame.get("id") is not None:
             ok["id"] = frame["id"]
         await self.send_frame(ok)
+
+    # --- the session, re-checked ------------------------------------------------------------------
+    #
+    # A sign-out reaches a live socket by a doorbell (session_revoked); if that is lost, or the account is
+    # disabled, or the token simply expires, the socket finds out on its next heartbeat: every ping, and a
+    # server-side timer for clients that stop pinging, re-check the session against the database and the clock.
+
+    async def recheck_session(self) -> bool:
+        """False (and the socket closed with its code) when the session has ended."""
+        try:
+            await db(check_session)(user_id=self.user.pk, device_id=self.device.pk,
+                                    generation=self.session_generation, expires_at=self.session_expires_at)
+        except DomainError as exc:
+            await self.end_session(exc)
+            return False
+        return True
+
+    async def end_session(self, exc: DomainError) -> None:
+        if getattr(self, "session_ended", False):
+            return
+        self.session_ended = True
+        timer = getattr(self, "session_timer", None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        if isinstance(exc, TokenExpired):
+            await self.send_error(exc.code, "The access token expired; send auth.refresh before it does.")
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+        elif exc.code == "ACCOUNT_DISABLED":
+            await self.send_error(exc.code, exc.message)
+            await self.close(code=CLOSE_SESSION_REVOKED)
+        else:
+            await self.send_error("SESSION_REVOKED", "This device was signed out.")
+            await self.close(code=CLOSE_SESSION_REVOKED)
+
+    async def _session_watch(self) -> None:
+        interval = float(settings.QUANZI.get("WS_SESSION_RECHECK_SECONDS", HEARTBEAT_SECONDS))
+        while True:
+            until_expiry = (self.session_expires_at - clock.now()).total_seconds()
+            await asyncio.sleep(max(0.0, min(interval, until_expiry)))
+            try:
+                if not await self.recheck_session():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not kill the watch; the next round retries
+                log.warning("session re-check failed for device %s", self.device.pk, exc_info=True)
 
     async def on_authenticated(self) -> None:
         """Take the seq baseline of every conversation (live delivery is gapless from here; older messages
@@ -279,12 +331,13 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         await on_chat_membership(self, event)
 
     async def session_revoked(self, event):
-        await self.send_error("SESSION_REVOKED", "This device was signed out.")
-        await self.close(code=CLOSE_SESSION_REVOKED)
+        await self.end_session(TokenInvalid())
 
 
 async def handle_ping(consumer: QuanziSocketConsumer, frame: dict) -> None:
-    """Heartbeat: keeps presence fresh on every node."""
+    """Heartbeat: re-checks the session (signed out, disabled, expired?), keeps presence fresh on every node."""
+    if not await consumer.recheck_session():
+        return
     await db(presence.socket_alive)(consumer.user.pk, consumer.channel_name)
     pong = {"type": "pong"}
     if frame.get("id") is not None:
@@ -293,7 +346,23 @@ async def handle_ping(consumer: QuanziSocketConsumer, frame: dict) -> None:
     await chat_heartbeat_catch_up(consumer)
 
 
+async def handle_auth_refresh(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    """A long-lived socket presents a fresh access token (from refreshTokens) before the old one expires.
+
+    The token must be this socket's user and device; a bad one is answered with an error and the socket keeps
+    its current session until that expires.
+    """
+    grant = await db(verify_access_token)(frame.get("token"))
+    if grant.user.pk != consumer.user.pk or grant.device.pk != consumer.device.pk:
+        raise TokenInvalid("This token belongs to another session.", field="token")
+    consumer.user, consumer.device = grant.user, grant.device
+    consumer.session_generation, consumer.session_expires_at = grant.generation, grant.expires_at
+    await consumer.send_frame(_reply(frame, {"type": "auth.refresh.ok",
+                                             "expires_at": grant.expires_at.isoformat()}))
+
+
 QuanziSocketConsumer.handlers["ping"] = handle_ping
+QuanziSocketConsumer.handlers["auth.refresh"] = handle_auth_refresh
 
 
 # --- chat ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from graphql.validation import specified_rules
 
 from graphql import GraphQLError, ValidationRule, parse
 
+from . import clientip
 from .errors import DomainError, NotAuthenticated
 from .jsonlimits import MAX_JSON_NESTING, nesting_exceeds
 from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -93,7 +94,8 @@ def require_device(info):
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's address for per-IP limits: X-Forwarded-For only through a trusted proxy (core.clientip)."""
+    return clientip.from_request(request)
 
 
 # --- validation rules -------------------------------------------------------------------------

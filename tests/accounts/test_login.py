@@ -118,14 +118,18 @@ mutation($phone: String!, $password: String!) {
   loginWithPassword(phone: $phone, password: $password) { tokens { accessToken } errors { field code } }
 }
 """
-SET_PASSWORD = "mutation($p: String!) { setPassword(password: $p) { viewer { hasPassword } errors { code field } } }"
+SET_PASSWORD = """mutation($p: String!, $code: String) {
+  setPassword(password: $p, code: $code) { viewer { hasPassword } errors { code field } }
+}"""
 
 
-def test_password_login_after_setting_a_password(gql, sign_in):
+def test_password_login_after_setting_a_password(gql, sign_in, sms_outbox):
     token = sign_in(PHONE)["tokens"]["accessToken"]
     weak = gql(SET_PASSWORD, {"p": "123"}, token=token)["data"]["setPassword"]
     assert weak["errors"][0]["code"] == "WEAK_PASSWORD"
-    ok = gql(SET_PASSWORD, {"p": "correct horse battery"}, token=token)["data"]["setPassword"]
+    gql(REQUEST_CODE, {"phone": PHONE})  # an account without a password proves itself with a fresh SMS code
+    ok = gql(SET_PASSWORD, {"p": "correct horse battery", "code": last_code(sms_outbox, PHONE)},
+             token=token)["data"]["setPassword"]
     assert ok == {"viewer": {"hasPassword": True}, "errors": []}
     good = gql(PASSWORD_LOGIN, {"phone": PHONE, "password": "correct horse battery"})["data"]["loginWithPassword"]
     assert good["errors"] == [] and good["tokens"]["accessToken"]

@@ -1,5 +1,6 @@
 """The WebSocket entry: first-frame auth, close codes, pings, bad frames (in-process, no server)."""
 
+import datetime as dt
 import json
 
 import pytest
@@ -8,9 +9,9 @@ from channels.testing import WebsocketCommunicator
 
 from backend.accounts.ids import user_gid
 from backend.accounts.models import User
-from backend.accounts.services import DeviceInfo, _start_session, logout
+from backend.accounts.services import DeviceInfo, _start_session, logout, refresh_session
 from backend.asgi import application
-from backend.core import presence
+from backend.core import clock, presence
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -132,3 +133,100 @@ async def test_a_failing_handler_answers_internal_error_and_keeps_the_socket(mon
     await ws.send_json_to({"type": "ping", "id": "after"})
     assert await ws.receive_json_from() == {"type": "pong", "id": "after"}
     await ws.disconnect()
+
+
+# --- the session re-checked on heartbeats; auth.refresh ------------------------------------------------
+
+
+async def authed(session):
+    ws = await connect()
+    await ws.send_json_to({"type": "auth", "token": session.access_token})
+    ok = await ws.receive_json_from()
+    assert ok["type"] == "auth.ok"
+    return ws, ok
+
+
+@pytest.fixture
+def lost_doorbells(monkeypatch):
+    """The channel layer drops every doorbell (a Redis blip): only the database can tell the socket."""
+    from backend.core import realtime
+
+    monkeypatch.setattr(realtime, "ring_on_commit", lambda *args, **kwargs: None)
+
+
+async def test_auth_ok_tells_the_token_expiry(settings):
+    session = await new_session()
+    ws, ok = await authed(session)
+    assert ok["expires_at"] == session.access_expires_at.replace(microsecond=0).isoformat()
+    await ws.disconnect()
+
+
+async def test_a_lost_sign_out_doorbell_still_closes_the_socket_on_the_next_heartbeat(lost_doorbells):
+    session = await new_session()
+    ws, _ = await authed(session)
+    await database_sync_to_async(logout)(device=session.device)
+    assert await ws.receive_nothing(timeout=0.2)  # the doorbell was lost
+    await ws.send_json_to({"type": "ping", "id": 1})
+    assert (await ws.receive_json_from())["code"] == "SESSION_REVOKED"
+    assert (await ws.receive_output())["code"] == 4403
+
+
+async def test_a_disabled_account_is_closed_on_the_next_heartbeat():
+    session = await new_session()
+    ws, _ = await authed(session)
+    await database_sync_to_async(User.objects.filter(pk=session.user.pk).update)(is_active=False)
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["code"] == "ACCOUNT_DISABLED"
+    assert (await ws.receive_output())["code"] == 4403
+
+
+async def test_an_expired_token_is_closed_4401_on_the_next_heartbeat(settings):
+    session = await new_session()
+    ws, _ = await authed(session)
+    clock.advance(dt.timedelta(seconds=settings.QUANZI["ACCESS_TOKEN_SECONDS"] + 1))
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["code"] == "TOKEN_EXPIRED"
+    assert (await ws.receive_output())["code"] == 4401
+
+
+async def test_the_server_rechecks_without_pings(settings, lost_doorbells):
+    settings.QUANZI = {**settings.QUANZI, "WS_SESSION_RECHECK_SECONDS": 0.2}
+    session = await new_session()
+    ws, _ = await authed(session)
+    await database_sync_to_async(logout)(device=session.device)
+    assert (await ws.receive_json_from(timeout=3))["code"] == "SESSION_REVOKED"
+    assert (await ws.receive_output(timeout=3))["code"] == 4403
+
+
+async def test_auth_refresh_extends_a_long_lived_socket(settings):
+    session = await new_session()
+    ws, _ = await authed(session)
+    lifetime = settings.QUANZI["ACCESS_TOKEN_SECONDS"]
+    clock.advance(dt.timedelta(seconds=lifetime - 30))
+    fresh = await database_sync_to_async(refresh_session)(refresh_token=session.refresh_token)
+    await ws.send_json_to({"type": "auth.refresh", "token": fresh.access_token, "id": "r1"})
+    ok = await ws.receive_json_from()
+    assert ok == {"type": "auth.refresh.ok", "id": "r1",
+                  "expires_at": fresh.access_expires_at.replace(microsecond=0).isoformat()}
+    clock.advance(dt.timedelta(seconds=60))  # past the first token's expiry
+    await ws.send_json_to({"type": "ping", "id": "p"})
+    assert await ws.receive_json_from() == {"type": "pong", "id": "p"}
+    await ws.disconnect()
+
+
+async def test_auth_refresh_refuses_another_session_and_keeps_the_current_one(settings):
+    session = await new_session()
+    other_device = await database_sync_to_async(_start_session)(session.user, DeviceInfo(name="tablet"))
+    stranger = await new_session("+8613900000002")
+    ws, _ = await authed(session)
+    for token in (other_device.access_token, stranger.access_token, "forged"):
+        await ws.send_json_to({"type": "auth.refresh", "token": token, "id": "r"})
+        frame = await ws.receive_json_from()
+        assert frame["type"] == "error" and frame["code"] == "TOKEN_INVALID" and frame["id"] == "r"
+    # The socket keeps its own session, which still expires when its own token does.
+    await ws.send_json_to({"type": "ping", "id": "p"})
+    assert await ws.receive_json_from() == {"type": "pong", "id": "p"}
+    clock.advance(dt.timedelta(seconds=settings.QUANZI["ACCESS_TOKEN_SECONDS"] + 1))
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["code"] == "TOKEN_EXPIRED"
+    assert (await ws.receive_output())["code"] == 4401
