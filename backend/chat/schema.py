@@ -15,6 +15,7 @@ from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
 from backend.core.ids import MAX_PK, decode_id
+from backend.notifications import selectors as notification_selectors
 
 from . import events, selectors, services
 from .models import Conversation as ConversationModel
@@ -198,6 +199,13 @@ class Conversation(graphene.ObjectType):
     @staticmethod
     def resolve_unread_count(root: Membership, info):
         return selectors.unread_count(root)
+
+    @staticmethod
+    def resolve_muted(root: Membership, info):
+        muted = getattr(root, "is_muted", None)  # annotated by the chat selectors (the one record of mutes)
+        if muted is None:
+            muted = notification_selectors.is_conversation_muted(root.user_id, root.conversation_id)
+        return muted
 
     @staticmethod
     def resolve_my_role(root: Membership, info):

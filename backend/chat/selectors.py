@@ -11,28 +11,36 @@ from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from backend.notifications import selectors as notification_selectors
+
 from . import events, limits
 from .models import Conversation, Membership, Message
 
 SMALL_KINDS = (Conversation.Kind.DIRECT, Conversation.Kind.ADVISOR, Conversation.Kind.SERVICE)
 
 
+def _with_mute(seats: QuerySet[Membership]) -> QuerySet[Membership]:
+    """`is_muted` on each seat, read from the one record of mutes (notifications) in the same query."""
+    return seats.annotate(is_muted=notification_selectors.conversation_muted_flag())
+
+
 def seat_of(user_id: int, conversation_id: int) -> Membership | None:
-    """The user's active seat (with its conversation), or None."""
-    return (Membership.objects.select_related("conversation")
-            .filter(user_id=user_id, conversation_id=conversation_id, left_at__isnull=True).first())
+    """The user's active seat (with its conversation and `is_muted`), or None."""
+    return _with_mute(Membership.objects.select_related("conversation")
+                      .filter(user_id=user_id, conversation_id=conversation_id, left_at__isnull=True)).first()
 
 
 def my_conversations(user_id: int) -> QuerySet[Membership]:
     """My seats, most recent activity first, with everything a conversation list shows in a fixed number of
-    queries: the conversation, its last message and sender, and the other party of small conversations."""
+    queries: the conversation, its last message and sender, whether I muted it, and the other party of small
+    conversations."""
     peers = Prefetch(
         "conversation__memberships",
         queryset=Membership.objects.filter(conversation__kind__in=SMALL_KINDS, left_at__isnull=True)
         .exclude(user_id=user_id).select_related("user"),
         to_attr="peer_seats",
     )
-    return (
+    return _with_mute(
         Membership.objects.filter(user_id=user_id, left_at__isnull=True)
         .select_related("conversation", "conversation__last_message", "conversation__last_message__sender")
         .prefetch_related(peers)
