@@ -18,7 +18,6 @@ from backend.core.ids import MAX_PK, decode_id
 from backend.notifications import selectors as notification_selectors
 
 from . import events, selectors, services
-from .models import Conversation as ConversationModel
 from .models import Membership
 from .models import Message as MessageModel
 
@@ -169,24 +168,12 @@ class Conversation(graphene.ObjectType):
         return root.conversation.kind
 
     @staticmethod
-    def _peer(root: Membership):
-        if root.conversation.kind not in selectors.SMALL_KINDS:
-            return None
-        seats = getattr(root.conversation, "peer_seats", None)
-        if seats is None:  # a single conversation, not the prefetched list
-            seats = [s for s in selectors.members_of(root) if s.user_id != root.user_id]
-        return seats[0].user if seats else None
-
-    @staticmethod
     def resolve_title(root: Membership, info):
-        if root.conversation.title and root.conversation.kind != ConversationModel.Kind.ADVISOR:
-            return root.conversation.title
-        peer = Conversation._peer(root)
-        return peer.display_name if peer else root.conversation.title
+        return selectors.title_of(root)
 
     @staticmethod
     def resolve_peer(root: Membership, info):
-        return Conversation._peer(root)
+        return selectors.peer_of(root)
 
     @staticmethod
     def resolve_last_seq(root: Membership, info):
