@@ -9,7 +9,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     raw_id_fields = ["user", "removed_by"]
-    fields = ["user", "role", "muted", "last_read_seq", "visible_from_seq", "joined_at", "left_at", "removed_by"]
+    fields = ["user", "role", "last_read_seq", "visible_from_seq", "joined_at", "left_at", "removed_by"]
     readonly_fields = ["last_read_seq", "visible_from_seq", "joined_at"]
 
 

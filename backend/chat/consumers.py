@@ -20,7 +20,7 @@ from django.conf import settings
 
 from backend.accounts.services import check_session, verify_access_token
 from backend.accounts.tokens import TokenExpired, TokenInvalid
-from backend.core import clientip, clock, presence, realtime
+from backend.core import clientip, clock, pagination, presence, realtime
 from backend.core.errors import DomainError, RateLimited, ValidationFailed, camel_case_field
 from backend.core.ids import decode_id, encode_id
 from backend.core.jsonlimits import MAX_JSON_NESTING, nesting_exceeds
@@ -563,31 +563,66 @@ def _parse_resume(frame: dict) -> tuple[dict[int, tuple[int, int | None]], list[
     return parsed, unknown, names
 
 
+def _added_after(frame: dict) -> dt.datetime | None:
+    """The `added_cursor` of the client's last `resume.done`, if it sent one."""
+    try:
+        raw = pagination.decode_cursor(frame.get("added_after"), kind="joined", field="added_after")
+        moment = dt.datetime.fromisoformat(raw) if raw is not None else None
+    except (DomainError, ValueError) as exc:
+        raise ValidationFailed("added_after is the added_cursor of an earlier resume.done.",
+                               code="INVALID_RESUME", field="added_after") from exc
+    if moment is not None and moment.tzinfo is None:
+        raise ValidationFailed("added_after is the added_cursor of an earlier resume.done.",
+                               code="INVALID_RESUME", field="added_after")
+    return moment
+
+
+async def _replay(consumer: QuanziSocketConsumer, plan: selectors.ResumePlan, conversation: int, gid: str) -> dict:
+    """One conversation's replay: missed messages (or `resync`), then a page of edits/recalls. Returns its
+    entry in `resume.done`."""
+    last_seq, last_change = plan.heads[conversation]
+    if conversation in plan.resync:
+        await consumer.send_frame({"type": "resync", "conversation_id": gid, "last_seq": last_seq})
+    floor = consumer.chat_floor.get(conversation, 0)
+    seen = consumer.chat_seen.get(conversation, 0)
+    for message in plan.replay.get(conversation, []):
+        if not floor < message.seq <= seen:  # those were delivered live on this socket already
+            await consumer.send_frame(events.message_frame(message))
+    for message in plan.changed.get(conversation, []):
+        await consumer.send_frame({"type": "message.updated", "change": message.change_no,
+                                   "message": events.render_message(message)})
+    consumer.chat_seen[conversation] = max(seen, last_seq)
+    consumer.chat_left.discard(conversation)
+    entry = {"last_seq": last_seq, "last_change": last_change}
+    if conversation in plan.more_changes:
+        entry["more_changes"] = True
+    return entry
+
+
 async def handle_resume(consumer: QuanziSocketConsumer, frame: dict) -> None:
-    """Replay what the client missed, in seq order per conversation, or tell it to resync."""
+    """Replay what the client missed, in seq order per conversation, or tell it to resync; then announce the
+    conversations it was added to since its last resume (`added_after`) that it did not name, with theirs."""
     wanted, unknown, names = _parse_resume(frame)
-    plan = await db(selectors.resume_plan)(consumer.user.pk, wanted)
+    added_after = _added_after(frame)
+    plan = await db(selectors.resume_plan)(consumer.user.pk, wanted, added_after=added_after)
     done: dict[str, dict] = {}
     for conversation in wanted:
         if conversation in plan.not_found:
             unknown.append(names[conversation])
             continue
-        last_seq, last_change = plan.heads[conversation]
-        if conversation in plan.resync:
-            await consumer.send_frame({"type": "resync", "conversation_id": names[conversation],
-                                       "last_seq": last_seq})
-        floor = consumer.chat_floor.get(conversation, 0)
-        seen = consumer.chat_seen.get(conversation, 0)
-        for message in plan.replay.get(conversation, []):
-            if not floor < message.seq <= seen:  # those were delivered live on this socket already
-                await consumer.send_frame(events.message_frame(message))
-        for message in plan.changed.get(conversation, []):
-            await consumer.send_frame({"type": "message.updated", "change": message.change_no,
-                                       "message": events.render_message(message)})
-        consumer.chat_seen[conversation] = max(seen, last_seq)
-        consumer.chat_left.discard(conversation)
-        done[names[conversation]] = {"last_seq": last_seq, "last_change": last_change}
-    await consumer.send_frame(_reply(frame, {"type": "resume.done", "conversations": done, "not_found": unknown}))
+        done[names[conversation]] = await _replay(consumer, plan, conversation, names[conversation])
+    for seat in plan.added:
+        gid = events.conversation_gid(seat.conversation_id)
+        peer = selectors.peer_of(seat)  # prefetched with the seat
+        await consumer.send_frame(events.conversation_added_frame(
+            seat, title=selectors.title_of(seat), peer_id=peer.pk if peer else None,
+            unread=selectors.unread_count(seat), muted=seat.is_muted))
+        done[gid] = await _replay(consumer, plan, seat.conversation_id, gid)
+    answer = {"type": "resume.done", "conversations": done, "not_found": unknown,
+              "added_cursor": pagination.encode_cursor("joined", plan.added_cursor.isoformat())}
+    if plan.added_more:
+        answer["added_more"] = True
+    await consumer.send_frame(_reply(frame, answer))
 
 
 async def handle_presence_query(consumer: QuanziSocketConsumer, frame: dict) -> None:

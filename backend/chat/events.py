@@ -19,7 +19,7 @@ from backend.core import realtime
 from backend.core.ids import encode_id
 from backend.core.realtime import user_group
 
-from .models import Message
+from .models import Membership, Message
 
 CONVERSATION = "Conversation"
 MESSAGE = "Message"
@@ -62,6 +62,29 @@ def render_message(message: Message) -> dict:
 
 def message_frame(message: Message) -> dict:
     return {"type": "message", "message": render_message(message)}
+
+
+def conversation_added_frame(seat: Membership, *, title: str, peer_id: int | None, unread: int,
+                             muted: bool) -> dict:
+    """A conversation the user joined while away, as its list entry shows it (resume announces it before its
+    messages)."""
+    conversation = seat.conversation
+    return {"type": "conversation.added", "conversation": {
+        "id": conversation_gid(conversation.pk),
+        "kind": conversation.kind,
+        "title": title,
+        "peer_id": user_gid(peer_id) if peer_id is not None else None,
+        "my_role": seat.role,
+        "member_count": conversation.member_count,
+        "muted": muted,
+        "visible_from_seq": seat.visible_from_seq,
+        "last_seq": conversation.last_seq,
+        "last_change": conversation.last_change,
+        "last_read_seq": seat.last_read_seq,
+        "unread": unread,
+        "joined_at": seat.joined_at.isoformat(),
+        "last_activity_at": conversation.last_activity_at.isoformat(),
+    }}
 
 
 # --- ringing ---------------------------------------------------------------------------------------

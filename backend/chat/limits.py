@@ -29,6 +29,9 @@ DEFAULTS: dict[str, int] = {
     "PRESENCE_QUERY_MAX_USERS": 200,
     "RESUME_MAX_GAP": 200,  # more missed messages than this → "resync"
     "RESUME_MAX_CONVERSATIONS": 500,
+    "RESUME_CHANGES_PAGE": 200,
+    "RESUME_MAX_ADDED": 50,  # conversations joined while away announced per resume ("added_more": ask again)
+    "RESUME_ADDED_GRACE_SECONDS": 300,  # the `added_after` cursor looks back this far (late commits, skew)  # edits/recalls replayed per conversation per resume ("more_changes": ask again)
     "PREVIEW_CHARS": 80,
     # every socket's frame budget (a token bucket): each frame costs 1, `resume` 1 more per
     # SOCKET_RESUME_CONVERSATIONS_PER_TOKEN conversations it names (a full resume of 500: 101)

@@ -56,7 +56,8 @@ class Membership(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
-    muted = models.BooleanField(default=False)
+    # Mutes are not stored here: notifications.ConversationMute is the one record (read through
+    # notifications.selectors.conversation_muted_flag).
     last_read_seq = models.BigIntegerField(default=0)
     visible_from_seq = models.BigIntegerField(
         default=1, help_text="Members see messages from this seq on (messages before they joined stay hidden)."
@@ -65,6 +66,9 @@ class Membership(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
     removed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    missed_push_seq = models.BigIntegerField(
+        default=0, help_text="Messages up to this seq were settled by the missed-message push sweep."
     )
 
     class Meta:

@@ -16,9 +16,9 @@ from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
 from backend.core.ids import MAX_PK, decode_id, fetch_scoped
+from backend.notifications import selectors as notification_selectors
 
 from . import events, selectors, services
-from .models import Conversation as ConversationModel
 from .models import Membership
 from .models import Message as MessageModel
 
@@ -155,24 +155,12 @@ class Conversation(graphene.ObjectType):
         return root.conversation.kind
 
     @staticmethod
-    def _peer(root: Membership):
-        if root.conversation.kind not in selectors.SMALL_KINDS:
-            return None
-        seats = getattr(root.conversation, "peer_seats", None)
-        if seats is None:  # a single conversation, not the prefetched list
-            seats = [s for s in selectors.members_of(root) if s.user_id != root.user_id]
-        return seats[0].user if seats else None
-
-    @staticmethod
     def resolve_title(root: Membership, info):
-        if root.conversation.title and root.conversation.kind != ConversationModel.Kind.ADVISOR:
-            return root.conversation.title
-        peer = Conversation._peer(root)
-        return peer.display_name if peer else root.conversation.title
+        return selectors.title_of(root)
 
     @staticmethod
     def resolve_peer(root: Membership, info):
-        return Conversation._peer(root)
+        return selectors.peer_of(root)
 
     @staticmethod
     def resolve_last_seq(root: Membership, info):
@@ -185,6 +173,13 @@ class Conversation(graphene.ObjectType):
     @staticmethod
     def resolve_unread_count(root: Membership, info):
         return selectors.unread_count(root)
+
+    @staticmethod
+    def resolve_muted(root: Membership, info):
+        muted = getattr(root, "is_muted", None)  # annotated by the chat selectors (the one record of mutes)
+        if muted is None:
+            muted = notification_selectors.is_conversation_muted(root.user_id, root.conversation_id)
+        return muted
 
     @staticmethod
     def resolve_my_role(root: Membership, info):

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
-from backend.core import reach
+from backend.core import clock, reach
+from backend.notifications import selectors as notification_selectors
 
 from . import events, limits
 from .models import Conversation, Membership, Message
@@ -19,14 +20,19 @@ from .models import Conversation, Membership, Message
 SMALL_KINDS = (Conversation.Kind.DIRECT, Conversation.Kind.ADVISOR, Conversation.Kind.SERVICE)
 
 
+def _with_mute(seats: QuerySet[Membership]) -> QuerySet[Membership]:
+    """`is_muted` on each seat, read from the one record of mutes (notifications) in the same query."""
+    return seats.annotate(is_muted=notification_selectors.conversation_muted_flag())
+
+
 def seat_of(user_id: int, conversation_id: int) -> Membership | None:
-    """The user's active seat (with its conversation), or None."""
+    """The user's active seat (with its conversation and `is_muted`), or None."""
     return active_seats_of(user_id).filter(conversation_id=conversation_id).first()
 
 
 def active_seats_of(user_id: int) -> QuerySet[Membership]:
     """The user's active seats with their conversations: a Conversation id is resolved through these."""
-    return Membership.objects.select_related("conversation").filter(user_id=user_id, left_at__isnull=True)
+    return _with_mute(Membership.objects.select_related("conversation").filter(user_id=user_id, left_at__isnull=True))
 
 
 def visible_messages_of(user_id: int) -> QuerySet[Message]:
@@ -39,14 +45,15 @@ def visible_messages_of(user_id: int) -> QuerySet[Message]:
 
 def my_conversations(user_id: int) -> QuerySet[Membership]:
     """My seats, most recent activity first, with everything a conversation list shows in a fixed number of
-    queries: the conversation, its last message and sender, and the other party of small conversations."""
+    queries: the conversation, its last message and sender, whether I muted it, and the other party of small
+    conversations."""
     peers = Prefetch(
         "conversation__memberships",
         queryset=Membership.objects.filter(conversation__kind__in=SMALL_KINDS, left_at__isnull=True)
         .exclude(user_id=user_id).select_related("user"),
         to_attr="peer_seats",
     )
-    return (
+    return _with_mute(
         Membership.objects.filter(user_id=user_id, left_at__isnull=True)
         .select_related("conversation", "conversation__last_message", "conversation__last_message__sender")
         .prefetch_related(peers)
@@ -62,6 +69,25 @@ def page_of_conversations(user_id: int, *, first: int, after: tuple[dt.datetime,
         rows = rows.filter(Q(conversation__last_activity_at__lt=at)
                            | Q(conversation__last_activity_at=at, conversation_id__lt=pk))
     return list(rows[:first])
+
+
+def peer_of(seat: Membership):
+    """The other party of a direct, advisor or service conversation (None for groups and circles)."""
+    if seat.conversation.kind not in SMALL_KINDS:
+        return None
+    seats = getattr(seat.conversation, "peer_seats", None)
+    if seats is None:  # a single conversation, not a prefetched list
+        seats = [s for s in members_of(seat) if s.user_id != seat.user_id]
+    return seats[0].user if seats else None
+
+
+def title_of(seat: Membership) -> str:
+    """The group title, or the other party's name (advisor conversations always show the manager's)."""
+    conversation = seat.conversation
+    if conversation.title and conversation.kind != Conversation.Kind.ADVISOR:
+        return conversation.title
+    peer = peer_of(seat)
+    return peer.display_name if peer else conversation.title
 
 
 def unread_count(seat: Membership) -> int:
@@ -137,17 +163,45 @@ class ResumePlan:
 
     replay: dict[int, list[Message]] = field(default_factory=dict)
     resync: dict[int, int] = field(default_factory=dict)  # conversation → its last seq
-    changed: dict[int, list[Message]] = field(default_factory=dict)  # edits/recalls since `change`
-    heads: dict[int, tuple[int, int]] = field(default_factory=dict)  # conversation → (last seq, last change)
+    changed: dict[int, list[Message]] = field(default_factory=dict)  # edits/recalls since `change`, one page
+    # conversation → (last seq, the change counter the client holds after this replay: the newest change,
+    # or the last one of the page when `more_changes` names the conversation)
+    heads: dict[int, tuple[int, int]] = field(default_factory=dict)
+    more_changes: set[int] = field(default_factory=set)  # more edits/recalls than one page: resume again
     not_found: list[int] = field(default_factory=list)
+    # Conversations the client did not name that the user joined since `added_after` (seats with everything
+    # their summary shows), replayed from the first message the user may see. `added_cursor` is the next
+    # `added_after`; `added_more` says one resume did not announce them all.
+    added: list[Membership] = field(default_factory=list)
+    added_cursor: dt.datetime | None = None
+    added_more: bool = False
 
 
-def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]]) -> ResumePlan:
-    """`wanted` maps conversation → (last seq the client has, last change it has or None)."""
-    plan = ResumePlan()
+def _added_seats(plan: ResumePlan, user_id: int, known: list[int], since: dt.datetime) -> None:
+    """Seats joined after `since` (less a grace for transactions that committed after a timestamp they took
+    earlier, and for clock skew between nodes) in conversations the client did not name. Re-announcing one is
+    harmless — the client knows it by id — missing one is not."""
+    grace = dt.timedelta(seconds=limits.get("RESUME_ADDED_GRACE_SECONDS"))
+    most = limits.get("RESUME_MAX_ADDED")
+    rows = list(my_conversations(user_id).filter(joined_at__gt=since - grace).exclude(conversation_id__in=known)
+                .order_by("joined_at", "id")[: most + 1])
+    plan.added = rows[:most]
+    if len(rows) > most:
+        plan.added_more, plan.added_cursor = True, plan.added[-1].joined_at
+
+
+def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]], *,
+                added_after: dt.datetime | None = None) -> ResumePlan:
+    """`wanted` maps conversation → (last seq the client has, last change it has or None). With `added_after`
+    (the cursor of the client's last resume), conversations joined since then that `wanted` leaves out are
+    planned too, from their first visible message."""
+    plan = ResumePlan(added_cursor=clock.now())  # taken before reading: a later join is after the cursor
+    if added_after is not None:
+        _added_seats(plan, user_id, list(wanted), added_after)
+        wanted = {**wanted, **{seat.conversation_id: (0, None) for seat in plan.added}}
     seats = {s.conversation_id: s for s in Membership.objects.select_related("conversation")
              .filter(user_id=user_id, left_at__isnull=True, conversation_id__in=list(wanted))}
-    max_gap = limits.get("RESUME_MAX_GAP")
+    max_gap, per_page = limits.get("RESUME_MAX_GAP"), limits.get("RESUME_CHANGES_PAGE")
     for conversation_id, (have_seq, have_change) in wanted.items():
         seat = seats.get(conversation_id)
         if seat is None:
@@ -162,9 +216,12 @@ def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]]) -> Resu
         if conversation.last_seq > start:
             plan.replay[conversation_id] = list(visible_messages(seat).filter(seq__gt=start).order_by("seq"))
         if have_change is not None and conversation.last_change > have_change:
-            plan.changed[conversation_id] = list(
-                visible_messages(seat).filter(change_no__gt=have_change, seq__lte=start).order_by("change_no")[:max_gap]
-            )
+            page = list(visible_messages(seat).filter(change_no__gt=have_change, seq__lte=start)
+                        .order_by("change_no")[: per_page + 1])
+            plan.changed[conversation_id] = page[:per_page]
+            if len(page) > per_page:  # one page per resume: the client asks again from the last change it got
+                plan.heads[conversation_id] = (conversation.last_seq, page[per_page - 1].change_no)
+                plan.more_changes.add(conversation_id)
     return plan
 
 

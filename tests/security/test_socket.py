@@ -75,6 +75,7 @@ def _targets(w):
 
 
 def _normalise(answer: dict, foreign: str, missing: str) -> dict:
+    answer = {k: v for k, v in answer.items() if k != "added_cursor"}  # resume.done's cursor is the time
     return json.loads(json.dumps(answer).replace(foreign, "<ID>").replace(missing, "<ID>"))
 
 

@@ -13,6 +13,8 @@ from django.db import IntegrityError, transaction
 from backend.core import clock
 from backend.core import text as text_rules
 from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from backend.notifications import selectors as notification_selectors
+from backend.notifications import services as notification_services
 
 from .. import events, limits
 from ..models import Conversation, Membership, Message
@@ -75,8 +77,11 @@ def _lock_for(conversation_id: int, actor: Any | None) -> tuple[Conversation, Me
 
 
 def _active_members(conversation: Conversation) -> list[tuple[int, bool]]:
+    """(user id, muted) of every active member; the mute comes from its one record, in the same query."""
     return list(
-        Membership.objects.filter(conversation=conversation, left_at__isnull=True).values_list("user_id", "muted")
+        Membership.objects.filter(conversation=conversation, left_at__isnull=True)
+        .annotate(is_muted=notification_selectors.conversation_muted_flag())
+        .values_list("user_id", "is_muted")
     )
 
 
@@ -167,8 +172,10 @@ def _join(conversation: Conversation, user_id: int, *, role: str = Role.MEMBER) 
         if seat.left_at is None:
             return seat
         seat.role, seat.left_at, seat.removed_by, seat.joined_at = role, None, None, now
-        seat.visible_from_seq, seat.last_read_seq, seat.muted = first_visible, conversation.last_seq, False
+        seat.visible_from_seq, seat.last_read_seq = first_visible, conversation.last_seq
         seat.save()
+        # A rejoined member starts unmuted, as a new one does.
+        notification_services.set_conversation_muted(user_id=user_id, conversation_id=conversation.pk, muted=False)
     conversation.member_count += 1
     events.ring_users_on_commit(
         [user_id], events.membership_event(conversation.pk, joined=True, seq=first_visible, reason="added",

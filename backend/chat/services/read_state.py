@@ -19,16 +19,16 @@ from ._base import (
 
 
 def set_muted(*, conversation_id: int, user: Any, muted: bool) -> Membership:
-    """Muted conversations send no push; the socket still gets every message."""
+    """Muted conversations send no push; the socket still gets every message. The mute is recorded once, as
+    notifications' ConversationMute (its push policy honours it for whatever any app posts about this
+    conversation); chat only checks the seat."""
     with transaction.atomic():
         seat = Membership.objects.select_for_update().filter(
             conversation_id=conversation_id, user=user, left_at__isnull=True).first()
         if seat is None:
             raise NotFound(field="conversationId")
-        seat.muted = bool(muted)
-        seat.save(update_fields=["muted"])
-        # The push policy also honours it for notifications other apps post about this conversation.
-        notification_services.set_conversation_muted(user_id=user.pk, conversation_id=conversation_id, muted=seat.muted)
+        notification_services.set_conversation_muted(user_id=user.pk, conversation_id=conversation_id,
+                                                     muted=bool(muted))
     return seat
 
 
