@@ -5,11 +5,13 @@ import graphene
 from backend.accounts import schema as accounts_schema
 from backend.chat import schema as chat_schema
 from backend.notifications import schema as notifications_schema
+from backend.payments import schema as payments_schema
 from backend.wallet import schema as wallet_schema
 
 
 class Query(
-    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, graphene.ObjectType
+    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, payments_schema.Query,
+    graphene.ObjectType,
 ):
     pass
 
@@ -19,6 +21,7 @@ class Mutation(
     chat_schema.Mutation,
     notifications_schema.Mutation,
     wallet_schema.Mutation,
+    payments_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "backend.notifications",
     "backend.chat",
     "backend.wallet",
+    "backend.payments",
     "backend.demo",
 ]
 
