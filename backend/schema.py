@@ -7,11 +7,17 @@ from backend.chat import schema as chat_schema
 from backend.core import nodes
 from backend.core.nodes import NodeQuery
 from backend.notifications import schema as notifications_schema
+from backend.payments import schema as payments_schema
 from backend.wallet import schema as wallet_schema
 
 
 class Query(
-    NodeQuery, accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query,
+    NodeQuery,
+    accounts_schema.Query,
+    chat_schema.Query,
+    notifications_schema.Query,
+    wallet_schema.Query,
+    payments_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -22,6 +28,7 @@ class Mutation(
     chat_schema.Mutation,
     notifications_schema.Mutation,
     wallet_schema.Mutation,
+    payments_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

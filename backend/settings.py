@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "backend.chat",
     "backend.wallet",
     "backend.circles",
+    "backend.payments",
     "backend.demo",
 ]
 

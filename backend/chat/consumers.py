@@ -589,8 +589,7 @@ async def _replay(consumer: QuanziSocketConsumer, plan: selectors.ResumePlan, co
         if not floor < message.seq <= seen:  # those were delivered live on this socket already
             await consumer.send_frame(events.message_frame(message))
     for message in plan.changed.get(conversation, []):
-        await consumer.send_frame({"type": "message.updated", "change": message.change_no,
-                                   "message": events.render_message(message)})
+        await consumer.send_frame(events.change_frame(message))
     consumer.chat_seen[conversation] = max(seen, last_seq)
     consumer.chat_left.discard(conversation)
     entry = {"last_seq": last_seq, "last_change": last_change}

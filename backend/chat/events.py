@@ -50,7 +50,7 @@ def render_message(message: Message) -> dict:
         "client_msg_id": message.client_msg_id,
         "body": None if message.is_recalled else message.body,
         "attachment": data.get("attachment"),
-        "card": data.get("card"),
+        "card": card_document(message, data),
         "system": data.get("system"),
         "reply_to_seq": message.reply_to_seq,
         "mentions": [user_gid(uid) for uid in message.mentions or []],
@@ -58,6 +58,22 @@ def render_message(message: Message) -> dict:
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
         "recalled": message.is_recalled,
     }
+
+
+def card_document(message: Message, data: dict | None = None) -> dict | None:
+    """A card as members see it: the owner's document (kind, ids, title, `state`) plus its `version`, which
+    `update_card` bumps on every change (0 as posted)."""
+    card = (message_data(message) if data is None else data).get("card")
+    if card is None or message.is_recalled:
+        return None
+    return {**card, "version": message.card_version}
+
+
+def change_frame(message: Message) -> dict:
+    """The frame for a changed message, live and on resume: `card.updated` for a card's new state,
+    `message.updated` for an edit or recall. `change` orders changes within the conversation."""
+    kind = "card.updated" if message.kind == Message.Kind.CARD else "message.updated"
+    return {"type": kind, "change": message.change_no, "message": render_message(message)}
 
 
 def message_frame(message: Message) -> dict:

@@ -109,6 +109,9 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     recalled_at = models.DateTimeField(null=True, blank=True)
     change_no = models.BigIntegerField(null=True, blank=True, help_text="Conversation.last_change at the last edit/recall.")
+    card_version = models.PositiveIntegerField(
+        default=0, help_text="For cards: bumped by every state change its owner app makes (update_card)."
+    )
 
     class Meta:
         ordering = ["conversation", "seq"]

@@ -75,7 +75,8 @@ class Message(graphene.ObjectType):
     client_msg_id = graphene.String()
     body = graphene.String(description="Null once recalled.")
     attachment = graphene.Field(Attachment)
-    card = GenericScalar(description="Cards: {kind, ...ids}. Posted by the server, never editable.")
+    card = GenericScalar(description="Cards: {kind, owner, ...ids, title, state, version}. Posted by the server; "
+                                     "only the owner app changes `state` (each change bumps `version`).")
     system = GenericScalar(description="System messages: {event, actorId, ...}.")
     reply_to_seq = graphene.Int()
     mention_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
@@ -102,7 +103,7 @@ class Message(graphene.ObjectType):
 
     @staticmethod
     def resolve_card(root: MessageModel, info):
-        return None if root.is_recalled else events.message_data(root).get("card")
+        return events.card_document(root)
 
     @staticmethod
     def resolve_system(root: MessageModel, info):

@@ -35,6 +35,7 @@ class LedgerAccount(models.Model):
         PLATFORM_REVENUE = "platform_revenue", "platform revenue"
         MARKETING_BUDGET = "marketing_budget", "marketing budget"
         LOAN_ESCROW = "loan_escrow", "loan escrow"
+        PAYMENTS_ESCROW = "payments_escrow", "payments escrow (red packets sent and not yet grabbed)"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     owner = models.ForeignKey(

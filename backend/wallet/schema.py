@@ -51,6 +51,7 @@ class CounterpartyKind(graphene.Enum):
     PLATFORM = "platform_revenue"
     MARKETING = "marketing_budget"
     LOAN_ESCROW = "loan_escrow"
+    RED_PACKET = "payments_escrow"
 
 
 class Counterparty(graphene.ObjectType):

@@ -16,6 +16,7 @@ SYSTEM_LABELS = {
     LedgerAccount.Kind.PLATFORM_REVENUE: "圈子 Quanzi",
     LedgerAccount.Kind.MARKETING_BUDGET: "圈子活动 Quanzi rewards",
     LedgerAccount.Kind.LOAN_ESCROW: "借贷托管 Loan escrow",
+    LedgerAccount.Kind.PAYMENTS_ESCROW: "红包 Red packet",
 }
 
 

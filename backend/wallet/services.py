@@ -89,6 +89,14 @@ class AccountFrozen(DomainError):
     default_message = "This account is frozen."
 
 
+class PaymentDeclined(DomainError):
+    """The payee's wallet cannot take this payment now. Deliberately says nothing about why: a payer must
+    not learn that someone else's account is frozen (or anything else about its state)."""
+
+    code = "PAYMENT_DECLINED"
+    default_message = "This payment cannot be completed. No money was moved."
+
+
 class IdempotencyConflict(Conflict):
     code = "IDEMPOTENCY_CONFLICT"
     default_message = "This idempotency key was already used for a different request."
@@ -256,11 +264,19 @@ def _lock_accounts(ids: Iterable[int]) -> dict[int, LedgerAccount]:
     return found
 
 
-def _check_not_frozen(*accounts: LedgerAccount) -> None:
-    for account in accounts:
-        if account.is_frozen:
-            mine = account.is_user_wallet
-            raise AccountFrozen(field="account" if mine else None)
+def _check_not_frozen(source: LedgerAccount, destination: LedgerAccount | None = None) -> None:
+    """The payer's own frozen account is ACCOUNT_FROZEN; a frozen payee is the generic PAYMENT_DECLINED."""
+    if source.is_frozen:
+        raise AccountFrozen(field="account" if source.is_user_wallet else None)
+    if destination is not None and destination.is_frozen:
+        raise PaymentDeclined(field="recipientId" if destination.is_user_wallet else None)
+
+
+def lock_accounts(account_ids: Iterable[int]) -> None:
+    """For apps that move money several times in one transaction (a bill cancelled with refunds): lock every
+    account involved up front, in ascending id order, so the later transfers (which lock again, a no-op)
+    cannot deadlock with a concurrent payment between the same wallets. Call inside ``transaction.atomic``."""
+    _lock_accounts(account_ids)
 
 
 def _check_funds(account: LedgerAccount, amount: int) -> None:

@@ -14,6 +14,7 @@ from ._base import (
     ReadOnlyConversation,
     SendResult,
 )
+from .cards import CardVersionConflict, update_card
 from .conversations import (
     add_members,
     create_circle_conversation,
@@ -32,6 +33,7 @@ from .presence import announce_presence
 from .read_state import mark_read, relay_typing, set_muted
 
 __all__ = [
+    "CardVersionConflict", "update_card",
     "ManagedByCircle", "NotAllowed", "NotSupportedForKind", "ReadOnlyConversation", "SendResult",
     "add_members", "create_circle_conversation", "create_group", "leave_conversation",
     "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",

@@ -206,9 +206,10 @@ def send_message(
 
 
 def post_card(*, conversation_id: int, sender: Any, client_msg_id: str, card: dict) -> SendResult:
-    """Server-side only (wallet, loans, advisors…): a structured card with a `kind` and the ids a client
-    needs (e.g. {"kind": "transfer", "transfer_id": "…", "title": "…"}). Clients cannot post cards, and
-    nobody can edit one. Service accounts post their notices here too."""
+    """Server-side only (payments, loans, advisors…): a structured card with a `kind` and the ids a client
+    needs (e.g. {"kind": "transfer", "owner": "payments", "transfer_id": "…", "title": "…", "state": {…}}).
+    Clients cannot post, edit or recall cards; the app named in `owner` changes the state with
+    `cards.update_card`. Service accounts post their notices here too."""
     client_msg_id = _clean_client_msg_id(client_msg_id)
     if not isinstance(card, dict) or not isinstance(card.get("kind"), str) or not card["kind"]:
         raise ValidationFailed("A card is an object with a string kind.", code="INVALID_CARD", field="card")
@@ -243,11 +244,11 @@ def _own_message_locked(message_id: object, user: Any) -> tuple[Message, Convers
 
 
 def _announce_change(conversation: Conversation, message: Message) -> None:
+    """Number the change (resume replays changes after the client's `change`) and ring the members."""
     conversation.last_change += 1
     conversation.save(update_fields=["last_change"])
     message.change_no = conversation.last_change
-    frame = {"type": "message.updated", "change": conversation.last_change,
-             "message": events.render_message(message)}
+    frame = events.change_frame(message)
     events.ring_members_on_commit(conversation.pk, conversation.kind, (uid for uid, _ in _active_members(conversation)),
                                   events.relay_event(conversation.pk, frame))
 

@@ -1,0 +1,18 @@
+"""Periodic payments jobs, each idempotent (a second run, or two workers, refunds nothing twice)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from backend.notifications.schedule import register_periodic
+
+from . import services
+
+
+@shared_task(name="payments.expire_red_packets")
+def expire_red_packets() -> int:
+    """Refund the rest of red packets unopened after 24 hours."""
+    return services.expire_red_packets()
+
+
+register_periodic("payments.expire_red_packets", expire_red_packets, 60)

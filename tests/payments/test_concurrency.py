@@ -1,0 +1,114 @@
+"""PostgreSQL concurrency: grabs, payments, accept/refund and settle-up races move money exactly once.
+
+Threads share one PostgreSQL server with other test runs, so contenders are served by a bounded pool of
+connections (THREADS) that all start at one barrier; every contender is a different member."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+
+from backend.core.errors import DomainError
+from backend.payments import services
+from backend.payments.models import RedPacket, RedPacketGrab
+from backend.wallet.models import LedgerAccount
+
+from .conftest import assert_ledger_ok, fund, group_of, new_user
+
+THREADS = 24
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def race(jobs: list[Callable[[], object]], threads: int = THREADS) -> tuple[list[object], list[str], list[BaseException]]:
+    """Run the jobs on `threads` connections started together: (results, domain error codes, escaped)."""
+    lock = threading.Lock()
+    queue = list(enumerate(jobs))
+    results: list[object] = [None] * len(jobs)
+    codes: list[str] = []
+    escaped: list[BaseException] = []
+    start = threading.Barrier(min(threads, len(jobs)))
+
+    def worker() -> None:
+        try:
+            start.wait()
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    index, job = queue.pop(0)
+                try:
+                    results[index] = job()
+                except DomainError as exc:
+                    with lock:
+                        codes.append(exc.code)
+        except BaseException as exc:  # a deadlock, an IntegrityError: the test fails
+            escaped.append(exc)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=worker) for _ in range(min(threads, len(jobs)))]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in pool), "a thread hung"
+    return results, codes, escaped
+
+
+def test_200_members_grab_a_50_part_packet(require_postgres, settings):
+    settings.QUANZI_PAYMENTS = {"PACKET_MAX_PARTS": 200}
+    sender = new_user("Sender")
+    fund(sender, 100_000)
+    members = [new_user() for _ in range(200)]
+    group = group_of(sender, *members)
+    packet, _ = services.send_red_packet(sender=sender, conversation_id=group.pk, kind="lucky", amount=88_888,
+                                         count=50, idempotency_key="race-packet-1")
+    # Each member tries twice: once in the crowd, once more at the end of the queue.
+    jobs = [lambda u=u: services.grab_red_packet(user=u, packet_id=packet.pk) for u in members]
+    jobs += [lambda u=u: services.grab_red_packet(user=u, packet_id=packet.pk) for u in members[:20]]
+    results, codes, escaped = race(jobs)
+    assert not escaped, escaped
+    grabs = [r for r in results if r is not None]
+    assert len(grabs) == 50
+    assert Counter(codes)["PACKET_CLOSED"] + Counter(codes)["ALREADY_GRABBED"] == len(jobs) - 50
+    rows = list(RedPacketGrab.objects.filter(packet=packet).order_by("index"))
+    assert len({g.user_id for g in rows}) == 50 and [g.index for g in rows] == list(range(50))
+    assert sum(g.amount for g in rows) == 88_888 and min(g.amount for g in rows) >= 1
+    packet.refresh_from_db()
+    assert packet.status == "empty" and packet.grabbed_amount == 88_888
+    assert [g.amount for g in rows] == packet.parts  # served in commit order, part by part
+    assert LedgerAccount.objects.get(kind="payments_escrow").balance == 0
+    assert packet.card_version == 50
+    assert_ledger_ok()
+
+
+def test_concurrent_expiry_scans_refund_once_and_late_grabs_get_nothing(require_postgres):
+    import datetime as dt
+
+    from backend.core import clock
+
+    sender = new_user("Sender")
+    fund(sender, 10_000)
+    members = [new_user() for _ in range(30)]
+    group = group_of(sender, *members)
+    packet, _ = services.send_red_packet(sender=sender, conversation_id=group.pk, kind="fixed", amount=3_000,
+                                         count=30, idempotency_key="race-packet-2")
+    for member in members[:10]:
+        services.grab_red_packet(user=member, packet_id=packet.pk)
+    RedPacket.objects.filter(pk=packet.pk).update(expires_at=clock.now() - dt.timedelta(seconds=1))
+    jobs: list[Callable[[], object]] = [lambda u=u: services.grab_red_packet(user=u, packet_id=packet.pk)
+                                        for u in members[10:]]
+    jobs[5:5] = [services.expire_red_packets for _ in range(4)]
+    results, codes, escaped = race(jobs, threads=12)
+    assert not escaped, escaped
+    assert sorted(r for r in results if isinstance(r, int)) == [0, 0, 0, 1]  # one scan refunded it
+    assert set(codes) == {"PACKET_CLOSED"} and len(codes) == 20
+    packet.refresh_from_db()
+    assert packet.status == "expired" and packet.refunded_amount == 2_000 and packet.grabbed_amount == 1_000
+    assert LedgerAccount.objects.get(kind="payments_escrow").balance == 0
+    assert_ledger_ok()
