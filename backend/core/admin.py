@@ -6,26 +6,17 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
 
-from .audit import AuditedAdmin
+from .audit import AuditedAdmin, ReadOnlyAdminMixin
 from .models import AdminAuditEntry
 
 
 @admin.register(AdminAuditEntry)
-class AdminAuditEntryAdmin(admin.ModelAdmin):
+class AdminAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "created_at", "actor_label", "action", "action_name", "model_label", "object_id",
                     "object_repr")
     list_filter = ("action", "model_label")
     search_fields = ("=actor_id", "=object_id", "actor_label", "object_repr", "action_name")
     readonly_fields = [f.name for f in AdminAuditEntry._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # Permission groups are changed in the admin too: record them like everything else.

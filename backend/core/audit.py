@@ -69,6 +69,19 @@ def record(*, actor: Any, action: str, obj: models.Model, before: dict | None = 
     )
 
 
+class ReadOnlyAdminMixin:
+    """Staff may look, nobody may add, change or delete (not even superusers): rows written by services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class AuditedAdmin(admin.ModelAdmin):
     """A ModelAdmin whose every write is recorded: add/change (with inlines), delete, bulk delete, actions."""
 

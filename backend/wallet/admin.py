@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from backend.core.audit import AuditedAdmin
+from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
 from backend.core.errors import DomainError
 
 from . import services
@@ -24,15 +24,8 @@ from .models import (
 )
 
 
-class ReadOnlyAdmin(AuditedAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdmin):
+    pass
 
 
 @admin.register(LedgerAccount)
