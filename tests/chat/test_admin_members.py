@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from backend.accounts.models import User
 from backend.chat import selectors, services
 from backend.chat.models import Conversation, Membership, Message
 from backend.core.models import AdminAuditEntry
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ops(client):
-    staff = User.objects.create_superuser("+8613700009999", "ops-password-2026", display_name="Ops")
-    client.force_login(staff)
-    return client, staff
 
 
 def change(client, conversation: Conversation, **data):

@@ -15,13 +15,6 @@ from backend.wallet.models import LedgerAccount
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ops(client):
-    staff = User.objects.create_superuser("+8613700009999", "ops-password-2026", display_name="Ops Wang")
-    client.force_login(staff)
-    return client, staff
-
-
 def entries(**filters) -> list[AdminAuditEntry]:
     return list(AdminAuditEntry.objects.filter(**filters).order_by("id"))
 
