@@ -114,3 +114,13 @@ def sign_in(gql, sms_outbox):
         return payload
 
     return _sign_in
+
+
+@pytest.fixture
+def ops(client):
+    """A Django test client signed in to the admin as an operations superuser; returns (client, staff)."""
+    from backend.accounts.models import User
+
+    staff = User.objects.create_superuser("+8613700009999", "ops-password-2026", display_name="Ops Wang")
+    client.force_login(staff)
+    return client, staff

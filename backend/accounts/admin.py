@@ -3,6 +3,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
 from backend.core import clientip
+from backend.core.audit import AuditedAdmin
 from backend.core.errors import RateLimited
 from backend.core.phone import mask_phone
 
@@ -11,7 +12,7 @@ from .models import Device, OtpChallenge, RefreshToken, User
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(AuditedAdmin):
     list_display = ("id", "display_name", "masked_phone", "role", "kyc_level", "is_active", "date_joined")
     list_filter = ("role", "kyc_level", "is_active", "is_staff")
     search_fields = ("display_name",)
@@ -36,7 +37,7 @@ class UserAdmin(admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(AuditedAdmin):
     list_display = ("id", "user", "platform", "name", "push_enabled", "last_seen_at", "revoked_at", "revoked_reason")
     list_filter = ("platform", "push_enabled")
     raw_id_fields = ("user",)
@@ -44,7 +45,7 @@ class DeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(OtpChallenge)
-class OtpChallengeAdmin(admin.ModelAdmin):
+class OtpChallengeAdmin(AuditedAdmin):
     list_display = ("id", "created_at", "expires_at", "attempts", "consumed_at", "requested_ip")
     readonly_fields = [f.name for f in OtpChallenge._meta.fields]
 
@@ -53,7 +54,7 @@ class OtpChallengeAdmin(admin.ModelAdmin):
 
 
 @admin.register(RefreshToken)
-class RefreshTokenAdmin(admin.ModelAdmin):
+class RefreshTokenAdmin(AuditedAdmin):
     list_display = ("id", "device", "created_at", "expires_at", "rotated_at", "revoked_at")
     readonly_fields = [f.name for f in RefreshToken._meta.fields]
 

@@ -2,6 +2,8 @@
 
 from django.contrib import admin, messages
 
+from backend.core.audit import AuditedAdmin
+
 from . import services
 from .models import ConversationMute, Notification, NotificationPreferences, PushDelivery
 
@@ -17,7 +19,7 @@ class PushDeliveryInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(AuditedAdmin):
     # The body (message text, amounts) is deliberately not shown: operators see ids and states only.
     list_display = ("id", "recipient_id", "kind", "event", "created_at", "read_at", "push_state", "push_attempts",
                     "push_reason")
@@ -40,13 +42,13 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationPreferences)
-class NotificationPreferencesAdmin(admin.ModelAdmin):
+class NotificationPreferencesAdmin(AuditedAdmin):
     list_display = ("user_id", "messages", "money", "loans", "circles", "marketing", "show_previews",
                     "quiet_start", "quiet_end", "timezone")
     raw_id_fields = ("user",)
 
 
 @admin.register(ConversationMute)
-class ConversationMuteAdmin(admin.ModelAdmin):
+class ConversationMuteAdmin(AuditedAdmin):
     list_display = ("user_id", "conversation_id", "muted_until", "created_at")
     raw_id_fields = ("user",)

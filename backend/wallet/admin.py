@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
+from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
 from backend.core.errors import DomainError
 
 from . import services
@@ -14,23 +19,17 @@ from .models import (
     JournalEntry,
     LedgerAccount,
     Leg,
+    ReversalRequest,
     SandboxBankRecord,
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdmin):
+    pass
 
 
 @admin.register(LedgerAccount)
-class LedgerAccountAdmin(admin.ModelAdmin):
+class LedgerAccountAdmin(AuditedAdmin):
     list_display = ("id", "kind", "owner", "balance", "held", "available", "is_frozen", "created_at")
     list_filter = ("kind", "is_frozen")
     search_fields = ("owner__display_name",)
@@ -74,18 +73,84 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ("kind",)
     search_fields = ("memo",)
     inlines = [LegInline]
-    actions = ["reverse"]
+    actions = ["request_reversal"]
 
-    @admin.action(description="Reverse selected entries (posts correcting entries)")
-    def reverse(self, request, queryset):
-        for entry in queryset:
+    @admin.action(description="Request a reversal (another staff member must approve it)")
+    def request_reversal(self, request, queryset):
+        """Reversals are maker–checker: this only opens the request form, which asks for the reason."""
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one entry.", level=messages.ERROR)
+            return None
+        return HttpResponseRedirect(f"{reverse('admin:wallet_reversalrequest_add')}?entry={queryset.get().pk}")
+
+
+class ReversalRequestForm(forms.ModelForm):
+    class Meta:
+        model = ReversalRequest
+        fields = ["entry", "reason"]
+        widgets = {"reason": forms.Textarea(attrs={"rows": 3})}
+
+    def clean(self):
+        cleaned = super().clean()
+        entry = cleaned.get("entry")
+        if entry is not None:
             try:
-                services.reverse_entry(entry_id=entry.pk, idempotency_key=f"admin:reverse:{entry.pk}",
-                                       initiated_by_id=request.user.pk)
+                cleaned["reason"] = services.check_reversal_request(entry_id=entry.pk, reason=cleaned.get("reason"))
             except DomainError as exc:
-                self.message_user(request, f"Entry #{entry.pk}: {exc.code} {exc.message}", level=messages.ERROR)
+                raise ValidationError(f"{exc.code}: {exc.message}") from exc
+        return cleaned
+
+
+@admin.register(ReversalRequest)
+class ReversalRequestAdmin(AuditedAdmin):
+    """Maker–checker: the maker files a request with a reason; a different staff member approves (posting the
+    reversal through the wallet service, once) or rejects it. Requests are never edited or deleted."""
+
+    form = ReversalRequestForm
+    list_display = ("id", "entry", "status", "requested_by", "requested_at", "decided_by", "decided_at", "reversal",
+                    "reason")
+    list_filter = ("status",)
+    raw_id_fields = ("entry",)
+    actions = ["approve", "reject"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return [f.name for f in ReversalRequest._meta.fields]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("wallet.approve_reversalrequest")
+
+    def save_model(self, request, obj, form, change):
+        filed = services.request_reversal(entry_id=obj.entry_id, requested_by=request.user, reason=obj.reason)
+        obj.pk, obj.requested_by, obj.requested_at, obj.status = filed.pk, filed.requested_by, filed.requested_at, \
+            filed.status
+        obj._state.adding = False
+
+    def _decide(self, request, queryset, decide, done: str):
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                decide(request_id=pk, staff=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"Request #{pk}: {exc.code} {exc.message}", level=messages.ERROR)
             else:
-                self.message_user(request, f"Entry #{entry.pk} reversed.")
+                self.message_user(request, f"Request #{pk} {done}.")
+
+    @admin.action(description="Approve selected requests (posts the reversals)", permissions=["approve"])
+    def approve(self, request, queryset):
+        self._decide(request, queryset, lambda request_id, staff: services.approve_reversal(
+            request_id=request_id, approver=staff), "approved and reversed")
+
+    @admin.action(description="Reject selected requests", permissions=["approve"])
+    def reject(self, request, queryset):
+        self._decide(request, queryset, lambda request_id, staff: services.reject_reversal(
+            request_id=request_id, checker=staff), "rejected")
 
 
 @admin.register(Hold)

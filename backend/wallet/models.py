@@ -270,3 +270,41 @@ class SandboxBankRecord(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.operation} {self.reference} {self.amount} fen"
+
+
+class ReversalRequest(models.Model):
+    """Maker–checker for corrections: one staff member asks for an entry's reversal, with a reason; another
+    approves it, and only then is the reversal posted (services.approve_reversal, exactly once)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="reversal_requests")
+    reason = models.CharField(max_length=500)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=clock.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reversal = models.OneToOneField(
+        JournalEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="reversal_request",
+        help_text="The correcting entry the approval posted.",
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("approve_reversalrequest", "Can approve or reject reversal requests")]
+        constraints = [
+            models.UniqueConstraint(fields=["entry"], condition=models.Q(status="pending"),
+                                    name="wallet_one_pending_reversal_request"),
+            # Four eyes, also in the database: the checker is never the maker.
+            models.CheckConstraint(condition=~models.Q(decided_by=models.F("requested_by")),
+                                   name="wallet_reversal_checker_is_not_maker"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reversal request #{self.pk} for entry #{self.entry_id} ({self.status})"

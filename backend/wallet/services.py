@@ -31,7 +31,7 @@ from django.db.models import F
 
 from backend.accounts.models import User
 from backend.core import clock, ratelimit
-from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
 from backend.core.values import is_int
@@ -40,7 +40,7 @@ from backend.notifications.services import notify
 from . import selectors
 from .gateway import BankGateway, GatewayResult, GatewayUnavailable, ReferenceUnknown, get_gateway
 from .limits import wallet_setting
-from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg
+from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg, ReversalRequest
 from .money import format_fen
 
 log = logging.getLogger("quanzi.wallet")
@@ -115,6 +115,21 @@ class AmountExceedsHold(ValidationFailed):
 class EntryAlreadyReversed(Conflict):
     code = "ENTRY_ALREADY_REVERSED"
     default_message = "This entry has already been reversed."
+
+
+class ReversalAlreadyRequested(Conflict):
+    code = "REVERSAL_ALREADY_REQUESTED"
+    default_message = "A reversal of this entry is already waiting for approval."
+
+
+class ReversalRequestNotPending(Conflict):
+    code = "REVERSAL_REQUEST_NOT_PENDING"
+    default_message = "This reversal request was already decided."
+
+
+class FourEyesRequired(PermissionDenied):
+    code = "FOUR_EYES_REQUIRED"
+    default_message = "A reversal must be approved by another staff member than the one who requested it."
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -553,6 +568,86 @@ def reverse_entry(*, entry_id: int, idempotency_key: str, memo: str = "",
         )
         _remember(scope, key, "reverse_entry", fingerprint, entry=entry)
         return Movement(entry=entry)
+
+
+# --- maker–checker: a reversal needs two staff members ---------------------------------------------
+
+REASON_MAX_LENGTH = 500
+
+
+def _staff(user: User) -> None:
+    if user is None or not user.is_active or not user.is_staff:
+        raise PermissionDenied("Only operations staff may do this.", code="STAFF_ONLY")
+
+
+def check_reversal_request(*, entry_id: int, reason: object) -> str:
+    """Can this entry be put up for reversal, for this reason? Returns the cleaned reason. No writes."""
+    if not isinstance(reason, str) or not " ".join(reason.split()) or not is_clean_line(" ".join(reason.split())):
+        raise ValidationFailed("Say why the entry must be reversed.", code="REASON_REQUIRED", field="reason")
+    reason = " ".join(reason.split())
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValidationFailed(f"At most {REASON_MAX_LENGTH} characters.", code="REASON_TOO_LONG", field="reason")
+    if not JournalEntry.objects.filter(pk=entry_id).exists():
+        raise NotFound("No such entry.", field="entry")
+    if JournalEntry.objects.filter(reverses_id=entry_id).exists():
+        raise EntryAlreadyReversed(field="entry")
+    if ReversalRequest.objects.filter(entry_id=entry_id, status=ReversalRequest.Status.PENDING).exists():
+        raise ReversalAlreadyRequested(field="entry")
+    return reason
+
+
+def request_reversal(*, entry_id: int, requested_by: User, reason: object) -> ReversalRequest:
+    """The maker: ask for an entry to be reversed. Nothing moves until another staff member approves."""
+    _staff(requested_by)
+    reason = check_reversal_request(entry_id=entry_id, reason=reason)
+    try:
+        with transaction.atomic():
+            return ReversalRequest.objects.create(entry_id=entry_id, reason=reason, requested_by=requested_by)
+    except IntegrityError as exc:  # a concurrent request for the same entry won
+        raise ReversalAlreadyRequested(field="entry") from exc
+
+
+def _locked_request(request_id: int) -> ReversalRequest:
+    request = ReversalRequest.objects.select_for_update().filter(pk=request_id).first()
+    if request is None:
+        raise NotFound("No such reversal request.", field="request")
+    return request
+
+
+def approve_reversal(*, request_id: int, approver: User) -> ReversalRequest:
+    """The checker: post the reversal through reverse_entry, exactly once. Approving an approved request
+    again returns it unchanged (idempotent); the requester can never approve their own request."""
+    _staff(approver)
+    with transaction.atomic():
+        request = _locked_request(request_id)  # concurrent approvals queue here
+        if request.status == ReversalRequest.Status.APPROVED:
+            return request
+        if request.status != ReversalRequest.Status.PENDING:
+            raise ReversalRequestNotPending(field="request")
+        if approver.pk == request.requested_by_id:
+            raise FourEyesRequired(field="request")
+        movement = reverse_entry(
+            entry_id=request.entry_id, idempotency_key=f"wallet:reversal_request:{request.pk}",
+            initiated_by_id=approver.pk,
+        )
+        request.status, request.decided_by, request.decided_at = ReversalRequest.Status.APPROVED, approver, clock.now()
+        request.reversal = movement.entry
+        request.save(update_fields=["status", "decided_by", "decided_at", "reversal"])
+        return request
+
+
+def reject_reversal(*, request_id: int, checker: User) -> ReversalRequest:
+    """The checker declines: nothing is posted. (Also by another staff member than the requester.)"""
+    _staff(checker)
+    with transaction.atomic():
+        request = _locked_request(request_id)
+        if request.status != ReversalRequest.Status.PENDING:
+            raise ReversalRequestNotPending(field="request")
+        if checker.pk == request.requested_by_id:
+            raise FourEyesRequired(field="request")
+        request.status, request.decided_by, request.decided_at = ReversalRequest.Status.REJECTED, checker, clock.now()
+        request.save(update_fields=["status", "decided_by", "decided_at"])
+        return request
 
 
 # --- top-up and withdrawal through the bank gateway ---------------------------------------------

@@ -10,7 +10,7 @@ from django.db import connection
 from backend.accounts import services
 from backend.accounts.models import Device, OtpChallenge, User
 from backend.notifications.models import Notification
-from tests.conftest import LOGIN, REQUEST_CODE, last_code
+from tests.conftest import REQUEST_CODE, last_code
 
 PHONE = "+8613900000001"
 ME = "{ me { displayName } }"
