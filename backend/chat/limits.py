@@ -33,6 +33,11 @@ DEFAULTS: dict[str, int] = {
     "RESUME_MAX_ADDED": 50,  # conversations joined while away announced per resume ("added_more": ask again)
     "RESUME_ADDED_GRACE_SECONDS": 300,  # the `added_after` cursor looks back this far (late commits, skew)  # edits/recalls replayed per conversation per resume ("more_changes": ask again)
     "PREVIEW_CHARS": 80,
+    # missed-message push: a message that arrived while the member's socket was live and is still unread
+    # this long after their last socket closed is pushed (once per conversation) by a scan run this often
+    "MISSED_PUSH_AFTER_SECONDS": 120,
+    "MISSED_PUSH_EVERY_SECONDS": 60,
+    "MISSED_PUSH_LOOKBACK_SECONDS": 86400,  # only conversations active this recently are scanned
 }
 
 

@@ -27,6 +27,7 @@ from .conversations import (
     set_member_role,
 )
 from .messages import edit_message, post_card, preview_of, recall_message, send_message
+from .missed_pushes import push_missed_messages
 from .presence import announce_presence
 from .read_state import mark_read, relay_typing, set_muted
 
@@ -37,4 +38,5 @@ __all__ = [
     "rename_conversation", "set_member_role",
     "edit_message", "post_card", "preview_of", "recall_message", "send_message",
     "announce_presence", "mark_read", "relay_typing", "set_muted",
+    "push_missed_messages",
 ]
