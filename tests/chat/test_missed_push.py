@@ -140,3 +140,37 @@ async def test_a_real_socket_then_one_push_to_the_phone(fcm):  # noqa: F811
     await database_sync_to_async(run_scan)("2m")
     await database_sync_to_async(run_scan)("3m")
     assert len(fcm.delivered_to("tok-bob")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_scans_racing_push_once(require_postgres):
+    import threading
+
+    from django.db import connection
+
+    ada, bob = new_user("Ada"), new_user("Bob")
+    conversations = [services.open_direct_conversation(user=new_user(f"F{i}"), other_user_id=bob.pk)
+                     for i in range(5)] + [services.open_direct_conversation(user=ada, other_user_id=bob.pk)]
+    presence.socket_alive(bob.pk, "bob-phone")
+    for i, conversation in enumerate(conversations):
+        sender = conversation.memberships.exclude(user=bob).get().user
+        send(conversation, sender, f"hello {i}", f"r{i}")
+    presence.socket_closed(bob.pk, "bob-phone")
+    later = clock.now() + dt.timedelta(minutes=5)
+    barrier, results = threading.Barrier(2), []
+
+    def scan():
+        try:
+            barrier.wait()
+            results.append(services.push_missed_messages(now=later))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r["pushed"] for r in results) == 6
+    rows = missed_rows(bob)
+    assert sorted(r.conversation_id for r in rows) == sorted(c.pk for c in conversations)  # one each
