@@ -12,6 +12,7 @@ from backend.core import clock, presence
 from backend.notifications import services as notification_services
 from backend.notifications.models import Notification
 from backend.notifications.services import QuietHours
+from tests.conftest import race
 from tests.notifications.conftest import _fcm_server, eager_tasks, fcm  # noqa: F401  (fixtures)
 
 from .conftest import gid, new_user, token_for
@@ -144,10 +145,6 @@ async def test_a_real_socket_then_one_push_to_the_phone(fcm):  # noqa: F811
 
 @pytest.mark.django_db(transaction=True)
 def test_two_scans_racing_push_once(require_postgres):
-    import threading
-
-    from django.db import connection
-
     ada, bob = new_user("Ada"), new_user("Bob")
     conversations = [services.open_direct_conversation(user=new_user(f"F{i}"), other_user_id=bob.pk)
                      for i in range(5)] + [services.open_direct_conversation(user=ada, other_user_id=bob.pk)]
@@ -157,20 +154,7 @@ def test_two_scans_racing_push_once(require_postgres):
         send(conversation, sender, f"hello {i}", f"r{i}")
     presence.socket_closed(bob.pk, "bob-phone")
     later = clock.now() + dt.timedelta(minutes=5)
-    barrier, results = threading.Barrier(2), []
-
-    def scan():
-        try:
-            barrier.wait()
-            results.append(services.push_missed_messages(now=later))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scan) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(lambda: services.push_missed_messages(now=later), 2)
     assert sum(r["pushed"] for r in results) == 6
     rows = missed_rows(bob)
     assert sorted(r.conversation_id for r in rows) == sorted(c.pk for c in conversations)  # one each
