@@ -50,6 +50,28 @@ def _isolation(settings):
     clock.reset()
 
 
+def race(fn, threads: int) -> list:
+    """Run `fn` in this many threads released together (a barrier), each with its own database connection;
+    returns their results (concurrency tests on PostgreSQL)."""
+    import threading
+
+    barrier, results = threading.Barrier(threads), []
+
+    def contender():
+        try:
+            barrier.wait()
+            results.append(fn())
+        finally:
+            connection.close()
+
+    running = [threading.Thread(target=contender) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(30)
+    return results
+
+
 @pytest.fixture
 def sms_outbox() -> list[tuple[str, str]]:
     return OutboxSmsSender.outbox

@@ -39,6 +39,11 @@ DEFAULTS: dict[str, int] = {
     "SOCKET_FRAME_REFILL_PER_SECOND": 10,
     "SOCKET_RESUME_CONVERSATIONS_PER_TOKEN": 5,
     "SOCKET_BUDGET_STRIKES": 30,  # this many refused frames in a row close the socket with 4429
+    # missed-message push: a message that arrived while the member's socket was live and is still unread
+    # this long after their last socket closed is pushed (once per conversation) by a scan run this often
+    "MISSED_PUSH_AFTER_SECONDS": 120,
+    "MISSED_PUSH_EVERY_SECONDS": 60,
+    "MISSED_PUSH_LOOKBACK_SECONDS": 86400,  # only conversations active this recently are scanned
 }
 
 

@@ -40,6 +40,8 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]
+        # the missed-message push scan reads only recently active conversations
+        indexes = [models.Index(fields=["last_activity_at"], name="chat_conv_activity_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} {self.title}".strip()

@@ -102,3 +102,16 @@ def clear_local() -> None:
     with _lock:
         _local.clear()
         _last_seen_local.clear()
+
+
+def last_seen_among(user_ids: Iterable[int]) -> dict[int, float]:
+    """`last_seen` of many users at once (one round trip); users never seen are left out."""
+    ids = list(dict.fromkeys(user_ids))
+    r = _redis()
+    if r is None:
+        with _lock:
+            return {uid: _last_seen_local[uid] for uid in ids if uid in _last_seen_local}
+    if not ids:
+        return {}
+    raw = r.mget([_seen_key(uid) for uid in ids])
+    return {uid: float(value) for uid, value in zip(ids, raw, strict=True) if value}

@@ -53,3 +53,9 @@ def conversation_muted_flag(*, user_ref: str = "user_id", conversation_ref: str 
     and honours it through this, in the same query as the rows themselves (no query per row)."""
     return Exists(ConversationMute.objects.filter(
         user_id=OuterRef(user_ref), conversation_id=OuterRef(conversation_ref)).filter(_mute_in_force()))
+
+
+def has_notification_since(*, recipient_id: int, conversation_id: int, event: str, since: dt.datetime) -> bool:
+    """Whether the recipient got a notification of this event about this conversation at or after `since`."""
+    return Notification.objects.filter(recipient_id=recipient_id, conversation_id=conversation_id, event=event,
+                                       created_at__gte=since).exists()

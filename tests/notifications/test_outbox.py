@@ -8,19 +8,19 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 
 from backend.celery import app as celery_app
 from backend.core import clock
 from backend.notifications import services, tasks
 from backend.notifications.models import Notification
+from tests.conftest import race
 
 from .conftest import make_user, reload, subprocess_env
 
@@ -101,20 +101,7 @@ def test_task_and_sweep_racing_send_once(fcm):
     # A committed pending row (written directly: no after-commit task of its own in this test).
     row_id = Notification.objects.create(recipient=user, kind="money", event="wallet.x", title="t").pk
     fcm.delay = 0.2  # a slow FCM widens the window for a double send
-    barrier, results = threading.Barrier(4), []
-
-    def contender():
-        try:
-            barrier.wait()
-            results.append(services.deliver_push(notification_id=row_id).state)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=contender) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = race(lambda: services.deliver_push(notification_id=row_id).state, 4)
     assert sorted(results) == ["not_claimed", "not_claimed", "not_claimed", "sent"]
     assert len(fcm.messages) == 1
 

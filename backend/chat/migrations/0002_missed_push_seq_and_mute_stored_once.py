@@ -52,4 +52,8 @@ class Migration(migrations.Migration):
             field=models.BigIntegerField(default=0, help_text='Messages up to this seq were settled by the missed-message push sweep.'),
         ),
         migrations.RunPython(start_missed_push_markers, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name='conversation',
+            index=models.Index(fields=['last_activity_at'], name='chat_conv_activity_idx'),
+        ),
     ]

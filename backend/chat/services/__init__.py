@@ -28,6 +28,7 @@ from .conversations import (
     set_member_role,
 )
 from .messages import edit_message, post_card, preview_of, recall_message, send_message
+from .missed_pushes import push_missed_messages
 from .notices import post_system_notice
 from .presence import announce_presence
 from .read_state import mark_read, relay_typing, set_muted
@@ -40,4 +41,5 @@ __all__ = [
     "rename_conversation", "set_member_role",
     "edit_message", "post_card", "preview_of", "recall_message", "send_message",
     "post_system_notice", "announce_presence", "mark_read", "relay_typing", "set_muted",
+    "push_missed_messages",
 ]
