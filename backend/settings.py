@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+
+from backend.core.standins import guard_stand_in
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,7 +34,20 @@ def env_int(name: str, default: int) -> int:
 
 
 DEBUG = env_bool("DEBUG", default=False)
-TESTING = "pytest" in sys.modules or env_bool("QUANZI_TESTING")
+UNDER_PYTEST = "pytest" in sys.modules
+if env_bool("QUANZI_TESTING") and not DEBUG and not UNDER_PYTEST:
+    raise ImproperlyConfigured(
+        "Refusing to start: QUANZI_TESTING lifts production guards (test password hashing, development "
+        "stand-ins) and is refused with DEBUG off. Use DEBUG=1, or the explicit ALLOW_* opt-ins "
+        "(docs/operations.md)."
+    )
+TESTING = UNDER_PYTEST or env_bool("QUANZI_TESTING")
+if UNDER_PYTEST:
+    # This test run's own secrets, never the published development ones, exported to the environment so the
+    # Daphne and Celery processes the tests start share them and run as production does (DEBUG off).
+    os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(48))
+    os.environ.setdefault("QUANZI_KEYS", "test1=" + base64.b64encode(secrets.token_bytes(32)).decode())
+    os.environ.setdefault("QUANZI_BLIND_INDEX_KEY", secrets.token_urlsafe(32))
 
 DEV_SECRET_KEY = "quanzi-dev-secret-key-not-for-production-0123456789"
 SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
@@ -58,6 +74,16 @@ if not DEBUG and not TESTING:
         raise ImproperlyConfigured(
             "Refusing to start with DEBUG off and development secrets: set " + ", ".join(defaults_in_use)
         )
+
+# Development stand-ins. With DEBUG off (outside tests) each one must be opted in to explicitly, by its own
+# variable (core.standins.guard_stand_in). The console SMS sender and the push backend are checked here; the
+# sandbox bank gateway by the wallet app at start-up and `seed_demo` by the command itself (both read these).
+ALLOW_CONSOLE_SMS = env_bool("ALLOW_CONSOLE_SMS")  # SMS codes printed to the log instead of sent
+ALLOW_LOGGING_PUSH = env_bool("ALLOW_LOGGING_PUSH")  # pushes logged (and marked delivered) instead of sent
+ALLOW_SANDBOX_GATEWAY = env_bool("ALLOW_SANDBOX_GATEWAY")  # the bank is simulated: no real money moves
+ALLOW_DEMO_DATA = env_bool("ALLOW_DEMO_DATA")  # seed_demo: demo users and a superuser with a published password
+DEVELOPMENT_SMS_SENDERS = {"backend.accounts.sms.ConsoleSmsSender", "backend.accounts.sms.OutboxSmsSender"}
+
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 if DEBUG or TESTING:
@@ -261,6 +287,13 @@ QUANZI = {
     "WS_AUTH_TIMEOUT_SECONDS": float(os.environ.get("WS_AUTH_TIMEOUT_SECONDS", "5")),
     "WS_MAX_FRAME_BYTES": 64 * 1024,
 }
+
+guard_stand_in("ALLOW_CONSOLE_SMS", in_use=QUANZI["SMS_SENDER"] in DEVELOPMENT_SMS_SENDERS,
+               allowed=ALLOW_CONSOLE_SMS, development=DEBUG or TESTING,
+               what="SMS login codes are printed to the log, not sent")
+guard_stand_in("ALLOW_LOGGING_PUSH", in_use=not FCM_CREDENTIALS, allowed=ALLOW_LOGGING_PUSH,
+               development=DEBUG or TESTING,
+               what="pushes are written to the log and marked delivered (FCM_CREDENTIALS is not set), not sent")
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,10 @@ from backend.core import clock, presence
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
+# Daphne and Celery processes started by tests run as production does (DEBUG off, this run's secrets, which
+# settings exports to the environment) with the development stand-ins explicitly opted in.
+CHILD_PROCESS_OPT_INS = {"ALLOW_CONSOLE_SMS": "1", "ALLOW_LOGGING_PUSH": "1", "ALLOW_SANDBOX_GATEWAY": "1"}
+
 
 def _need(condition: bool, what: str) -> None:
     if condition:
