@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from backend.core.keyspec import channel_layer_keys
 from backend.core.standins import guard_stand_in
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -195,6 +196,10 @@ if REDIS_URL:
                 "prefix": os.environ.get("CHANNELS_PREFIX", "quanzi"),
                 "capacity": 5000,  # per Daphne process inbox, shared by all its sockets
                 "expiry": 30,
+                # Doorbells carry rendered messages: encrypted (Fernet) so Redis never holds message text in
+                # clear. Every node needs the same keys (CHANNEL_LAYER_KEYS, else derived from QUANZI_KEYS).
+                "symmetric_encryption_keys": channel_layer_keys(
+                    dedicated=os.environ.get("CHANNEL_LAYER_KEYS", ""), data_keys=QUANZI_KEYS),
             },
         }
     }
