@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import secrets
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 
 from backend.core.keyspec import channel_layer_keys
-from backend.core.standins import guard_stand_in
+from backend.core.standins import guard_stand_in, throwaway_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -46,9 +45,8 @@ TESTING = UNDER_PYTEST or env_bool("QUANZI_TESTING")
 if UNDER_PYTEST:
     # This test run's own secrets, never the published development ones, exported to the environment so the
     # Daphne and Celery processes the tests start share them and run as production does (DEBUG off).
-    os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(48))
-    os.environ.setdefault("QUANZI_KEYS", "test1=" + base64.b64encode(secrets.token_bytes(32)).decode())
-    os.environ.setdefault("QUANZI_BLIND_INDEX_KEY", secrets.token_urlsafe(32))
+    for _name, _value in throwaway_secrets().items():
+        os.environ.setdefault(_name, _value)
 
 DEV_SECRET_KEY = "quanzi-dev-secret-key-not-for-production-0123456789"
 SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
