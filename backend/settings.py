@@ -16,6 +16,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from backend.core.keyspec import channel_layer_keys
+from backend.core.standins import guard_stand_in, throwaway_secrets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -32,7 +35,19 @@ def env_int(name: str, default: int) -> int:
 
 
 DEBUG = env_bool("DEBUG", default=False)
-TESTING = "pytest" in sys.modules or env_bool("QUANZI_TESTING")
+UNDER_PYTEST = "pytest" in sys.modules
+if env_bool("QUANZI_TESTING") and not DEBUG and not UNDER_PYTEST:
+    raise ImproperlyConfigured(
+        "Refusing to start: QUANZI_TESTING lifts production guards (test password hashing, development "
+        "stand-ins) and is refused with DEBUG off. Use DEBUG=1, or the explicit ALLOW_* opt-ins "
+        "(docs/operations.md)."
+    )
+TESTING = UNDER_PYTEST or env_bool("QUANZI_TESTING")
+if UNDER_PYTEST:
+    # This test run's own secrets, never the published development ones, exported to the environment so the
+    # Daphne and Celery processes the tests start share them and run as production does (DEBUG off).
+    for _name, _value in throwaway_secrets().items():
+        os.environ.setdefault(_name, _value)
 
 DEV_SECRET_KEY = "quanzi-dev-secret-key-not-for-production-0123456789"
 SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
@@ -59,6 +74,16 @@ if not DEBUG and not TESTING:
         raise ImproperlyConfigured(
             "Refusing to start with DEBUG off and development secrets: set " + ", ".join(defaults_in_use)
         )
+
+# Development stand-ins. With DEBUG off (outside tests) each one must be opted in to explicitly, by its own
+# variable (core.standins.guard_stand_in). The console SMS sender and the push backend are checked here; the
+# sandbox bank gateway by the wallet app at start-up and `seed_demo` by the command itself (both read these).
+ALLOW_CONSOLE_SMS = env_bool("ALLOW_CONSOLE_SMS")  # SMS codes printed to the log instead of sent
+ALLOW_LOGGING_PUSH = env_bool("ALLOW_LOGGING_PUSH")  # pushes logged (and marked delivered) instead of sent
+ALLOW_SANDBOX_GATEWAY = env_bool("ALLOW_SANDBOX_GATEWAY")  # the bank is simulated: no real money moves
+ALLOW_DEMO_DATA = env_bool("ALLOW_DEMO_DATA")  # seed_demo: demo users and a superuser with a published password
+DEVELOPMENT_SMS_SENDERS = {"backend.accounts.sms.ConsoleSmsSender", "backend.accounts.sms.OutboxSmsSender"}
+
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 if DEBUG or TESTING:
@@ -180,6 +205,10 @@ if REDIS_URL:
                 "prefix": os.environ.get("CHANNELS_PREFIX", "quanzi"),
                 "capacity": 5000,  # per Daphne process inbox, shared by all its sockets
                 "expiry": 30,
+                # Doorbells carry rendered messages: encrypted (Fernet) so Redis never holds message text in
+                # clear. Every node needs the same keys (CHANNEL_LAYER_KEYS, else derived from QUANZI_KEYS).
+                "symmetric_encryption_keys": channel_layer_keys(
+                    dedicated=os.environ.get("CHANNEL_LAYER_KEYS", ""), data_keys=QUANZI_KEYS),
             },
         }
     }
@@ -278,6 +307,13 @@ QUANZI = {
     # at least this often on its own, so a lost sign-out doorbell costs at most this long.
     "WS_SESSION_RECHECK_SECONDS": float(os.environ.get("WS_SESSION_RECHECK_SECONDS", "25")),
 }
+
+guard_stand_in("ALLOW_CONSOLE_SMS", in_use=QUANZI["SMS_SENDER"] in DEVELOPMENT_SMS_SENDERS,
+               allowed=ALLOW_CONSOLE_SMS, development=DEBUG or TESTING,
+               what="SMS login codes are printed to the log, not sent")
+guard_stand_in("ALLOW_LOGGING_PUSH", in_use=not FCM_CREDENTIALS, allowed=ALLOW_LOGGING_PUSH,
+               development=DEBUG or TESTING,
+               what="pushes are written to the log and marked delivered (FCM_CREDENTIALS is not set), not sent")
 
 LOGGING = {
     "version": 1,

@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.core.standins import STAGING_OPT_INS, throwaway_secrets  # noqa: E402
+
 PAIRS = int(os.environ.get("BENCH_PAIRS", "50"))
 GROUP_SIZE = int(os.environ.get("BENCH_GROUP_SIZE", "200"))
 GROUP_SENDERS = int(os.environ.get("BENCH_GROUP_SENDERS", "4"))
@@ -52,10 +54,13 @@ def scratch_environment() -> tuple[dict, callable]:
         raise SystemExit("bench: REDIS_URL must be a loopback Redis database other than 0 and 1")
     env.update({
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": tag, "CACHE_PREFIX": tag, "QUANZI_TESTING": "1", "PYTHONUNBUFFERED": "1",
+        "CHANNELS_PREFIX": tag, "CACHE_PREFIX": tag, "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": "backend.settings", "LOG_LEVEL": "WARNING",
         "QUANZI_CHAT_SEND_LIMIT": "100000000", "QUANZI_CHAT_TYPING_LIMIT": "100000000",
+        "QUANZI_CHAT_SOCKET_FRAME_BUDGET": "100000000",
+        **STAGING_OPT_INS, **throwaway_secrets(),  # DEBUG off, as production (QUANZI_TESTING is refused there)
     })
+    env.pop("QUANZI_TESTING", None)
     tmp = Path(tempfile.mkdtemp(prefix="quanzi-bench-"))
     database_url = os.environ.get("DATABASE_URL", "")
     pg = urllib.parse.urlparse(database_url) if database_url.startswith("postgres") else None

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.core.standins import STAGING_OPT_INS, throwaway_secrets  # noqa: E402
+
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
 WALLETS = int(os.environ.get("BENCH_WALLETS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
@@ -69,8 +71,9 @@ def run_threads(target, seconds: float) -> tuple[int, int, float]:
 
 def main() -> None:
     admin_url, scratch_url, name = scratch_database()
-    os.environ.update({"DATABASE_URL": scratch_url, "QUANZI_TESTING": "1", "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "backend.settings"})
+    os.environ.update({"DATABASE_URL": scratch_url, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "backend.settings",
+                       **STAGING_OPT_INS, **throwaway_secrets()})  # DEBUG off, as production
+    os.environ.pop("QUANZI_TESTING", None)
     os.environ.pop("REDIS_URL", None)
     admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     try:

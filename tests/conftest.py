@@ -13,8 +13,13 @@ from django.db import connection
 
 from backend.accounts.sms import OutboxSmsSender
 from backend.core import clock, presence
+from backend.core.standins import STAGING_OPT_INS
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+# Daphne and Celery processes started by tests run as production does (DEBUG off, this run's secrets, which
+# settings exports to the environment) with the development stand-ins explicitly opted in.
+CHILD_PROCESS_OPT_INS = STAGING_OPT_INS
 
 
 def _need(condition: bool, what: str) -> None:

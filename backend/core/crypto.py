@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import models
 
+from .keyspec import parse_keys
+
 _TOKEN_MARKER = b"QZ-ID\x00\x00\x01"  # 8 bytes: a token that decrypts to anything else is not ours
 
 
@@ -75,24 +77,6 @@ class KeyRing:
         if not hmac.compare_digest(block[:8], _TOKEN_MARKER) or value <= 0 or value >= 2**63:
             raise ValueError("not a public token")
         return value
-
-
-def parse_keys(spec: str) -> tuple[dict[str, bytes], str]:
-    """Parse ``QUANZI_KEYS``: ``id=base64key,id=base64key``; the first one encrypts new data."""
-    keys: dict[str, bytes] = {}
-    primary = ""
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        key_id, sep, b64 = part.partition("=")
-        if not sep or not key_id.isalnum():
-            raise ValueError("QUANZI_KEYS entries look like id=base64key")
-        key = base64.b64decode(b64 + "=" * (-len(b64) % 4))
-        if len(key) != 32:
-            raise ValueError(f"key {key_id!r} must be 32 bytes (AES-256)")
-        keys[key_id] = key
-        primary = primary or key_id
-    if not keys:
-        raise ValueError("QUANZI_KEYS holds no key")
-    return keys, primary
 
 
 _ring: KeyRing | None = None

@@ -33,7 +33,7 @@ from graphql.validation import specified_rules
 from graphql import GraphQLError, ValidationRule, parse
 
 from . import clientip
-from .errors import DomainError, NotAuthenticated
+from .errors import DomainError, NotAuthenticated, camel_case_field
 from .jsonlimits import MAX_JSON_NESTING, nesting_exceeds
 from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -66,7 +66,7 @@ class BaseMutation(graphene.Mutation):
         except DomainError as exc:
             if isinstance(exc, NotAuthenticated):
                 raise auth_error(exc) from exc
-            return cls(errors=[Error(field=exc.field, code=exc.code, message=exc.message)])
+            return cls(errors=[Error(field=camel_case_field(exc.field), code=exc.code, message=exc.message)])
         return cls(errors=[], **result)
 
     @classmethod
@@ -307,6 +307,10 @@ def document_size_problem(query: str) -> str | None:
     return None  # syntax errors are reported by the real parse, with their location
 
 
+def _too_deep() -> HttpError:
+    return HttpError(HttpResponseBadRequest(f"JSON nests deeper than {MAX_JSON_NESTING} levels."))
+
+
 # --- the HTTP endpoint -------------------------------------------------------------------------
 
 
@@ -327,13 +331,22 @@ class QuanziGraphQLView(GraphQLView):
 
     def parse_body(self, request):
         if self.get_content_type(request) == "application/json" and nesting_exceeds(request.body):
-            raise HttpError(HttpResponseBadRequest(f"JSON nests deeper than {MAX_JSON_NESTING} levels."))
+            raise _too_deep()
         data = super().parse_body(request)
         if request.method == "POST" and isinstance(data, dict) and "query" in data and not isinstance(
             data.get("query"), str
         ):
             raise HttpError(HttpResponseBadRequest("The query must be a string."))
         return data
+
+    @staticmethod
+    def get_graphql_params(request, data):
+        """`variables` may come as a JSON string (a form field, a query parameter, or a string in the JSON body),
+        which graphene-django parses itself: its nesting is checked first too."""
+        raw = request.GET.get("variables") or data.get("variables")
+        if isinstance(raw, str) and nesting_exceeds(raw):
+            raise _too_deep()
+        return GraphQLView.get_graphql_params(request, data)
 
     def execute_graphql_request(self, request, data, query, variables, operation_name, show_graphiql=False):
         """Refuse an oversized document before graphql-core parses it (DOCUMENT_TOO_LARGE): the parser's

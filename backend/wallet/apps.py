@@ -13,6 +13,10 @@ class WalletConfig(AppConfig):
 
         signals.connect()
 
+        from .gateway import guard_sandbox_at_start_up
+
+        guard_sandbox_at_start_up()
+
         schedule = settings.CELERY_BEAT_SCHEDULE
         schedule.setdefault("wallet.void_expired_holds", {"task": "wallet.void_expired_holds", "schedule": 60.0})
         schedule.setdefault(

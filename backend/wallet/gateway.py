@@ -1,7 +1,7 @@
 """The bank-gateway interface (top-ups from and withdrawals to the user's bound bank card).
 
 Only a SANDBOX implementation exists: it moves no real money and is refused outside DEBUG and tests unless
-``QUANZI_WALLET["ALLOW_SANDBOX_GATEWAY"]`` is set. The ledger side of every gateway call is real.
+the environment says ``ALLOW_SANDBOX_GATEWAY=1`` (or ``QUANZI_WALLET["ALLOW_SANDBOX_GATEWAY"]`` is set). The ledger side of every gateway call is real.
 
 The contract (what a real bank adapter must also honour):
 - ``collect`` / ``payout`` are idempotent on ``reference``: the bank executes a reference at most once and
@@ -31,6 +31,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.module_loading import import_string
+
+from backend.core.standins import guard_stand_in
 
 from .limits import wallet_setting
 
@@ -129,7 +131,21 @@ class SandboxBankGateway(BankGateway):
 def get_gateway() -> BankGateway:
     gateway_class = import_string(wallet_setting("BANK_GATEWAY"))
     if issubclass(gateway_class, SandboxBankGateway) and not (
-        settings.DEBUG or getattr(settings, "TESTING", False) or wallet_setting("ALLOW_SANDBOX_GATEWAY")
+        settings.DEBUG or getattr(settings, "TESTING", False) or sandbox_opted_in()
     ):
-        raise ImproperlyConfigured("The sandbox bank gateway moves no real money: refused with DEBUG off.")
+        raise ImproperlyConfigured("The sandbox bank gateway moves no real money: refused with DEBUG off "
+                                   "(opt in with ALLOW_SANDBOX_GATEWAY=1, staging only).")
     return gateway_class()
+
+
+def sandbox_opted_in() -> bool:
+    """The explicit opt-in: the ALLOW_SANDBOX_GATEWAY environment variable (or QUANZI_WALLET's key)."""
+    return bool(getattr(settings, "ALLOW_SANDBOX_GATEWAY", False) or wallet_setting("ALLOW_SANDBOX_GATEWAY"))
+
+
+def guard_sandbox_at_start_up() -> None:
+    """Refuse to start with DEBUG off and the sandbox configured, unless opted in (then say so loudly)."""
+    guard_stand_in("ALLOW_SANDBOX_GATEWAY",
+                   in_use=issubclass(import_string(wallet_setting("BANK_GATEWAY")), SandboxBankGateway),
+                   allowed=sandbox_opted_in(), development=settings.DEBUG or getattr(settings, "TESTING", False),
+                   what="the bank gateway is the SANDBOX: top-ups and withdrawals move no real money")

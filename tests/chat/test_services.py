@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 
 from backend.chat import events, services
@@ -230,7 +231,8 @@ def test_message_bodies_are_ciphertext_in_the_table(users):
         rows = cursor.fetchall()
     raw = " ".join(v for row in rows for v in row)
     assert "1234" not in raw and "secret-plan" not in raw and "cdn.example" not in raw
-    assert all(v.startswith("dev1:") for row in rows for v in row if v)
+    key_id = django_settings.QUANZI_KEYS.split("=", 1)[0]  # sealed under the first configured key
+    assert all(v.startswith(f"{key_id}:") for row in rows for v in row if v)
 
 
 def test_not_found_for_unknown_conversation(users):

@@ -114,6 +114,27 @@ async def test_a_crashed_socket_clears_presence_at_once(monkeypatch):
     assert not presence.is_online(user.pk)
 
 
+async def test_after_a_crash_messages_reach_the_inbox_at_once(monkeypatch):
+    """While presence wrongly said "online", a message made no inbox row and no push."""
+    from backend.chat import services
+    from backend.notifications.models import Notification
+
+    user, ws = await signed_in()
+    monkeypatch.setattr(consumers, "json", _ExplodingJson)
+    await ws.send_to(text_data='{"type":"ping"}')
+    with pytest.raises(RuntimeError):
+        await ws.receive_output(timeout=2)
+
+    def bob_writes() -> int:
+        bob = new_user("Bob")
+        direct = services.open_direct_conversation(user=bob, other_user_id=user.pk)
+        services.send_message(conversation_id=direct.pk, sender=bob, client_msg_id="b1", kind="text", text="在吗?",
+                              attachment=None, reply_to_seq=None, mention_ids=[])
+        return Notification.objects.filter(recipient_id=user.pk).count()
+
+    assert await database_sync_to_async(bob_writes)() == 1
+
+
 async def test_presence_is_cleared_even_when_the_rest_of_the_disconnect_fails(monkeypatch):
     user, ws = await signed_in()
 

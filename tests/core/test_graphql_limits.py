@@ -97,6 +97,15 @@ def test_deeply_nested_json_body_is_a_coded_bad_request(gql):
     assert codes(response) == ["BAD_REQUEST"]
 
 
+def test_deeply_nested_variables_string_is_a_coded_bad_request(gql):
+    """graphene-django parses a `variables` string itself (and caught RecursionError as "invalid JSON")."""
+    body = json.dumps({"query": "{ me { displayName } }", "variables": "[" * 20000 + "]" * 20000})
+    response = gql.raw(body)
+    assert response.status_code == 400
+    assert codes(response) == ["BAD_REQUEST"]
+    assert "nests deeper" in response.json()["errors"][0]["message"]
+
+
 def test_ordinary_nesting_in_variables_is_fine(gql):
     body = json.dumps({"query": "{ __typename }", "variables": {"unused": [[[[{"a": [1, "[[[[[[[["]}]]]]}})
     response = gql.raw(body)

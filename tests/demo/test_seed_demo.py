@@ -34,3 +34,17 @@ def test_demo_data_is_real_and_idempotent():
     call_command("seed_demo", verbosity=0)
     assert snapshot() == first
     assert reconcile().ok
+
+
+def test_seed_demo_needs_an_explicit_opt_in_with_debug_off(settings, capsys):
+    from django.core.management.base import CommandError
+
+    settings.DEBUG, settings.TESTING, settings.ALLOW_DEMO_DATA = False, False, False
+    settings.ALLOW_SANDBOX_GATEWAY = True  # demo wallets are funded through the sandbox bank
+    with pytest.raises(CommandError, match="ALLOW_DEMO_DATA=1"):
+        call_command("seed_demo", verbosity=0)
+    assert User.objects.count() == 0
+    settings.ALLOW_DEMO_DATA = True
+    call_command("seed_demo", verbosity=0)
+    assert "WARNING: ALLOW_DEMO_DATA=1" in capsys.readouterr().err
+    assert User.objects.filter(is_superuser=True).exists()

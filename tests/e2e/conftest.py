@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.conftest import CHILD_PROCESS_OPT_INS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,8 +71,8 @@ class DaphneNode:
 
 def node_env(extra: dict | None = None) -> dict:
     settings_dict = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update({"QUANZI_TESTING": "1", "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "backend.settings"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k != "QUANZI_TESTING"}
+    env.update({**CHILD_PROCESS_OPT_INS, "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "backend.settings"})
     if connection.vendor == "postgresql":
         env["DATABASE_URL"] = (
             f"postgresql://{settings_dict['USER']}:{settings_dict['PASSWORD']}@{settings_dict['HOST'] or '127.0.0.1'}"

@@ -13,6 +13,7 @@ from django.db import connection
 from backend.accounts.models import Device, User
 from backend.celery import app as celery_app
 from backend.notifications.models import Notification
+from tests.conftest import CHILD_PROCESS_OPT_INS
 
 from .fcm_stub import StubFcm
 
@@ -88,5 +89,6 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     else:
         env.pop("DATABASE_URL", None)
         env["SQLITE_PATH"] = str(db["NAME"])
-    env.update({"QUANZI_TESTING": "1", "CELERY_SKIP_CHECKS": "1", "PYTHONUNBUFFERED": "1", **extra})
+    env.pop("QUANZI_TESTING", None)
+    env.update({**CHILD_PROCESS_OPT_INS, "CELERY_SKIP_CHECKS": "1", "PYTHONUNBUFFERED": "1", **extra})
     return env

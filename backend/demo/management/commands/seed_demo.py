@@ -2,13 +2,16 @@
 and chats to look at. Idempotent: every write goes through the real services with fixed idempotency keys
 and client message ids, so running it twice changes nothing."""
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from backend.accounts.models import User, phone_index
 from backend.chat import services as chat
 from backend.chat.models import Conversation
 from backend.circles import selectors as circles_selectors
 from backend.circles import services as circles
+from backend.core.standins import guard_stand_in
 from backend.wallet import services as wallet
 
 DEMO_PASSWORD = "quanzi-demo-2026"
@@ -26,6 +29,13 @@ class Command(BaseCommand):
     help = "Create demo users, fund their wallets (sandbox gateway) and start a few chats."
 
     def handle(self, *args, **options):
+        try:
+            guard_stand_in("ALLOW_DEMO_DATA", in_use=True, allowed=settings.ALLOW_DEMO_DATA,
+                           development=settings.DEBUG or settings.TESTING,
+                           what=f"seed_demo creates demo users and a superuser whose password ({DEMO_PASSWORD}) "
+                                "is published")
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         users = [self._user(*row) for row in DEMO_USERS]
         zhang, li, wang, manager, _ops = users
         for user in (zhang, li, wang):
