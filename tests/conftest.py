@@ -37,7 +37,9 @@ def require_redis():
 
 @pytest.fixture(autouse=True)
 def _isolation(settings):
-    settings.QUANZI = {**settings.QUANZI, "SMS_SENDER": "backend.accounts.sms.OutboxSmsSender"}
+    # STRICT_ERROR_CODES: a mutation raising a code its app's GraphQL enum lacks fails the test.
+    settings.QUANZI = {**settings.QUANZI, "SMS_SENDER": "backend.accounts.sms.OutboxSmsSender",
+                       "STRICT_ERROR_CODES": True}
     # In-process sockets use the in-memory layer: a channels-redis layer bound to pytest-asyncio's per-test
     # loops could hang a loop's teardown. The Redis layer is exercised where it matters, by the end-to-end
     # tests' Daphne processes (which read REDIS_URL from the environment, not from these settings).

@@ -14,13 +14,15 @@ from graphene.types.generic import GenericScalar
 from backend.accounts.schema import User
 from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.graphql import BaseMutation, require_user
+from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import MAX_PK, decode_id, fetch_scoped
 
 from . import events, selectors, services
 from .models import Conversation as ConversationModel
 from .models import Membership
 from .models import Message as MessageModel
+
+ChatError = register_app_errors("Chat", "backend.chat")  # payload errors; code: ChatErrorCode
 
 
 class ConversationKind(graphene.Enum):

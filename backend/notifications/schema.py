@@ -7,12 +7,14 @@ from graphene import relay
 
 from backend.core import nodes, pagination
 from backend.core.errors import ValidationFailed
-from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
+from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id
 
 from . import selectors, services
 from .models import Notification as NotificationModel
 from .models import NotificationPreferences as PreferencesModel
+
+NotificationError = register_app_errors("Notification", "backend.notifications")  # payload errors; code: NotificationErrorCode
 
 DEFAULT_PAGE_SIZE = 20
 
