@@ -13,6 +13,7 @@ from django.db import connection
 
 from backend.accounts.sms import OutboxSmsSender
 from backend.core import clock, presence
+from tests import frames
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -50,6 +51,12 @@ def _isolation(settings):
     clock.reset()
     yield
     clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _documented_frames_only(monkeypatch):
+    """Every frame an in-process socket test receives must match its JSON Schema in docs/websocket-protocol.md."""
+    frames.install(monkeypatch)
 
 
 @pytest.fixture
