@@ -78,7 +78,8 @@ class Message(graphene.ObjectType):
     body = graphene.String(description="Null once recalled.")
     attachment = graphene.Field(Attachment)
     card = GenericScalar(description="Cards: {kind, ...ids}. Posted by the server, never editable.")
-    system = GenericScalar(description="System messages: {event, actorId, ...}.")
+    system = GenericScalar(description="System messages: {event, actorId, userId?, userIds?, newOwnerId?, title?, "
+                                       "role?}, camelCase, users by their global ids (the socket sends the same).")
     reply_to_seq = graphene.Int()
     mention_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
     created_at = graphene.DateTime(required=True)

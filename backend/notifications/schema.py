@@ -35,7 +35,11 @@ class Notification(graphene.ObjectType):
         interfaces = (relay.Node,)
 
     kind = graphene.Field(NotificationKind, required=True)
-    event = graphene.String(required=True, description="What happened, e.g. wallet.transfer_received.")
+    event = graphene.String(
+        required=True,
+        description="What happened: wallet.balance_changed (payload {entry_id, wallet_id}: refetch "
+                    "them with node(id:)), wallet.bank_operation_failed ({bank_operation_id}), chat.message "
+                    "({conversation_id, seq}).")
     title = graphene.String(required=True)
     body = graphene.String(required=True)
     payload = graphene.JSONString(required=True)
