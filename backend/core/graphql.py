@@ -295,6 +295,7 @@ class QuanziGraphQLView(GraphQLView):
     """
 
     batch = False
+    graphiql_template = "core/graphiql.html"  # assets from our own static files, never a CDN
 
     def __init__(self, **kwargs):
         kwargs.setdefault("graphiql", settings.DEBUG)
