@@ -110,6 +110,8 @@ def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
     assert answer["data"]["nodes"] == [None, None, None, None]
     answer = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": [mine["Wallet"], mine["Message"]]}, token=ta)
     assert answer["data"]["nodes"] == [{"id": mine["Wallet"]}, {"id": mine["Message"]}]
+    too_many = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": [mine["Wallet"]] * 101}, token=ta)
+    assert too_many["errors"][0]["extensions"]["code"] == "TOO_MANY_IDS"
     # a member who left no longer refetches the conversation or its messages
     chat.leave_conversation(conversation_id=group.pk, user=bob)
     tb = token_for(bob)
