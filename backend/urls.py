@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.http import JsonResponse
 from django.urls import path
 
@@ -14,3 +16,7 @@ urlpatterns = [
     path("graphql/", QuanziGraphQLView.as_view(), name="graphql"),
     path("healthz", healthz),
 ]
+
+if settings.DEBUG:
+    # GraphiQL's assets (and the admin's) under Daphne in development; production serves STATIC_ROOT itself.
+    urlpatterns += staticfiles_urlpatterns()

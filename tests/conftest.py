@@ -14,6 +14,7 @@ from django.db import connection
 from backend.accounts.sms import OutboxSmsSender
 from backend.core import clock, presence
 from backend.core.standins import STAGING_OPT_INS
+from tests import frames
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -42,7 +43,9 @@ def require_redis():
 
 @pytest.fixture(autouse=True)
 def _isolation(settings):
-    settings.QUANZI = {**settings.QUANZI, "SMS_SENDER": "backend.accounts.sms.OutboxSmsSender"}
+    # STRICT_ERROR_CODES: a mutation raising a code its app's GraphQL enum lacks fails the test.
+    settings.QUANZI = {**settings.QUANZI, "SMS_SENDER": "backend.accounts.sms.OutboxSmsSender",
+                       "STRICT_ERROR_CODES": True}
     # In-process sockets use the in-memory layer: a channels-redis layer bound to pytest-asyncio's per-test
     # loops could hang a loop's teardown. The Redis layer is exercised where it matters, by the end-to-end
     # tests' Daphne processes (which read REDIS_URL from the environment, not from these settings).
@@ -75,6 +78,10 @@ def race(fn, threads: int) -> list:
     for thread in running:
         thread.join(30)
     return results
+@pytest.fixture(autouse=True)
+def _documented_frames_only(monkeypatch):
+    """Every frame an in-process socket test receives must match its JSON Schema in docs/websocket-protocol.md."""
+    frames.install(monkeypatch)
 
 
 @pytest.fixture

@@ -5,12 +5,14 @@ from __future__ import annotations
 import graphene
 
 from backend.core import nodes
-from backend.core.graphql import BaseMutation, client_ip, require_device, require_user
+from backend.core.graphql import BaseMutation, client_ip, register_app_errors, require_device, require_user
 from backend.core.ids import fetch_scoped
 
 from . import ids, selectors, services
 from .models import Device as DeviceModel
 from .models import User as UserModel
+
+AccountError = register_app_errors("Account", "backend.accounts")  # payload errors; code: AccountErrorCode
 
 KycLevel = graphene.Enum.from_enum(
     UserModel.KycLevel, description="How far the user's identity is verified (the model's choices, so a "

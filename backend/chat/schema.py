@@ -14,13 +14,15 @@ from graphene.types.generic import GenericScalar
 from backend.accounts.schema import User
 from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.graphql import BaseMutation, require_user
+from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import MAX_PK, decode_id, fetch_scoped
 from backend.notifications import selectors as notification_selectors
 
 from . import events, selectors, services
 from .models import Membership
 from .models import Message as MessageModel
+
+ChatError = register_app_errors("Chat", "backend.chat")  # payload errors; code: ChatErrorCode
 
 
 class ConversationKind(graphene.Enum):
@@ -77,7 +79,7 @@ class Message(graphene.ObjectType):
     attachment = graphene.Field(Attachment)
     card = GenericScalar(description="Cards: {kind, owner, ...ids, title, state, version}. Posted by the server; "
                                      "only the owner app changes `state` (each change bumps `version`).")
-    system = GenericScalar(description="System messages: {event, actorId, ...}.")
+                                       "role?}, camelCase, users by their global ids (the socket sends the same).")
     reply_to_seq = graphene.Int()
     mention_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
     created_at = graphene.DateTime(required=True)

@@ -6,7 +6,10 @@ frames. The code is the contract with the phones: never rename one, add new ones
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
+from pathlib import Path
 
 
 class DomainError(Exception):
@@ -75,3 +78,46 @@ def camel_case_field(field: str | None) -> str | None:
         re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), part) if _SNAKE.match(part) else part
         for part in field.split(".")
     )
+
+
+# --- the codes an app declares (for its GraphQL error-code enum) ------------------------------------------
+
+_CODE_SHAPE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+
+
+def declared_codes(package: str) -> dict[str, str]:
+    """Every error code an app's code declares, with a description: the `code` of each DomainError subclass
+    defined in the package, and each literal `code="…"` passed when raising one (DomainError takes a code per
+    instance). Read from the package's source, so a new code is in the enum without being listed anywhere."""
+    found: dict[str, str] = {}
+    for error in _subclasses(DomainError):
+        if error.__module__ == package or error.__module__.startswith(package + "."):
+            found.setdefault(error.code, error.default_message)
+    root = Path(importlib.import_module(package).__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if "migrations" in path.parts or "tests" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for value in _code_literals(node):
+                if _CODE_SHAPE.match(value):
+                    found.setdefault(value, "")
+    return found
+
+
+def _code_literals(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Call):
+        return [k.value.value for k in node.keywords
+                if k.arg == "code" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
+    if isinstance(node, ast.ClassDef):
+        return [stmt.value.value for stmt in node.body
+                if isinstance(stmt, ast.Assign) and [getattr(t, "id", None) for t in stmt.targets] == ["code"]
+                and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)]
+    return []
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_subclasses(sub))
+    return out

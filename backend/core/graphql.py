@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import graphene
@@ -33,7 +34,7 @@ from graphql.validation import specified_rules
 from graphql import GraphQLError, ValidationRule, parse
 
 from . import clientip
-from .errors import DomainError, NotAuthenticated, camel_case_field
+from .errors import DomainError, NotAuthenticated, camel_case_field, declared_codes
 from .jsonlimits import MAX_JSON_NESTING, nesting_exceeds
 from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -43,21 +44,88 @@ log = logging.getLogger("quanzi.graphql")
 
 
 
-class Error(graphene.ObjectType):
-    """An expected failure. `code` is stable; `field` names the input at fault, when one is."""
+# --- payload errors: one GraphQL enum of codes per app ------------------------------------------------
 
-    field = graphene.String(description="The input field at fault, if any (camelCase path).")
-    code = graphene.String(required=True, description="Stable machine-readable code, e.g. OTP_INVALID.")
-    message = graphene.String(required=True, description="Human-readable explanation.")
+
+@dataclass(frozen=True)
+class AppErrors:
+    packages: tuple[str, ...]
+    codes: frozenset[str]
+    error_type: type[graphene.ObjectType]
+
+
+_app_errors: list[AppErrors] = []
+CORE_PACKAGE = "backend.core"
+
+
+def _error_type(prefix: str, codes: dict[str, str], description: str) -> type[graphene.ObjectType]:
+    enum = graphene.Enum(
+        f"{prefix}ErrorCode",
+        [(code, code) for code in sorted(codes)],
+        description=description,
+    )
+    return type(f"{prefix}Error", (graphene.ObjectType,), {
+        "__doc__": "An expected failure. `code` is stable; `field` names the input at fault, when one is.",
+        "field": graphene.String(description="The input field at fault, if any (camelCase path)."),
+        "code": graphene.Field(enum, required=True, description="Stable machine-readable code."),
+        "message": graphene.String(required=True, description="Human-readable explanation."),
+    })
+
+
+def register_app_errors(prefix: str, package: str, *, include: tuple[str, ...] = ()) -> type[graphene.ObjectType]:
+    """Give an app's mutations a `<prefix>Error` payload type whose `code` is the `<prefix>ErrorCode` enum:
+    the generic core codes plus every code the app (and the apps in `include`, whose services it calls)
+    declares (core.errors.declared_codes). One call at the top of the app's schema.py, before its mutations.
+    """
+    codes = declared_codes(CORE_PACKAGE)
+    for name in (package, *include):
+        codes.update(declared_codes(name))
+    registered = AppErrors(packages=(package,), codes=frozenset(codes), error_type=_error_type(
+        prefix, codes, f"Codes of {prefix} mutation errors (values are the code strings; never renamed)."))
+    _app_errors.append(registered)
+    return registered.error_type
+
+
+def app_errors_for(module: str) -> AppErrors:
+    for registered in _app_errors:
+        if any(module == p or module.startswith(p + ".") for p in registered.packages):
+            return registered
+    return _core_errors()
+
+
+_core: list[AppErrors] = []
+
+
+def _core_errors() -> AppErrors:
+    """Mutations outside a registered app (none in the schema today) get the generic codes only."""
+    if not _core:
+        codes = declared_codes(CORE_PACKAGE)
+        _core.append(AppErrors(packages=(CORE_PACKAGE,), codes=frozenset(codes), error_type=_error_type(
+            "", codes, "Generic error codes.")))
+    return _core[0]
+
+
+def registered_app_errors() -> list[AppErrors]:
+    return list(_app_errors)
+
+
+class UndeclaredErrorCode(Exception):
+    """A mutation raised a code its app's enum does not have (see register_app_errors)."""
 
 
 class BaseMutation(graphene.Mutation):
-    """Subclasses implement `perform(cls, root, info, **kwargs) -> dict` and declare their payload fields."""
+    """Subclasses implement `perform(cls, root, info, **kwargs) -> dict` and declare their payload fields.
 
-    errors = graphene.List(graphene.NonNull(Error), required=True)
+    `errors` is a list of the app's `<App>Error` (its code an enum built from the app's declared codes)."""
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def __init_subclass_with_meta__(cls, **options):
+        if "errors" not in cls.__dict__:
+            cls.errors = graphene.List(graphene.NonNull(app_errors_for(cls.__module__).error_type), required=True)
+        super().__init_subclass_with_meta__(**options)
 
     @classmethod
     def mutate(cls, root, info, **kwargs):
@@ -66,8 +134,18 @@ class BaseMutation(graphene.Mutation):
         except DomainError as exc:
             if isinstance(exc, NotAuthenticated):
                 raise auth_error(exc) from exc
-            return cls(errors=[Error(field=camel_case_field(exc.field), code=exc.code, message=exc.message)])
+            return cls(errors=[cls.render_error(exc)])
         return cls(errors=[], **result)
+
+    @classmethod
+    def render_error(cls, exc: DomainError) -> dict:
+        code = exc.code
+        if code not in app_errors_for(cls.__module__).codes:
+            if settings.QUANZI.get("STRICT_ERROR_CODES", settings.DEBUG):
+                raise UndeclaredErrorCode(f"{cls.__name__} raised {code!r}, not in its app's error-code enum")
+            log.error("%s raised undeclared error code %s; sent as INVALID", cls.__name__, code)
+            code = "INVALID"
+        return {"field": camel_case_field(exc.field), "code": code, "message": exc.message}
 
     @classmethod
     def perform(cls, root, info, **kwargs) -> dict:  # pragma: no cover - abstract
@@ -323,6 +401,7 @@ class QuanziGraphQLView(GraphQLView):
     """
 
     batch = False
+    graphiql_template = "core/graphiql.html"  # assets from our own static files, never a CDN
 
     def __init__(self, **kwargs):
         kwargs.setdefault("graphiql", settings.DEBUG)

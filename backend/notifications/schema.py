@@ -7,12 +7,14 @@ from graphene import relay
 
 from backend.core import nodes, pagination
 from backend.core.errors import ValidationFailed
-from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
+from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id
 
 from . import selectors, services
 from .models import Notification as NotificationModel
 from .models import NotificationPreferences as PreferencesModel
+
+NotificationError = register_app_errors("Notification", "backend.notifications")  # payload errors; code: NotificationErrorCode
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -33,7 +35,11 @@ class Notification(graphene.ObjectType):
         interfaces = (relay.Node,)
 
     kind = graphene.Field(NotificationKind, required=True)
-    event = graphene.String(required=True, description="What happened, e.g. wallet.transfer_received.")
+    event = graphene.String(
+        required=True,
+        description="What happened: wallet.balance_changed (payload {entry_id, wallet_id}: refetch "
+                    "them with node(id:)), wallet.bank_operation_failed ({bank_operation_id}), chat.message "
+                    "({conversation_id, seq}).")
     title = graphene.String(required=True)
     body = graphene.String(required=True)
     payload = graphene.JSONString(required=True)

@@ -8,13 +8,15 @@ from graphql.language import FloatValueNode, IntValueNode, StringValueNode
 from backend.accounts.ids import decode_user, user_gid
 from backend.core import nodes, pagination
 from backend.core.errors import NotFound
-from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, require_user
+from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, register_app_errors, require_user
 from backend.core.ids import encode_id
 
 from . import selectors, services
 from .models import BankOperation as BankOperationModel
 from .models import Hold, LedgerAccount, Leg
 from .models import JournalEntry as JournalEntryModel
+
+WalletError = register_app_errors("Wallet", "backend.wallet")  # payload errors; code: WalletErrorCode
 
 DEFAULT_PAGE_SIZE = 20
 

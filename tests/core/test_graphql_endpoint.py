@@ -88,3 +88,29 @@ def test_committed_schema_is_up_to_date():
     assert print_schema(schema.graphql_schema).strip() == committed.strip(), (
         "graphql/schema.graphql is stale: run `make schema`"
     )
+
+
+def test_graphiql_loads_only_our_own_static_files(rf, settings):
+    """Bank networks have no internet: every script and stylesheet of GraphiQL comes from this server."""
+    import re
+
+    from django.contrib.staticfiles import finders
+    from django.contrib.staticfiles.views import serve
+
+    from backend.core.graphql import QuanziGraphQLView
+
+    settings.DEBUG = True
+    view = QuanziGraphQLView.as_view(graphiql=True)
+    response = view(rf.get("/graphql/", HTTP_ACCEPT="text/html"))
+    html = response.content.decode()
+    assert response.status_code == 200 and "GRAPHENE_SETTINGS" in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(assets) == 9
+    for url in assets:
+        assert url.startswith(settings.STATIC_URL if settings.STATIC_URL.startswith("/") else "/" + settings.STATIC_URL)
+        assert "//" not in url and ":" not in url, url
+        relative = url.split("/static/", 1)[1]
+        assert finders.find(relative), url
+        served = serve(rf.get(url), relative)
+        assert served.status_code == 200
+    assert not re.search(r"https?://", re.sub(r"<!--.*?-->", "", html, flags=re.S))

@@ -96,6 +96,10 @@ def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
         assert gql(NODE, {"i": gid}, token=ta)["data"]["node"] == {"__typename": type_name, "id": gid}, type_name
         expected = {"__typename": "User", "id": gid} if type_name == "User" else None  # public profiles only
         assert gql(NODE, {"i": gid}, token=te)["data"]["node"] == expected, type_name
+    # another user's profile: public fields only
+    profile = gql("query($i: ID!) { node(id: $i) { ... on User { displayName phone kycLevel devices { id } } } }",
+                  {"i": user_gid(ada)}, token=te)["data"]["node"]
+    assert profile == {"displayName": "Ada", "phone": None, "kycLevel": None, "devices": None}
     # a balance alert's entry refetches with my side of it
     entry = gql("query($i: ID!) { node(id: $i) { ... on JournalEntry { kind lines { amount direction } } } }",
                 {"i": entry_id}, token=ta)["data"]["node"]
@@ -106,6 +110,8 @@ def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
     assert answer["data"]["nodes"] == [None, None, None, None]
     answer = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": [mine["Wallet"], mine["Message"]]}, token=ta)
     assert answer["data"]["nodes"] == [{"id": mine["Wallet"]}, {"id": mine["Message"]}]
+    too_many = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": [mine["Wallet"]] * 101}, token=ta)
+    assert too_many["errors"][0]["extensions"]["code"] == "TOO_MANY_IDS"
     # a member who left no longer refetches the conversation or its messages
     chat.leave_conversation(conversation_id=group.pk, user=bob)
     tb = token_for(bob)

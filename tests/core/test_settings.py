@@ -67,3 +67,33 @@ def test_seed_demo_is_refused_with_debug_off_without_its_opt_in():
     result = run_with({"DEBUG": "0", **REAL_SECRETS, **ALL_OPT_INS}, code=code)
     assert result.returncode != 0
     assert "ALLOW_DEMO_DATA=1" in result.stderr and "published" in result.stderr
+
+
+def test_start_up_names_each_component_on_one_line(caplog):
+    import logging
+
+    from backend.core import startup
+
+    with caplog.at_level(logging.INFO, logger="quanzi.startup"):
+        startup.announce()
+    lines = [r.getMessage() for r in caplog.records if r.name == "quanzi.startup"]
+    assert [line.split(":", 1)[0] for line in lines] == ["database", "channel layer", "cache", "tasks", "SMS"]
+    assert all(r.levelno == logging.INFO for r in caplog.records)
+
+
+def test_the_embedded_task_broker_does_not_make_kombu_warn(settings, caplog):
+    """Without Redis the broker is kombu's in-memory transport; a URL without a host made kombu log
+    "No hostname was supplied" on every task sent."""
+    import logging
+
+    from kombu import Connection
+
+    from backend.celery import app
+
+    if settings.REDIS_URL:
+        pytest.skip("the embedded broker is used only without REDIS_URL")
+    with caplog.at_level(logging.WARNING):
+        Connection(app.conf.broker_url)._info()
+        with app.connection_for_write() as connection:
+            connection.default_channel  # noqa: B018  (opens the in-memory transport)
+    assert "No hostname" not in caplog.text

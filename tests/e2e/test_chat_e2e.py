@@ -15,6 +15,7 @@ from backend.chat import services
 from backend.chat.models import Message
 from tests.chat.conftest import gid, new_user, token_for
 from tests.e2e.test_foundation_e2e import post_graphql
+from tests.frames import validate_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,16 +36,23 @@ class Client:
     async def connect(cls, node, token: str) -> Client:
         ws = await websockets.connect(node.ws, max_queue=None)
         await ws.send(json.dumps({"type": "auth", "token": token}))
-        ok = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        client = cls(ws)
+        ok = await client.receive(10)
         assert ok["type"] == "auth.ok", ok
-        return cls(ws)
+        return client
+
+    async def receive(self, timeout: float) -> dict:
+        """The next frame from the real Daphne, checked against its schema in docs/websocket-protocol.md."""
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        validate_frame(frame)
+        return frame
 
     async def send(self, frame: dict) -> None:
         await self.ws.send(json.dumps(frame))
 
     async def next(self, timeout: float = 10) -> dict:
         while True:
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            frame = await self.receive(timeout)
             if frame["type"] not in SKIP:
                 return frame
 
@@ -59,7 +67,7 @@ class Client:
     async def silent(self, seconds: float = 0.5) -> bool:
         try:
             while True:
-                frame = json.loads(await asyncio.wait_for(self.ws.recv(), seconds))
+                frame = await self.receive(seconds)
                 if frame["type"] not in SKIP:
                     raise AssertionError(f"unexpected frame {frame}")
         except TimeoutError:

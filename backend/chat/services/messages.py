@@ -17,7 +17,7 @@ from backend.core.values import is_int
 from backend.notifications import services as notification_services
 from backend.notifications.services import notify
 
-from .. import events, limits
+from .. import events, limits, selectors
 from ..models import Conversation, Membership, Message, MessageRevision
 from ._base import (
     Kind,
@@ -232,9 +232,8 @@ def _own_message_locked(message_id: object, user: Any) -> tuple[Message, Convers
     if conversation_id is None:
         raise NotFound(field="messageId")
     conversation = _lock_conversation(conversation_id)
-    seat = Membership.objects.filter(conversation=conversation, user=user, left_at__isnull=True).first()
-    message = Message.objects.filter(pk=message_id).first()
-    if seat is None or message is None or message.seq < seat.visible_from_seq:
+    message = selectors.visible_messages_of(user.pk).filter(pk=message_id, conversation=conversation).first()
+    if message is None:
         raise NotFound(field="messageId")
     if message.sender_id != user.pk or message.kind == Message.Kind.SYSTEM:
         raise NotAllowed("Only the sender can change a message.", field="messageId")
