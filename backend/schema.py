@@ -4,12 +4,14 @@ import graphene
 
 from backend.accounts import schema as accounts_schema
 from backend.chat import schema as chat_schema
+from backend.circles import schema as circles_schema
 from backend.notifications import schema as notifications_schema
 from backend.wallet import schema as wallet_schema
 
 
 class Query(
-    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, graphene.ObjectType
+    accounts_schema.Query, chat_schema.Query, notifications_schema.Query, wallet_schema.Query, circles_schema.Query,
+    graphene.ObjectType,
 ):
     pass
 
@@ -19,6 +21,7 @@ class Mutation(
     chat_schema.Mutation,
     notifications_schema.Mutation,
     wallet_schema.Mutation,
+    circles_schema.Mutation,
     graphene.ObjectType,
 ):
     pass
