@@ -7,7 +7,7 @@ from backend.accounts.services import DeviceInfo, _start_session
 from backend.circles import services
 from backend.core.ids import encode_id
 
-from .conftest import befriend, new_user
+from .conftest import befriend
 
 
 def token(user) -> str:
