@@ -761,16 +761,23 @@ class PostPayload:
     post = graphene.Field(Post)
 
 
+class PostCardInput(graphene.InputObjectType):
+    kind = graphene.String(required=True, description="product or loan_request")
+    ref_id = graphene.ID(required=True, description="The product's or loan request's id.")
+    title = graphene.String()
+
+
 class CreatePost(PostPayload, BaseMutation):
     class Arguments:
         text = graphene.String()
         images = graphene.List(graphene.NonNull(graphene.String))
         circle_id = graphene.ID(description="Post to one circle; without it, to my friends.")
-        card = GenericScalar(description="{kind: product | loan_request, ...ids}")
+        card = PostCardInput()
 
     @classmethod
     def perform(cls, root, info, text="", images=None, circle_id=None, card=None):
         user = require_user(info)
+        card = {k: v for k, v in dict(card).items() if v is not None} if card is not None else None
         post = services.create_post(author=user, text=text or "", images=list(images or []), card=card,
                                     circle_id=_circle_pk(circle_id) if circle_id is not None else None)
         return {"post": _decorate_posts(user.pk, [post])[0]}
