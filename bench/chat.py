@@ -119,16 +119,22 @@ django.setup()
 from backend.accounts.models import User
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.chat import services
+from backend.circles import services as circles
 from backend.core.ids import encode_id
+def befriend(a, b):  # only friends (or circle co-members) may open chats
+    circles.accept_friend_request(user=b, request_id=circles.send_friend_request(user=a, to_user_id=b.pk).pk)
 def user(i):
     u = User.objects.create_user(f"+86137{{i:08d}}", display_name=f"b{{i}}")
     return u, _start_session(u, DeviceInfo()).access_token
 pairs = []
 for p in range({PAIRS}):
     (a, ta), (b, tb) = user(2 * p), user(2 * p + 1)
+    befriend(a, b)
     c = services.open_direct_conversation(user=a, other_user_id=b.pk)
     pairs.append({{"conversation": encode_id("Conversation", c.pk), "tokens": [ta, tb], "ids": [a.pk, b.pk]}})
 members = [user(10000 + i) for i in range({GROUP_SIZE})]
+for u, _ in members[1:]:
+    befriend(members[0][0], u)
 g = services.create_group(owner=members[0][0], title="bench", member_ids=[u.pk for u, _ in members[1:]])
 print(json.dumps({{"pairs": pairs, "group": {{"conversation": encode_id("Conversation", g.pk),
       "tokens": [t for _, t in members], "ids": [u.pk for u, _ in members]}}}}))

@@ -21,7 +21,6 @@ from .models import CircleMember as SeatModel
 from .models import FriendRequest as FriendRequestModel
 from .models import JoinRequest as JoinRequestModel
 from .models import Post as PostModel
-from .models import Rsvp
 
 CIRCLE, POST, COMMENT, EVENT = "Circle", "Post", "PostComment", "CircleEvent"
 FRIEND_REQUEST, JOIN_REQUEST, VERIFICATION = "FriendRequest", "CircleJoinRequest", "VerificationRequest"
@@ -291,7 +290,7 @@ class CircleEvent(graphene.ObjectType):
 
     @staticmethod
     def resolve_my_rsvp(root, info):
-        return Rsvp.objects.filter(event=root, user_id=info.context.user.pk).values_list("status", flat=True).first()
+        return getattr(root, "my_status", None)
 
 
 def _decorate_posts(user_id: int, posts: list[PostModel]) -> list[PostModel]:
@@ -347,7 +346,9 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_my_circles(root, info):
         user = require_user(info)
-        return [seat.circle for seat in selectors.my_circles(user.pk)[:500]]
+        seats = list(selectors.my_circles(user.pk)[:500])
+        info.context.__dict__.setdefault("_circle_seats", {}).update({s.circle_id: s for s in seats})
+        return [seat.circle for seat in seats]
 
     @staticmethod
     def resolve_my_circle_invitations(root, info):
@@ -426,7 +427,7 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_circle_events(root, info, circle_id):
         seat = _member_circle(info, circle_id)
-        return list(selectors.events_of(seat.circle_id)[:100])
+        return list(selectors.events_of(seat.circle_id, seat.user_id)[:100])
 
 
 # --- mutations ----------------------------------------------------------------------------------------------
@@ -851,7 +852,7 @@ class CreateCircleEvent(BaseMutation):
         event = services.create_event(actor=require_user(info), circle_id=_circle_pk(circle_id), title=title,
                                       place=place, starts_at=starts_at, capacity=capacity,
                                       description=description or "")
-        return {"event": selectors.events_of(event.circle_id).get(pk=event.pk)}
+        return {"event": selectors.events_of(event.circle_id, event.created_by_id).get(pk=event.pk)}
 
 
 class RsvpEvent(BaseMutation):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from backend.chat.models import Conversation
 from backend.chat.models import Membership as ChatSeat
@@ -217,8 +217,11 @@ def visible_comments(user_id: int, post_ids: list[int]) -> QuerySet[PostComment]
 # --- events ----------------------------------------------------------------------------------------------
 
 
-def events_of(circle_id: int) -> QuerySet[CircleEvent]:
+def events_of(circle_id: int, viewer_id: int) -> QuerySet[CircleEvent]:
+    """A circle's live events with their counts and the viewer's own RSVP, in one query."""
+    mine = Rsvp.objects.filter(event=OuterRef("pk"), user_id=viewer_id).values("status")[:1]
     return CircleEvent.objects.filter(circle_id=circle_id, cancelled_at__isnull=True).annotate(
         going=Count("rsvps", filter=Q(rsvps__status=Rsvp.Status.GOING)),
         waitlisted=Count("rsvps", filter=Q(rsvps__status=Rsvp.Status.WAITLISTED)),
+        my_status=Subquery(mine),
     ).order_by("starts_at", "id")

@@ -107,3 +107,31 @@ def test_moments_timeline_pages_with_a_constant_query_count(gql, people, django_
     assert texts == [f"post {i}" for i in range(11, -1, -1)]
     assert all(e["node"]["likedByMe"] and len(e["node"]["comments"]) == 2 for e in first["edges"])
     assert not second["pageInfo"]["hasNextPage"]
+
+
+def test_my_circles_and_events_lists_have_no_n_plus_one(gql, people, django_assert_max_num_queries):
+    import datetime as dt
+
+    from backend.core import clock
+
+    ada, bob, *_ = people
+    circles = [services.create_circle(owner=bob, kind="interest", name=f"C{i}") for i in range(6)]
+    for circle in circles:
+        services.join_circle(user=ada, circle_id=circle.pk)
+    for i in range(5):
+        event = services.create_event(actor=bob, circle_id=circles[0].pk, title=f"E{i}", place="Here",
+                                      starts_at=clock.now() + dt.timedelta(days=3 + i), capacity=1)
+        services.rsvp(user=bob, event_id=event.pk, going=True)
+        if i % 2:
+            services.rsvp(user=ada, event_id=event.pk, going=True)
+    ada_token = token(ada)
+    gql("{ myFriends { displayName } }", token=ada_token)
+    with django_assert_max_num_queries(4):
+        mine = gql("{ myCircles { name myRole conversationId } }", token=ada_token)["data"]["myCircles"]
+    assert len(mine) == 6 and {c["myRole"] for c in mine} == {"MEMBER"} and all(c["conversationId"] for c in mine)
+    doc = "query Q($c: ID!) { circleEvents(circleId: $c) { title goingCount waitlistedCount myRsvp } }"
+    with django_assert_max_num_queries(4):
+        events = gql(doc, {"c": encode_id("Circle", circles[0].pk)}, token=ada_token)["data"]["circleEvents"]
+    assert [(e["title"], e["goingCount"], e["waitlistedCount"], e["myRsvp"]) for e in events] == [
+        ("E0", 1, 0, None), ("E1", 1, 1, "WAITLISTED"), ("E2", 1, 0, None), ("E3", 1, 1, "WAITLISTED"),
+        ("E4", 1, 0, None)]
