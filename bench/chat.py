@@ -109,6 +109,16 @@ def start_daphne(env: dict, app: str, log: Path) -> tuple[subprocess.Popen, int]
     raise SystemExit(f"daphne {app} did not start")
 
 
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def prepare_data(env: dict) -> dict:
     """Migrate the scratch database and create users, tokens and conversations (in a child process so this
     process's Django settings stay untouched)."""
@@ -319,13 +329,7 @@ def main() -> None:
         print(f"warnings/errors logged by the chat node: {len(problems)}" + "".join(f"\n  {p[:200]}" for p in problems[:5]))
         print(f"total bench time {time.time() - t0:.0f} s")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
         cleanup()
         shutil.rmtree(logs, ignore_errors=True)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from chat import scratch_environment, start_daphne  # noqa: E402  (bench/chat.py's scratch database and Daphne)
+from chat import scratch_environment, start_daphne, stop_processes  # noqa: E402  (bench/chat.py's scratch database and Daphne)
 
 READERS = int(os.environ.get("BENCH_READERS", "50"))
 FRIENDS = int(os.environ.get("BENCH_FRIENDS", "20"))
@@ -143,12 +143,7 @@ def main() -> None:
             print("first errors:", *errors[:3], sep="\n  ")
         print(f"total bench time {time.time() - t0:.0f} s")
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes([process] if process is not None else [])
         cleanup()
         shutil.rmtree(logs, ignore_errors=True)
 

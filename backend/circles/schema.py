@@ -10,6 +10,7 @@ from graphene.types.generic import GenericScalar
 from backend.accounts.ids import decode_user
 from backend.chat.events import conversation_gid
 from backend.chat.schema import ChatUser
+from backend.chat.schema import MemberRole as CircleRole  # the same owner/admin/member roles
 from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, require_user
@@ -26,7 +27,7 @@ CIRCLE, POST, COMMENT, EVENT = "Circle", "Post", "PostComment", "CircleEvent"
 FRIEND_REQUEST, JOIN_REQUEST, VERIFICATION = "FriendRequest", "CircleJoinRequest", "VerificationRequest"
 TRUST_FORMULA = ("score = clamp(0..100, 20 + min(tenure months, 24) + 15 if verified + 4 × min(vouches, 5) "
                  "+ 2 × min(events attended, 5) + 3 × min(loans repaid on time, 10) − 5 × late − 40 × defaulted); "
-                 "0 while blacklisted")
+                 "0 while blacklisted with this circle told")
 
 
 def _v(value):
@@ -50,12 +51,6 @@ class JoinPolicy(graphene.Enum):
     OPEN = "open"
     APPROVAL = "approval"
     INVITE_CODE = "invite_code"
-
-
-class CircleRole(graphene.Enum):
-    OWNER = "owner"
-    ADMIN = "admin"
-    MEMBER = "member"
 
 
 class RsvpStatus(graphene.Enum):
@@ -571,6 +566,24 @@ class CreateCircle(CirclePayload, BaseMutation):
         return {"circle": circle}
 
 
+class UpdateCircle(CirclePayload, BaseMutation):
+    """Admins change the description, avatar, visibility, join policy or whether members may message."""
+
+    class Arguments:
+        circle_id = graphene.ID(required=True)
+        description = graphene.String()
+        avatar_url = graphene.String()
+        visibility = CircleVisibility()
+        join_policy = JoinPolicy()
+        members_may_message = graphene.Boolean()
+
+    @classmethod
+    def perform(cls, root, info, circle_id, **changes):
+        circle = services.update_circle(actor=require_user(info), circle_id=_circle_pk(circle_id),
+                                        **{k: _v(v) for k, v in changes.items()})
+        return {"circle": circle}
+
+
 class JoinCircle(CirclePayload, BaseMutation):
     """Open circles: joined (circle set). Approval circles: a request is filed (pending true)."""
 
@@ -890,6 +903,7 @@ class Mutation(graphene.ObjectType):
     find_user = FindUser.Field()
     match_contacts = MatchContacts.Field()
     create_circle = CreateCircle.Field()
+    update_circle = UpdateCircle.Field()
     join_circle = JoinCircle.Field()
     accept_circle_invitation = AcceptCircleInvitation.Field()
     decide_join_request = DecideJoinRequest.Field()

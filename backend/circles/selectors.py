@@ -176,7 +176,8 @@ def trust_profile(user_id: int, circle_id: int) -> TrustProfile | None:
         "repaid_on_time": outcomes.get(LoanOutcome.Outcome.ON_TIME, 0),
         "repaid_late": outcomes.get(LoanOutcome.Outcome.LATE, 0),
         "defaulted": outcomes.get(LoanOutcome.Outcome.DEFAULTED, 0),
-        "blacklisted": is_blacklisted(user_id),
+        # the mark counts (and shows) only in circles that were told; loans ask is_blacklisted() separately
+        "blacklisted": bool(blacklisted_in_circle(circle_id, [user_id])),
     }
     return TrustProfile(user_id=user_id, circle_id=circle_id, score=trust_score(**inputs), **inputs)
 

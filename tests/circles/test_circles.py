@@ -205,6 +205,8 @@ def test_blacklist_effects_and_audit(people):
     third = services.create_circle(owner=cyd, kind="interest", name="Third")
     assert code_of(services.join_circle, user=bob, circle_id=third.pk) == "BLACKLISTED"
     assert selectors.trust_profile(bob.pk, told.pk).score == 0
+    untold_profile = selectors.trust_profile(bob.pk, untold.pk)  # nowhere else is the mark shown
+    assert not untold_profile.blacklisted and untold_profile.score == 20
     # lifting needs staff and a reason; every change audited
     assert code_of(services.lift_blacklist, entry=entry, by_staff=dan, reason="x") == "FORBIDDEN"
     assert code_of(services.lift_blacklist, entry=entry, by_staff=staff, reason="  ") == "REASON_REQUIRED"

@@ -135,3 +135,15 @@ def test_my_circles_and_events_lists_have_no_n_plus_one(gql, people, django_asse
     assert [(e["title"], e["goingCount"], e["waitlistedCount"], e["myRsvp"]) for e in events] == [
         ("E0", 1, 0, None), ("E1", 1, 1, "WAITLISTED"), ("E2", 1, 0, None), ("E3", 1, 1, "WAITLISTED"),
         ("E4", 1, 0, None)]
+
+
+def test_only_admins_update_a_circle(gql, people):
+    ada, bob, *_ = people
+    circle = services.create_circle(owner=ada, kind="community", name="Lane 5")
+    services.join_circle(user=bob, circle_id=circle.pk)
+    doc = ("mutation M($c: ID!) { updateCircle(circleId: $c, joinPolicy: APPROVAL, description: \"邻里\") "
+           "{ circle { joinPolicy description } errors { code } } }")
+    refused = gql(doc, {"c": encode_id("Circle", circle.pk)}, token=token(bob))["data"]["updateCircle"]
+    assert refused == {"circle": None, "errors": [{"code": "NOT_ALLOWED"}]}
+    done = gql(doc, {"c": encode_id("Circle", circle.pk)}, token=token(ada))["data"]["updateCircle"]
+    assert done == {"circle": {"joinPolicy": "APPROVAL", "description": "邻里"}, "errors": []}
