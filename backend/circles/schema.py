@@ -17,6 +17,7 @@ from backend.core.graphql import BaseMutation, require_user
 from backend.core.ids import decode_id, fetch_scoped
 
 from . import selectors, services
+from .models import Block as BlockModel
 from .models import Circle as CircleModel
 from .models import CircleMember as SeatModel
 from .models import FriendRequest as FriendRequestModel
@@ -302,6 +303,7 @@ def _decorate_posts(user_id: int, posts: list[PostModel]) -> list[PostModel]:
 
 class Query(graphene.ObjectType):
     my_friends = graphene.List(graphene.NonNull(ChatUser), required=True)
+    my_blocked_users = graphene.List(graphene.NonNull(ChatUser), required=True, description="Whom I blocked.")
     incoming_friend_requests = graphene.List(graphene.NonNull(FriendRequest), required=True)
     my_discoverability = graphene.Field(Discoverability, required=True)
     my_circles = graphene.List(graphene.NonNull(Circle), required=True)
@@ -325,7 +327,13 @@ class Query(graphene.ObjectType):
         user = require_user(info)
         from django.contrib.auth import get_user_model
 
-        return list(get_user_model().objects.filter(pk__in=selectors.friend_ids(user.pk)).order_by("display_name", "id"))
+        return list(get_user_model().objects.filter(pk__in=selectors.friend_ids(user.pk))
+                    .order_by("display_name", "id")[:5000])  # WeChat's cap on friends
+
+    @staticmethod
+    def resolve_my_blocked_users(root, info):
+        user = require_user(info)
+        return [b.blocked for b in BlockModel.objects.select_related("blocked").filter(blocker=user)[:1000]]
 
     @staticmethod
     def resolve_incoming_friend_requests(root, info):
@@ -832,6 +840,26 @@ class CommentOnPost(BaseMutation):
                                                     text=text)}
 
 
+class DeleteComment(OkPayload, BaseMutation):
+    class Arguments:
+        comment_id = graphene.ID(required=True)
+
+    @classmethod
+    def perform(cls, root, info, comment_id):
+        services.delete_comment(user=require_user(info), comment_id=_pk(comment_id, COMMENT, "commentId"))
+        return {"ok": True}
+
+
+class CancelCircleEvent(OkPayload, BaseMutation):
+    class Arguments:
+        event_id = graphene.ID(required=True)
+
+    @classmethod
+    def perform(cls, root, info, event_id):
+        services.cancel_event(actor=require_user(info), event_id=_pk(event_id, EVENT, "eventId"))
+        return {"ok": True}
+
+
 class ReportAbuse(OkPayload, BaseMutation):
     class Arguments:
         reason = graphene.String(required=True)
@@ -921,8 +949,10 @@ class Mutation(graphene.ObjectType):
     delete_post = DeletePost.Field()
     like_post = LikePost.Field()
     comment_on_post = CommentOnPost.Field()
+    delete_comment = DeleteComment.Field()
     report_abuse = ReportAbuse.Field()
     create_circle_event = CreateCircleEvent.Field()
     rsvp_event = RsvpEvent.Field()
+    cancel_circle_event = CancelCircleEvent.Field()
     mark_attendance = MarkAttendance.Field()
 

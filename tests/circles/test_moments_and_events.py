@@ -110,3 +110,19 @@ def test_comment_text_is_checked(people):
     post = services.create_post(author=ada, text="x")
     assert code_of(services.comment_on_post, user=ada, post_id=post.pk, text="") == "INVALID_TEXT"
     assert PostComment.objects.count() == 0
+
+
+def test_an_admin_cancels_an_event_and_members_are_told(people):
+    ada, bob, cyd, *_ = people
+    circle = services.create_circle(owner=ada, kind="community", name="Garden")
+    services.join_circle(user=bob, circle_id=circle.pk)
+    services.join_circle(user=cyd, circle_id=circle.pk)
+    event = services.create_event(actor=ada, circle_id=circle.pk, title="种花", place="Yard",
+                                  starts_at=clock.now() + dt.timedelta(days=2), capacity=5)
+    services.rsvp(user=bob, event_id=event.pk, going=True)
+    assert code_of(services.cancel_event, actor=cyd, event_id=event.pk) == "NOT_ALLOWED"
+    services.cancel_event(actor=ada, event_id=event.pk)
+    assert Notification.objects.filter(recipient=bob, event="circles.event_cancelled").exists()
+    assert not selectors.events_of(circle.pk, bob.pk).exists()
+    assert code_of(services.rsvp, user=cyd, event_id=event.pk, going=True) == "NOT_FOUND"
+
