@@ -114,6 +114,16 @@ def start_daphne(env: dict, app: str, log: Path) -> tuple[subprocess.Popen, int]
     raise SystemExit(f"daphne {app} did not start")
 
 
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def prepare_data(env: dict) -> dict:
     """Migrate the scratch database and create users, tokens and conversations (in a child process so this
     process's Django settings stay untouched)."""
@@ -124,16 +134,22 @@ django.setup()
 from backend.accounts.models import User
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.chat import services
+from backend.circles import services as circles
 from backend.core.ids import encode_id
+def befriend(a, b):  # only friends (or circle co-members) may open chats
+    circles.accept_friend_request(user=b, request_id=circles.send_friend_request(user=a, to_user_id=b.pk).pk)
 def user(i):
     u = User.objects.create_user(f"+86137{{i:08d}}", display_name=f"b{{i}}")
     return u, _start_session(u, DeviceInfo()).access_token
 pairs = []
 for p in range({PAIRS}):
     (a, ta), (b, tb) = user(2 * p), user(2 * p + 1)
+    befriend(a, b)
     c = services.open_direct_conversation(user=a, other_user_id=b.pk)
     pairs.append({{"conversation": encode_id("Conversation", c.pk), "tokens": [ta, tb], "ids": [a.pk, b.pk]}})
 members = [user(10000 + i) for i in range({GROUP_SIZE})]
+for u, _ in members[1:]:
+    befriend(members[0][0], u)
 g = services.create_group(owner=members[0][0], title="bench", member_ids=[u.pk for u, _ in members[1:]])
 print(json.dumps({{"pairs": pairs, "group": {{"conversation": encode_id("Conversation", g.pk),
       "tokens": [t for _, t in members], "ids": [u.pk for u, _ in members]}}}}))
@@ -318,13 +334,7 @@ def main() -> None:
         print(f"warnings/errors logged by the chat node: {len(problems)}" + "".join(f"\n  {p[:200]}" for p in problems[:5]))
         print(f"total bench time {time.time() - t0:.0f} s")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
         cleanup()
         shutil.rmtree(logs, ignore_errors=True)
 

@@ -79,6 +79,7 @@ class Message(graphene.ObjectType):
     attachment = graphene.Field(Attachment)
     card = GenericScalar(description="Cards: {kind, owner, ...ids, title, state, version}. Posted by the server; "
                                      "only the owner app changes `state` (each change bumps `version`).")
+    system = GenericScalar(description="System messages: {event, actorId, userId?, userIds?, newOwnerId?, title?, "
                                        "role?}, camelCase, users by their global ids (the socket sends the same).")
     reply_to_seq = graphene.Int()
     mention_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from backend.chat.models import Conversation
 from backend.chat.models import Membership as ChatSeat
@@ -176,7 +176,8 @@ def trust_profile(user_id: int, circle_id: int) -> TrustProfile | None:
         "repaid_on_time": outcomes.get(LoanOutcome.Outcome.ON_TIME, 0),
         "repaid_late": outcomes.get(LoanOutcome.Outcome.LATE, 0),
         "defaulted": outcomes.get(LoanOutcome.Outcome.DEFAULTED, 0),
-        "blacklisted": is_blacklisted(user_id),
+        # the mark counts (and shows) only in circles that were told; loans ask is_blacklisted() separately
+        "blacklisted": bool(blacklisted_in_circle(circle_id, [user_id])),
     }
     return TrustProfile(user_id=user_id, circle_id=circle_id, score=trust_score(**inputs), **inputs)
 
@@ -217,8 +218,11 @@ def visible_comments(user_id: int, post_ids: list[int]) -> QuerySet[PostComment]
 # --- events ----------------------------------------------------------------------------------------------
 
 
-def events_of(circle_id: int) -> QuerySet[CircleEvent]:
+def events_of(circle_id: int, viewer_id: int) -> QuerySet[CircleEvent]:
+    """A circle's live events with their counts and the viewer's own RSVP, in one query."""
+    mine = Rsvp.objects.filter(event=OuterRef("pk"), user_id=viewer_id).values("status")[:1]
     return CircleEvent.objects.filter(circle_id=circle_id, cancelled_at__isnull=True).annotate(
         going=Count("rsvps", filter=Q(rsvps__status=Rsvp.Status.GOING)),
         waitlisted=Count("rsvps", filter=Q(rsvps__status=Rsvp.Status.WAITLISTED)),
+        my_status=Subquery(mine),
     ).order_by("starts_at", "id")

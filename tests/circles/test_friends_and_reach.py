@@ -125,3 +125,13 @@ def test_discovery_honours_consent(people, settings):
     settings.QUANZI_CIRCLES = {"CONTACT_MATCH_PER_HOUR": 1}
     services.match_contacts(user=dan, phones=[ada.phone])
     assert code_of(services.match_contacts, user=dan, phones=[ada.phone]) == "RATE_LIMITED"
+
+
+def test_friend_requests_are_rate_limited(people, settings):
+    ada, *others = people
+    settings.QUANZI_CIRCLES = {"FRIEND_REQUESTS_PER_HOUR": 2}
+    for other in others[:2]:
+        services.send_friend_request(user=ada, to_user_id=other.pk)
+    assert code_of(services.send_friend_request, user=ada, to_user_id=others[2].pk) == "RATE_LIMITED"
+    assert not FriendRequest.objects.filter(to_user=others[2]).exists()
+

@@ -5,6 +5,7 @@ from django.core.management import call_command
 
 from backend.accounts.models import User
 from backend.chat.models import Conversation, Message
+from backend.circles.models import CircleMember, Post
 from backend.wallet.models import JournalEntry, LedgerAccount
 from backend.wallet.selectors import reconcile
 
@@ -18,6 +19,8 @@ def snapshot():
         JournalEntry.objects.count(),
         Conversation.objects.count(),
         Message.objects.count(),
+        CircleMember.objects.count(),
+        Post.objects.count(),
     )
 
 
@@ -31,6 +34,7 @@ def test_demo_data_is_real_and_idempotent():
     assert Conversation.objects.filter(kind=Conversation.Kind.GROUP).count() == 1
     assert Message.objects.filter(kind=Message.Kind.TEXT).count() == 6
     assert User.objects.get_by_phone("+8613800000099").is_staff
+    assert CircleMember.objects.filter(left_at__isnull=True).count() == 3  # the demo alumni circle
     call_command("seed_demo", verbosity=0)
     assert snapshot() == first
     assert reconcile().ok

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from backend.chat import services
 from backend.chat.models import Message
-from tests.chat.conftest import gid, new_user, token_for
+from tests.chat.conftest import _chat_alone, gid, new_user, token_for  # noqa: F401  (chat alone: no social policy)
 from tests.e2e.test_foundation_e2e import post_graphql
 from tests.frames import validate_frame
 

@@ -6,7 +6,7 @@ events); import from `backend.circles.services`, never from a submodule.
 
 from ._base import AlreadyMember, Blacklisted, NotAllowed, NotAMember
 from .blacklist import blacklist_for_default, is_blacklisted, lift_blacklist, record_admin_change
-from .events import create_event, mark_attendance, rsvp, send_event_reminders
+from .events import cancel_event, create_event, mark_attendance, rsvp, send_event_reminders
 from .friends import (
     accept_friend_request,
     block_user,
@@ -52,7 +52,7 @@ from .trust import record_loan_outcome, vouch, withdraw_vouch
 __all__ = [
     "AlreadyMember", "Blacklisted", "NotAllowed", "NotAMember",
     "blacklist_for_default", "is_blacklisted", "lift_blacklist", "record_admin_change",
-    "create_event", "mark_attendance", "rsvp", "send_event_reminders",
+    "cancel_event", "create_event", "mark_attendance", "rsvp", "send_event_reminders",
     "accept_friend_request", "block_user", "decline_friend_request", "discoverability_of", "find_by_phone",
     "find_by_share_code", "match_contacts", "remove_friend", "send_friend_request", "set_discoverability",
     "unblock_user",

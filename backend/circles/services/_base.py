@@ -20,6 +20,7 @@ DEFAULTS = {
     "CONTACT_MATCH_PER_HOUR": 5,  # contact uploads per user per hour
     "CONTACT_MATCH_MAX_PHONES": 500,  # phone numbers per upload
     "PHONE_LOOKUPS_PER_HOUR": 20,
+    "FRIEND_REQUESTS_PER_HOUR": 30,
     "INVITE_MAX_USES": 1000,
     "INVITE_MAX_HOURS": 24 * 30,
     "EMAIL_CODE_TTL_SECONDS": 900,
@@ -110,13 +111,13 @@ def lock_circle(circle_id: object, *, field: str = "circleId") -> Circle:
 
 
 def member_seat(circle: Circle, user_id: int, *, field: str = "circleId") -> CircleMember:
-    """The caller's active seat. A hidden circle does not exist for non-members (NOT_FOUND); elsewhere a
-    non-member (or a former member) gets NOT_A_MEMBER."""
+    """The caller's active seat. A circle that is not public does not exist for someone who was never in it
+    (NOT_FOUND, as for a missing id); a public circle's non-members and any former member get NOT_A_MEMBER."""
     seat = CircleMember.objects.filter(circle=circle, user_id=user_id, left_at__isnull=True).first()
     if seat is not None:
         return seat
     former = CircleMember.objects.filter(circle=circle, user_id=user_id).exists()
-    if circle.visibility == Circle.Visibility.HIDDEN and not former:
+    if circle.visibility != Circle.Visibility.PUBLIC and not former:
         raise NotFound(field=field)
     raise NotAMember(field=field)
 

@@ -80,6 +80,19 @@ def rsvp(*, user: Any, event_id: int, going: bool) -> Rsvp:
         return row
 
 
+def cancel_event(*, actor: Any, event_id: int) -> CircleEvent:
+    """An admin calls an event off; everyone going or waitlisted is told."""
+    with transaction.atomic():
+        event, seat = _lock_event(actor, event_id)
+        require_role(seat, *ADMINS)
+        event.cancelled_at = clock.now()
+        event.save(update_fields=["cancelled_at"])
+        for uid in Rsvp.objects.filter(event=event, status__in=(Going, Waitlisted)).values_list("user_id", flat=True):
+            notify(recipient_id=uid, kind="circle", event="circles.event_cancelled",
+                   title=f"活动取消 {event.title}", body=f"{event.starts_at:%Y-%m-%d %H:%M} · {event.place}")
+    return event
+
+
 def mark_attendance(*, actor: Any, event_id: int, user_id: int, attended: bool) -> Rsvp:
     """An admin marks who came (counts toward their trust in the circle)."""
     with transaction.atomic():

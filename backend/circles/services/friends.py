@@ -39,6 +39,7 @@ def send_friend_request(*, user: Any, to_user_id: int, note: str = "") -> Friend
     To someone who blocked me it answers exactly as to anyone else, and they never see it."""
     note = clean_line(note, field="note", code="INVALID_NOTE", max_chars=100, required=False)
     other = _other_user(user, to_user_id)
+    ratelimit.hit("circles-friend-request", str(user.pk), limit=limit("FRIEND_REQUESTS_PER_HOUR"), window_seconds=3600)
     with transaction.atomic():
         if selectors.are_friends(user.pk, other.pk):
             raise Conflict("You are already friends.", code="ALREADY_FRIENDS", field="userId")

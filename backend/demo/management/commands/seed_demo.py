@@ -2,6 +2,8 @@
 and chats to look at. Idempotent: every write goes through the real services with fixed idempotency keys
 and client message ids, so running it twice changes nothing."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
@@ -11,6 +13,8 @@ from backend.chat import services as chat
 from backend.chat.models import Conversation
 from backend.circles import selectors as circles_selectors
 from backend.circles import services as circles
+from backend.circles.models import Circle
+from backend.core import clock
 from backend.core.standins import guard_stand_in
 from backend.wallet import services as wallet
 
@@ -58,11 +62,26 @@ class Command(BaseCommand):
         self._say(group, wang, "demo-g1", "周六早上8点出发？Saturday 8am?")
         self._say(group, li, "demo-g2", "我带水果 I'll bring fruit")
 
+        self._circle(zhang, li, wang)
+
         advisor = chat.open_advisor_conversation(customer_id=zhang.pk, manager_id=manager.pk)
         self._say(advisor, manager, "demo-a1", "张先生您好，我是您的客户经理陈静，有问题随时找我。")
         self.stdout.write(self.style.SUCCESS(
             f"demo ready: users {', '.join(p for p, *_ in DEMO_USERS)} (password: {DEMO_PASSWORD})"
         ))
+
+    def _circle(self, owner: User, *members: User) -> None:
+        """An alumni circle with its chat, a moment and a salon (once)."""
+        if Circle.objects.filter(owner=owner, name="清华2012级校友 THU 2012").exists():
+            return
+        circle = circles.create_circle(owner=owner, kind=Circle.Kind.ALUMNI, name="清华2012级校友 THU 2012",
+                                       description="校友互助 Alumni helping alumni", join_policy="approval")
+        for member in members:
+            circles.decide_join_request(actor=owner, approve=True,
+                                        request_id=circles.join_circle(user=member, circle_id=circle.pk).pk)
+        circles.create_post(author=members[0], circle_id=circle.pk, text="周末校友聚会，有人一起吗？Reunion this weekend?")
+        circles.create_event(actor=owner, circle_id=circle.pk, title="理财沙龙 Finance salon", place="五道口 Wudaokou",
+                             starts_at=clock.now() + dt.timedelta(days=7), capacity=30)
 
     def _user(self, phone: str, name: str, role: str, is_ops: bool) -> User:
         user = User.objects.filter(phone_index=phone_index(phone)).first()

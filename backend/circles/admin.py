@@ -1,0 +1,155 @@
+"""Operations' screens: circles and members, verification requests, abuse reports and the blacklist.
+
+Decisions go through services (so they are the same rules and the same audit as in the app): approving proof
+is `decide_verification`, lifting a blacklist entry is `lift_blacklist`, which needs a reason."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from backend.core import clock
+from backend.core.errors import DomainError
+
+from . import services
+from .models import AbuseReport, BlacklistAudit, BlacklistEntry, Circle, CircleMember, VerificationRequest
+
+
+class CircleMemberInline(admin.TabularInline):
+    model = CircleMember
+    extra = 0
+    raw_id_fields = ["user", "removed_by", "verified_by"]
+    fields = ["user", "role", "joined_at", "left_at", "removed_by", "muted_until", "verified_at", "verified_by",
+              "verification_method"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False  # membership changes keep the circle chat in step: only through the services
+
+
+@admin.register(Circle)
+class CircleAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "kind", "visibility", "join_policy", "member_count", "requires_verification",
+                    "created_at"]
+    list_filter = ["kind", "visibility", "join_policy", "requires_verification"]
+    search_fields = ["name"]
+    raw_id_fields = ["owner", "conversation"]
+    readonly_fields = ["owner", "conversation", "member_count", "created_at"]
+    inlines = [CircleMemberInline]
+
+    def has_add_permission(self, request):
+        return False  # a circle needs its owner seat and circle chat: created through the app
+
+
+@admin.register(VerificationRequest)
+class VerificationRequestAdmin(admin.ModelAdmin):
+    list_display = ["id", "circle", "user", "method", "status", "proof_url", "created_at", "decided_by", "decided_at"]
+    list_filter = ["status", "method"]
+    raw_id_fields = ["circle", "user", "decided_by"]
+    readonly_fields = [f.name for f in VerificationRequest._meta.fields]
+    exclude = ["code_hash", "email_index"]
+    actions = ["approve", "reject"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _decide(self, request, queryset, approve: bool):
+        done = 0
+        for row in queryset:
+            try:
+                services.decide_verification(actor=request.user, request_id=row.pk, approve=approve)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"#{row.pk}: {exc.code}", level=messages.WARNING)
+        self.message_user(request, f"{done} request(s) {'approved' if approve else 'rejected'}.")
+
+    @admin.action(description="Approve selected proof")
+    def approve(self, request, queryset):
+        self._decide(request, queryset, True)
+
+    @admin.action(description="Reject selected proof")
+    def reject(self, request, queryset):
+        self._decide(request, queryset, False)
+
+
+@admin.register(AbuseReport)
+class AbuseReportAdmin(admin.ModelAdmin):
+    list_display = ["id", "reporter", "target_user", "circle", "post", "reason", "status", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["reporter", "target_user", "circle", "post", "handled_by"]
+    readonly_fields = ["reporter", "target_user", "circle", "post", "reason", "created_at", "handled_by", "handled_at"]
+    actions = ["mark_handled", "dismiss"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _close(self, request, queryset, status):
+        count = queryset.filter(status=AbuseReport.Status.OPEN).update(
+            status=status, handled_by=request.user, handled_at=clock.now())
+        self.message_user(request, f"{count} report(s) closed.")
+
+    @admin.action(description="Mark handled")
+    def mark_handled(self, request, queryset):
+        self._close(request, queryset, AbuseReport.Status.HANDLED)
+
+    @admin.action(description="Dismiss")
+    def dismiss(self, request, queryset):
+        self._close(request, queryset, AbuseReport.Status.DISMISSED)
+
+
+class BlacklistAuditInline(admin.TabularInline):
+    model = BlacklistAudit
+    extra = 0
+    fields = ["at", "action", "actor", "reason", "details"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BlacklistEntryForm(forms.ModelForm):
+    lift_reason = forms.CharField(required=False, max_length=200,
+                                  help_text="Lift the entry: say why (repaid, mistaken, settled). Required to lift.")
+
+    class Meta:
+        model = BlacklistEntry
+        fields = ["evidence", "lift_reason"]
+
+
+@admin.register(BlacklistEntry)
+class BlacklistEntryAdmin(admin.ModelAdmin):
+    """Entries are created by loans (blacklist_for_default). Staff may add evidence or lift an entry with a
+    reason; every change is audited."""
+
+    form = BlacklistEntryForm
+    list_display = ["id", "user", "loan_ref", "reason", "created_at", "lifted_at", "lifted_by"]
+    list_filter = ["lifted_at"]
+    search_fields = ["loan_ref"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["user", "loan_ref", "reason", "circles_told", "created_at", "lifted_at", "lifted_by"]
+    inlines = [BlacklistAuditInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="circles told")
+    def circles_told(self, obj):
+        return ", ".join(c.name for c in obj.circles.all())
+
+    def save_model(self, request, obj, form, change):
+        changed = [name for name in form.changed_data if name != "lift_reason"]
+        if changed:
+            super().save_model(request, obj, form, change)
+            services.record_admin_change(entry=obj, actor=request.user, changed=changed)
+        reason = form.cleaned_data.get("lift_reason", "")
+        if reason and obj.lifted_at is None:
+            try:
+                services.lift_blacklist(entry=obj, by_staff=request.user, reason=reason)
+            except DomainError as exc:
+                self.message_user(request, f"Not lifted: {exc.message}", level=messages.ERROR)

@@ -1,0 +1,155 @@
+"""The moments (朋友圈) timeline under 50 concurrent readers: requests/s, latency and SQL queries per page.
+
+    .venv/bin/python bench/moments.py         (from the repository root; about half a minute)
+
+Starts one Daphne on a free loopback port with a scratch database (a new PostgreSQL database when
+DATABASE_URL points at PostgreSQL, else a temporary SQLite file) and a unique Redis key prefix, exactly like
+bench/chat.py, and removes it all at the end. Data: BENCH_READERS (50) readers, each friends with
+BENCH_FRIENDS (20) authors out of a pool, all in one circle; every author posts BENCH_POSTS (10) moments,
+half to friends and half to the circle (liked by a reader), each commented on. Each reader then pages its timeline
+closed-loop over HTTP GraphQL (first page, then the next, again) for BENCH_SECONDS. The SQL count per page is
+measured in-process on the same data. Prints figures; asserts nothing about them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from chat import scratch_environment, start_daphne, stop_processes  # noqa: E402  (bench/chat.py's scratch database and Daphne)
+
+READERS = int(os.environ.get("BENCH_READERS", "50"))
+FRIENDS = int(os.environ.get("BENCH_FRIENDS", "20"))
+AUTHORS = int(os.environ.get("BENCH_AUTHORS", "100"))
+POSTS = int(os.environ.get("BENCH_POSTS", "10"))
+PAGE = int(os.environ.get("BENCH_PAGE", "20"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+
+MOMENTS = ("query Q($after: String) { moments(first: " + str(PAGE) + ", after: $after) { edges { node { id text "
+           "likeCount likedByMe author { displayName } circle { name } comments { text author { displayName } } } } "
+           "pageInfo { hasNextPage endCursor } } }")
+
+
+def prepare_data(env: dict) -> dict:
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    code = f"""
+import json, django
+django.setup()
+from types import SimpleNamespace
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from backend.accounts.models import User
+from backend.accounts.services import DeviceInfo, _start_session
+from backend.circles import services
+from backend.circles.models import Friendship
+from backend.schema import schema
+def user(i):
+    return User.objects.create_user(f"+86136{{i:08d}}", display_name=f"m{{i}}")
+authors = [user(i) for i in range({AUTHORS})]
+readers = [user(100000 + i) for i in range({READERS})]
+circle = services.create_circle(owner=authors[0], kind="interest", name="bench")
+for u in authors[1:] + readers:
+    services.join_circle(user=u, circle_id=circle.pk)
+rows = []
+for r, reader in enumerate(readers):
+    for k in range({FRIENDS}):
+        a = authors[(r * 7 + k) % len(authors)]
+        rows += [Friendship(user=reader, friend=a), Friendship(user=a, friend=reader)]
+Friendship.objects.bulk_create(rows, ignore_conflicts=True)
+for a, author in enumerate(authors):
+    for p in range({POSTS}):
+        post = services.create_post(author=author, text=f"moment {{a}}-{{p}}", images=["https://img.example/x.jpg"],
+                                    circle_id=circle.pk if p % 2 else None)
+        if p % 2:  # circle posts: every reader sees them
+            services.like_post(user=readers[(a + p) % len(readers)], post_id=post.pk)
+        services.comment_on_post(user=author, post_id=post.pk, text="nice")
+viewer = readers[0]
+counts = []
+after = None
+for _ in range(3):
+    with CaptureQueriesContext(connection) as ctx:
+        result = schema.execute({MOMENTS!r}, variable_values={{"after": after}},
+                                context_value=SimpleNamespace(user=viewer, device=None))
+    assert not result.errors, result.errors
+    counts.append(len(ctx.captured_queries))
+    after = result.data["moments"]["pageInfo"]["endCursor"]
+tokens = [_start_session(r, DeviceInfo()).access_token for r in readers]
+print(json.dumps({{"tokens": tokens, "sql_per_page": counts}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"bench: preparing data failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def reader_loop(url: str, token: str, stop: float, latencies: list[float], errors: list[str]) -> None:
+    after = None
+    while time.perf_counter() < stop:
+        body = json.dumps({"query": MOMENTS, "variables": {"after": after}}).encode()
+        request = urllib.request.Request(url, data=body, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        began = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                data = json.loads(response.read())
+        except Exception as exc:  # counted, not fatal: the table says how many failed
+            errors.append(str(exc)[:100])
+            continue
+        latencies.append(time.perf_counter() - began)
+        if data.get("errors"):
+            errors.append(str(data["errors"])[:100])
+            continue
+        info = data["data"]["moments"]["pageInfo"]
+        after = info["endCursor"] if info["hasNextPage"] and after is None else None  # page 1, page 2, again
+
+
+def main() -> None:
+    t0 = time.time()
+    env, cleanup = scratch_environment()
+    logs = Path(tempfile.mkdtemp(prefix="quanzi-bench-logs-"))
+    process = None
+    try:
+        data = prepare_data(env)
+        process, port = start_daphne(env, "backend.asgi:application", logs / "web.log")
+        url = f"http://127.0.0.1:{port}/graphql/"
+        latencies: list[float] = []
+        errors: list[str] = []
+        stop = time.perf_counter() + SECONDS
+        threads = [threading.Thread(target=reader_loop, args=(url, token, stop, latencies, errors))
+                   for token in data["tokens"]]
+        began = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
+        lat = sorted(latencies)
+        print(f"\nbench/moments.py — one Daphne, {len(threads)} concurrent readers, {SECONDS:.0f} s, page of {PAGE}, "
+              f"database: {'PostgreSQL' if 'DATABASE_URL' in env else 'SQLite'}")
+        print(f"requests/s {len(lat) / elapsed:.1f}   p50 {1000 * statistics.median(lat) if lat else float('nan'):.1f} ms"
+              f"   p99 {1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float('nan'):.1f} ms"
+              f"   failed {len(errors)}")
+        print(f"SQL queries per page (pages 1, 2, 3; the GraphQL execution only): {data['sql_per_page']}")
+        if errors:
+            print("first errors:", *errors[:3], sep="\n  ")
+        print(f"total bench time {time.time() - t0:.0f} s")
+    finally:
+        stop_processes([process] if process is not None else [])
+        cleanup()
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
