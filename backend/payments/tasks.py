@@ -16,3 +16,12 @@ def expire_red_packets() -> int:
 
 
 register_periodic("payments.expire_red_packets", expire_red_packets, 60)
+
+
+@shared_task(name="payments.expire_transfers")
+def expire_transfers() -> int:
+    """Refund friend transfers not accepted within 24 hours."""
+    return services.expire_transfers()
+
+
+register_periodic("payments.expire_transfers", expire_transfers, 60)

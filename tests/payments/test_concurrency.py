@@ -112,3 +112,51 @@ def test_concurrent_expiry_scans_refund_once_and_late_grabs_get_nothing(require_
     assert packet.status == "expired" and packet.refunded_amount == 2_000 and packet.grabbed_amount == 1_000
     assert LedgerAccount.objects.get(kind="payments_escrow").balance == 0
     assert_ledger_ok()
+
+
+def test_accept_racing_the_24h_refund_moves_money_once(require_postgres):
+    import datetime as dt
+    import random
+    import time
+
+    from backend.chat import services as chat
+    from backend.core import clock
+    from backend.payments.models import FriendTransfer
+
+    from .conftest import balance
+
+    sender = new_user("Sender", kyc_level=3)
+    fund(sender, 100_000)
+    recipients = [new_user() for _ in range(16)]
+    transfers = []
+    for n, recipient in enumerate(recipients):
+        direct = chat.open_direct_conversation(user=sender, other_user_id=recipient.pk)
+        transfers.append(services.send_transfer(sender=sender, conversation_id=direct.pk, amount=1_000 + n,
+                                                idempotency_key=f"race-transfer-{n}")[0])
+    deadline = clock.now() + dt.timedelta(seconds=1)
+    FriendTransfer.objects.filter(pk__in=[t.pk for t in transfers]).update(expires_at=deadline)
+    rng = random.Random(7)
+
+    def at(offset: float, job: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            time.sleep(max(0.0, (deadline - clock.now()).total_seconds() + offset))
+            return job()
+        return run
+
+    jobs = [at(rng.uniform(-0.03, 0.03), lambda t=t, r=r: services.accept_transfer(user=r, transfer_id=t.pk))
+            for t, r in zip(transfers, recipients, strict=True)]
+    for n in range(4):
+        jobs.insert(n * 4, at(rng.uniform(0.0, 0.02), services.expire_transfers))
+    _, codes, escaped = race(jobs, threads=len(jobs))
+    assert not escaped, escaped
+    assert set(codes) <= {"ALREADY_RESOLVED", "TRANSFER_EXPIRED"}
+    services.expire_transfers()  # whatever the racing scans left
+    accepted = 0
+    for transfer, recipient in zip(transfers, recipients, strict=True):
+        transfer.refresh_from_db()
+        assert transfer.status in ("accepted", "refunded")
+        got = transfer.amount if transfer.status == "accepted" else 0
+        assert balance(recipient) == (got, 0)
+        accepted += got
+    assert balance(sender) == (100_000 - accepted, 0)
+    assert_ledger_ok()
