@@ -25,3 +25,12 @@ def expire_transfers() -> int:
 
 
 register_periodic("payments.expire_transfers", expire_transfers, 60)
+
+
+@shared_task(name="payments.remind_due_bills")
+def remind_due_bills() -> int:
+    """Remind participants who have not paid an open AA bill (once per REMINDER_HOURS per bill)."""
+    return services.remind_due_bills()
+
+
+register_periodic("payments.remind_due_bills", remind_due_bills, 3600)
