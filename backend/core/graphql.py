@@ -134,7 +134,7 @@ class BaseMutation(graphene.Mutation):
         except DomainError as exc:
             if isinstance(exc, NotAuthenticated):
                 raise auth_error(exc) from exc
-            return cls(errors=[cls.render_error(exc)])
+            return cls(errors=[cls.render_error(exc)], **cls.error_fields(exc))
         return cls(errors=[], **result)
 
     @classmethod
@@ -150,6 +150,11 @@ class BaseMutation(graphene.Mutation):
     @classmethod
     def perform(cls, root, info, **kwargs) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @classmethod
+    def error_fields(cls, exc: DomainError) -> dict:
+        """Payload fields to fill next to `errors` for this error (e.g. a risk warning's token). Default none."""
+        return {}
 
 
 def auth_error(exc: DomainError | None = None) -> GraphQLError:

@@ -173,6 +173,7 @@ class Bill(models.Model):
 
 class Share(models.Model):
     class Status(models.TextChoices):
+        OWN = "own"  # the creator's own part of the total: nothing to pay
         PENDING = "pending"
         PAID = "paid"  # from the participant's wallet (directly or through a settle-up)
         PAID_OFFLINE = "paid_offline"  # marked by the creator

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from backend.chat.models import Membership
 
-from .models import Bill, FriendTransfer, RedPacket, Settlement
+from .models import Bill, FriendTransfer, RedPacket, Settlement, Share
 
 
 def _my_conversations(user_id: int) -> QuerySet:
@@ -27,3 +27,7 @@ def bills_visible_to(user_id: int) -> QuerySet[Bill]:
 
 def settlements_visible_to(user_id: int) -> QuerySet[Settlement]:
     return Settlement.objects.filter(conversation_id__in=_my_conversations(user_id))
+
+
+def shares_visible_to(user_id: int) -> QuerySet[Share]:
+    return Share.objects.filter(bill__conversation_id__in=_my_conversations(user_id))

@@ -16,3 +16,21 @@ def expire_red_packets() -> int:
 
 
 register_periodic("payments.expire_red_packets", expire_red_packets, 60)
+
+
+@shared_task(name="payments.expire_transfers")
+def expire_transfers() -> int:
+    """Refund friend transfers not accepted within 24 hours."""
+    return services.expire_transfers()
+
+
+register_periodic("payments.expire_transfers", expire_transfers, 60)
+
+
+@shared_task(name="payments.remind_due_bills")
+def remind_due_bills() -> int:
+    """Remind participants who have not paid an open AA bill (once per REMINDER_HOURS per bill)."""
+    return services.remind_due_bills()
+
+
+register_periodic("payments.remind_due_bills", remind_due_bills, 3600)

@@ -8,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from backend.accounts.models import phone_index
 from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
 from backend.core.errors import DomainError
+from backend.core.phone import mask_phone, normalize_phone
 
 from . import services
 from .models import (
@@ -20,6 +22,8 @@ from .models import (
     LedgerAccount,
     Leg,
     ReversalRequest,
+    RiskListChange,
+    RiskListEntry,
     SandboxBankRecord,
 )
 
@@ -179,3 +183,59 @@ class SandboxBankRecordAdmin(ReadOnlyAdmin):
 
     list_display = ("id", "operation", "reference", "amount", "succeeded", "failure_code", "times_received",
                     "created_at")
+
+
+class RiskListEntryForm(forms.ModelForm):
+    """Staff type the reported phone number; only its blind index and a masked form are stored."""
+
+    phone = forms.CharField(required=False, help_text="The reported phone number (stored as a blind index).")
+
+    class Meta:
+        model = RiskListEntry
+        fields = ["account", "phone", "source", "level", "reported_on", "note", "is_active"]
+
+    def clean(self):
+        data = super().clean()
+        phone = (data.get("phone") or "").strip()
+        if phone:
+            try:
+                self.instance.phone_index = phone_index(phone)
+            except DomainError as exc:
+                raise forms.ValidationError({"phone": exc.message}) from exc
+            self.instance.phone_masked = mask_phone(normalize_phone(phone))
+        if not data.get("account") and not self.instance.phone_index:
+            raise forms.ValidationError("Give the reported wallet, a phone number, or both.")
+        return data
+
+
+class RiskListChangeInline(admin.TabularInline):
+    model = RiskListChange
+    extra = 0
+    can_delete = False
+    readonly_fields = ("action", "actor", "snapshot", "at")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RiskListEntry)
+class RiskListEntryAdmin(admin.ModelAdmin):
+    """融安e信 risk list. Entries are never deleted (deactivate instead); every save is in the audit trail."""
+
+    form = RiskListEntryForm
+    list_display = ("id", "level", "source", "account", "phone_masked", "reported_on", "is_active", "created_at")
+    list_filter = ("level", "source", "is_active")
+    raw_id_fields = ("account",)
+    inlines = [RiskListChangeInline]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        RiskListChange.objects.create(
+            entry=obj, actor=request.user, action="changed" if change else "added",
+            snapshot={"account": obj.account_id, "phone_masked": obj.phone_masked, "source": obj.source,
+                      "level": obj.level, "reported_on": obj.reported_on.isoformat(), "note": obj.note,
+                      "is_active": obj.is_active},
+        )

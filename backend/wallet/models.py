@@ -308,3 +308,58 @@ class ReversalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"reversal request #{self.pk} for entry #{self.entry_id} ({self.status})"
+
+
+class RiskListEntry(models.Model):
+    """融安e信: an account or phone number reported for fraud. Every payment to a person is checked against
+    the active entries (``risk.check_payee``): ``warn`` asks the payer to confirm, ``block`` refuses."""
+
+    class Level(models.TextChoices):
+        WARN = "warn"
+        BLOCK = "block"
+
+    class Source(models.TextChoices):
+        POLICE = "police", "public security report (公安)"
+        BANK = "bank", "bank risk team"
+        INDUSTRY = "industry", "industry shared list (融安e信)"
+        USER_REPORTS = "user_reports", "user reports"
+
+    account = models.ForeignKey(LedgerAccount, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="risk_entries", help_text="The reported wallet (or leave empty).")
+    phone_index = models.CharField(max_length=64, blank=True, db_index=True,
+                                   help_text="Blind index of the reported phone number (never the number).")
+    phone_masked = models.CharField(max_length=20, blank=True, help_text="For staff: +86138****5678.")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    level = models.CharField(max_length=5, choices=Level.choices)
+    reported_on = models.DateField()
+    note = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "risk list entries"
+        constraints = [
+            models.CheckConstraint(condition=Q(account__isnull=False) | ~Q(phone_index=""),
+                                   name="wallet_risk_entry_has_target"),
+        ]
+
+    def __str__(self) -> str:
+        target = f"account #{self.account_id}" if self.account_id else self.phone_masked or "phone"
+        return f"{self.level} {target} ({self.source}, {self.reported_on})"
+
+
+class RiskListChange(models.Model):
+    """The audit trail of the risk list: who added, changed or deactivated which entry, and how it was."""
+
+    entry = models.ForeignKey(RiskListEntry, on_delete=models.PROTECT, related_name="changes")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, help_text="added, changed")
+    snapshot = models.JSONField(help_text="The entry's fields after the change.")
+    at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} risk entry #{self.entry_id} by {self.actor_id}"

@@ -11,7 +11,7 @@ from backend.core.errors import NotFound
 from backend.core.graphql import MAX_PAGE_SIZE, BaseMutation, register_app_errors, require_user
 from backend.core.ids import encode_id
 
-from . import selectors, services
+from . import risk, selectors, services
 from .models import BankOperation as BankOperationModel
 from .models import Hold, LedgerAccount, Leg
 from .models import JournalEntry as JournalEntryModel
@@ -262,7 +262,34 @@ def _my_wallet(user) -> LedgerAccount:
     return services.ensure_wallet(user_id=user.pk)
 
 
-class SendMoney(MoneyPayload, BaseMutation):
+class RiskWarning(graphene.ObjectType):
+    """融安e信: the payee was reported as a fraud risk. Show `message`; to pay anyway, send the same request
+    again with `riskConfirmation: confirmationToken` (valid for 5 minutes, for this payee and amount only)."""
+
+    message = graphene.String(required=True)
+    confirmation_token = graphene.String(required=True)
+
+
+class RiskCheckedMutation(BaseMutation):
+    """A payment to a person: a PAYEE_RISK_WARNING error also fills `riskWarning` with the token to confirm."""
+
+    risk_warning = graphene.Field(RiskWarning, description="Set with the PAYEE_RISK_WARNING error.")
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def error_fields(cls, exc) -> dict:
+        if isinstance(exc, risk.PayeeRiskWarning):
+            return {"risk_warning": RiskWarning(message=exc.message, confirmation_token=exc.confirmation_token)}
+        return {}
+
+    @classmethod
+    def perform(cls, root, info, **kwargs) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SendMoney(MoneyPayload, RiskCheckedMutation):
     """Pay another user from my wallet. Retrying with the same idempotencyKey never pays twice."""
 
     class Arguments:
@@ -270,15 +297,17 @@ class SendMoney(MoneyPayload, BaseMutation):
         amount = graphene.Argument(Fen, required=True)
         idempotency_key = graphene.String(required=True, description="8-64 of [A-Za-z0-9_-], one per payment.")
         memo = graphene.String()
+        risk_confirmation = graphene.String(description="The confirmationToken of a riskWarning, to pay anyway.")
 
     transfer = graphene.Field(StatementLine, description="The payment as it appears on my statement.")
 
     @classmethod
-    def perform(cls, root, info, recipient_id, amount, idempotency_key, memo=""):
+    def perform(cls, root, info, recipient_id, amount, idempotency_key, memo="", risk_confirmation=None):
         user = require_user(info)
         recipient_pk = decode_user(recipient_id, field="recipientId")
         movement = services.send_money(sender=user, recipient_id=recipient_pk, amount=amount,
-                                       idempotency_key=idempotency_key, memo=memo or "")
+                                       idempotency_key=idempotency_key, memo=memo or "",
+                                       risk_confirmation=risk_confirmation)
         wallet = _my_wallet(user)
         leg = selectors.statement_lines(wallet).filter(entry=movement.entry).first()
         return {"transfer": StatementLine.from_leg(leg), "wallet": wallet, "replayed": movement.replayed}

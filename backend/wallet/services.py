@@ -37,7 +37,7 @@ from backend.core.text import is_clean_line
 from backend.core.values import is_int
 from backend.notifications.services import notify
 
-from . import selectors
+from . import risk, selectors
 from .gateway import BankGateway, GatewayResult, GatewayUnavailable, ReferenceUnknown, get_gateway
 from .limits import wallet_setting
 from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg, ReversalRequest
@@ -186,6 +186,11 @@ def _memo(value: object) -> str:
     if len(value) > wallet_setting("MEMO_MAX_LENGTH"):
         raise MemoTooLong(field="memo")
     return value
+
+
+def clean_memo(value: object) -> str:
+    """A memo or note as the ledger stores it (one line, printable, at most MEMO_MAX_LENGTH), or MEMO_*."""
+    return _memo(value)
 
 
 def _kind(value: str) -> str:
@@ -396,8 +401,8 @@ def transfer(
 
 
 def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_key: object,
-               memo: object = "") -> Movement:
-    """A user pays another user from wallet to wallet (the app's plain transfer)."""
+               memo: object = "", risk_confirmation: object = None) -> Movement:
+    """A user pays another user from wallet to wallet (the app's plain transfer), after the risk check."""
     _rate_limit(sender, idempotency_key=idempotency_key)
     amount = validate_amount(amount)
     key = _key(idempotency_key, public=True)
@@ -406,6 +411,10 @@ def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_k
         raise SelfTransfer(field="recipientId")
     if not selectors.payable_users_for(sender).filter(pk=recipient_id).exists():
         raise NotFound("No such user.", field="recipientId")
+    wallet = selectors.wallet_of(sender.pk)
+    if wallet is None or not IdempotencyRecord.objects.filter(scope=f"acct:{wallet.pk}", key=key).exists():
+        # a replay of a payment already made is not checked again (its answer is the first one's)
+        risk.check_payee(payer_id=sender.pk, payee_id=recipient_id, amount=amount, confirmation=risk_confirmation)
     with transaction.atomic():  # a wallet opened for this transfer disappears if the transfer fails
         source = ensure_wallet(user_id=sender.pk)
         destination = ensure_wallet(user_id=recipient_id)

@@ -112,3 +112,120 @@ def test_concurrent_expiry_scans_refund_once_and_late_grabs_get_nothing(require_
     assert packet.status == "expired" and packet.refunded_amount == 2_000 and packet.grabbed_amount == 1_000
     assert LedgerAccount.objects.get(kind="payments_escrow").balance == 0
     assert_ledger_ok()
+
+
+def test_accept_racing_the_24h_refund_moves_money_once(require_postgres):
+    import datetime as dt
+    import random
+    import time
+
+    from backend.chat import services as chat
+    from backend.core import clock
+    from backend.payments.models import FriendTransfer
+
+    from .conftest import balance
+
+    sender = new_user("Sender", kyc_level=3)
+    fund(sender, 100_000)
+    recipients = [new_user() for _ in range(16)]
+    transfers = []
+    for n, recipient in enumerate(recipients):
+        direct = chat.open_direct_conversation(user=sender, other_user_id=recipient.pk)
+        transfers.append(services.send_transfer(sender=sender, conversation_id=direct.pk, amount=1_000 + n,
+                                                idempotency_key=f"race-transfer-{n}")[0])
+    deadline = clock.now() + dt.timedelta(seconds=1)
+    FriendTransfer.objects.filter(pk__in=[t.pk for t in transfers]).update(expires_at=deadline)
+    rng = random.Random(7)
+
+    def at(offset: float, job: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            time.sleep(max(0.0, (deadline - clock.now()).total_seconds() + offset))
+            return job()
+        return run
+
+    jobs = [at(rng.uniform(-0.03, 0.03), lambda t=t, r=r: services.accept_transfer(user=r, transfer_id=t.pk))
+            for t, r in zip(transfers, recipients, strict=True)]
+    for n in range(4):
+        jobs.insert(n * 4, at(rng.uniform(0.0, 0.02), services.expire_transfers))
+    _, codes, escaped = race(jobs, threads=len(jobs))
+    assert not escaped, escaped
+    assert set(codes) <= {"ALREADY_RESOLVED", "TRANSFER_EXPIRED"}
+    services.expire_transfers()  # whatever the racing scans left
+    accepted = 0
+    for transfer, recipient in zip(transfers, recipients, strict=True):
+        transfer.refresh_from_db()
+        assert transfer.status in ("accepted", "refunded")
+        got = transfer.amount if transfer.status == "accepted" else 0
+        assert balance(recipient) == (got, 0)
+        accepted += got
+    assert balance(sender) == (100_000 - accepted, 0)
+    assert_ledger_ok()
+
+
+def test_concurrent_aa_payments_and_a_cancel_never_double_charge(require_postgres):
+    from backend.payments.models import Share
+    from backend.wallet.models import JournalEntry
+
+    from .conftest import balance
+
+    creator = new_user("Creator")
+    fund(creator, 10_000)
+    payers = [new_user() for _ in range(20)]
+    for payer in payers:
+        fund(payer, 1_000)
+    group = group_of(creator, *payers)
+    bill, _ = services.create_bill(creator=creator, conversation_id=group.pk, title="团建", amount=4_000,
+                                   method="equal", participants=[p.pk for p in payers], idempotency_key="race-bill-1")
+    shares = {s.participant_id: s.pk for s in bill.shares.all()}
+    jobs: list[Callable[[], object]] = []
+    for payer in payers:  # every payer taps "pay" twice
+        jobs += [lambda p=payer: services.pay_share(user=p, share_id=shares[p.pk])] * 2
+    jobs.insert(20, lambda: services.cancel_bill(user=creator, bill_id=bill.pk, refund_paid=True))
+    _, codes, escaped = race(jobs)
+    assert not escaped, escaped
+    assert set(codes) <= {"BILL_NOT_OPEN"}
+    bill.refresh_from_db()
+    assert bill.status == "cancelled"
+    for payer in payers:
+        share = Share.objects.get(pk=shares[payer.pk])
+        assert share.status in ("refunded", "void")
+        assert JournalEntry.objects.filter(pk=share.entry_id).count() == (1 if share.status == "refunded" else 0)
+        assert balance(payer) == (1_000, 0)  # charged at most once, and refunded
+    assert balance(creator) == (10_000, 0)
+    assert_ledger_ok()
+
+
+def test_settle_up_racing_manual_payments_never_pays_a_share_twice(require_postgres):
+    from backend.payments.models import Settlement
+
+    from .conftest import balance
+
+    creator = new_user("Creator")
+    fund(creator, 10_000)
+    payers = [new_user() for _ in range(12)]
+    for payer in payers:
+        fund(payer, 1_000)
+    group = group_of(creator, *payers)
+    bill, _ = services.create_bill(creator=creator, conversation_id=group.pk, title="聚餐", amount=1_200,
+                                   method="equal", participants=[p.pk for p in payers], idempotency_key="race-bill-2")
+    shares = {s.participant_id: s.pk for s in bill.shares.all()}
+
+    def settle() -> object:
+        settlement = services.start_settlement(user=creator, conversation_id=group.pk)
+        for transfer in list(settlement.transfers.all()):
+            debtor = next(p for p in payers if p.pk == transfer.debtor_id)
+            services.pay_settlement(user=debtor, settlement_id=settlement.pk)
+        return settlement
+
+    jobs: list[Callable[[], object]] = [lambda p=p: services.pay_share(user=p, share_id=shares[p.pk]) for p in payers]
+    jobs.insert(6, settle)
+    _, codes, escaped = race(jobs, threads=13)
+    assert not escaped, escaped
+    assert set(codes) <= {"SHARE_IN_SETTLEMENT", "NOTHING_TO_SETTLE"}
+    for payer in payers:
+        assert balance(payer) == (900, 0), "each share is paid exactly once, one way or the other"
+    assert balance(creator) == (11_200, 0)
+    bill.refresh_from_db()
+    assert bill.status == "completed"
+    assert not Settlement.objects.filter(status="open").exists()
+    assert_ledger_ok()

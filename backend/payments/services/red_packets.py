@@ -20,6 +20,7 @@ from backend.core.ids import encode_id
 from backend.core.money import split_equally
 from backend.core.text import is_clean_line
 from backend.core.values import is_int
+from backend.wallet import risk
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.money import format_fen
@@ -121,8 +122,11 @@ def _greeting(value: object) -> str:
 
 
 def send_red_packet(*, sender: Any, conversation_id: object, kind: object, amount: object, count: object,
-                    idempotency_key: object, greeting: object = "") -> tuple[RedPacket, bool]:
-    """Send a red packet: the whole amount leaves the sender's wallet now. Returns (packet, replayed)."""
+                    idempotency_key: object, greeting: object = "", risk_confirmation: object = None,
+                    ) -> tuple[RedPacket, bool]:
+    """Send a red packet: the whole amount leaves the sender's wallet now. Returns (packet, replayed).
+
+    In a one-to-one chat the packet is a payment to that person, so it passes the risk check first."""
     key = client_key(idempotency_key)
     existing = RedPacket.objects.filter(sender=sender, idempotency_key=key).first()
     if existing is not None:
@@ -134,6 +138,9 @@ def send_red_packet(*, sender: Any, conversation_id: object, kind: object, amoun
     greeting = _greeting(greeting)
     conversation = conversation_of_member(conversation_id, sender.pk)
     count = _check_parts(conversation, total=total, count=count)
+    if conversation.kind == Conversation.Kind.DIRECT:
+        for payee in active_member_ids(conversation.pk) - {sender.pk}:
+            risk.check_payee(payer_id=sender.pk, payee_id=payee, amount=total, confirmation=risk_confirmation)
     seed = rules.new_seed()
     parts = rules.lucky_split(total, count, seed) if kind == RedPacket.Kind.LUCKY else split_equally(total, count)
     now = clock.now()

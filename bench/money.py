@@ -1,0 +1,188 @@
+"""Money in chat under concurrency on PostgreSQL: red-packet grabs/s and AA payments/s, each next to the
+ledger's plain-transfer rate measured in the same run (the ratio's base).
+
+    .venv/bin/python bench/money.py           (from the repository root; about 30 s)
+
+Creates a scratch PostgreSQL database next to DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/),
+migrates it, runs three phases and drops it at the end. No Redis: in-memory channel layer and cache, Celery's
+memory broker with no worker (as bench/ledger.py). Prints figures; asserts nothing about them, except that
+the ledger reconciles afterwards (a benchmark that corrupts money is not a result).
+
+- plain transfers: THREADS threads, wallet.services.transfer between random pairs of a few wallets.
+- red packets: rounds of one 50-part lucky packet in a 201-member group; CONTENDERS (200) members try to
+  grab it through THREADS connections; grabs/s counts successful grabs over the time spent grabbing.
+- AA payments: bills of 50 participants each; THREADS threads pay every share (pay_share), payments/s.
+Rate limits on money actions are lifted for the run (they are per user per minute).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ledger import admin_sql, scratch_database  # noqa: E402
+
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))
+CONTENDERS = int(os.environ.get("BENCH_CONTENDERS", "200"))
+PARTS = int(os.environ.get("BENCH_PACKET_PARTS", "50"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+
+
+def pool(jobs) -> tuple[int, int, float]:
+    """Run callables (a list, or a generator that stops at a deadline) on THREADS threads, each its own
+    connection, closed loop: (succeeded, refused with a domain error, elapsed seconds)."""
+    from django.db import connection
+
+    from backend.core.errors import DomainError
+
+    lock = threading.Lock()
+    pending = iter(jobs)
+    counts = [0, 0]
+
+    def worker() -> None:
+        try:
+            while True:
+                with lock:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                try:
+                    job()
+                    outcome = 0
+                except DomainError:
+                    outcome = 1
+                with lock:
+                    counts[outcome] += 1
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return counts[0], counts[1], time.perf_counter() - started
+
+
+def main() -> None:
+    admin_url, scratch_url, name = scratch_database()
+    name = name.replace("ledger", "money")
+    scratch_url = scratch_url.replace("quanzi_bench_ledger_", "quanzi_bench_money_")
+    os.environ.update({"DATABASE_URL": scratch_url, "QUANZI_TESTING": "1", "LOG_LEVEL": "WARNING",
+                       "DJANGO_SETTINGS_MODULE": "backend.settings"})
+    os.environ.pop("REDIS_URL", None)
+    admin_sql(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        bench()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench() -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from backend.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.broker_url = "memory://"
+    settings.QUANZI_PAYMENTS = {"MONEY_ACTIONS_PER_MINUTE": 10**9, "PACKET_MAX_PARTS": 500}
+    os.environ["QUANZI_CHAT_SEND_LIMIT"] = str(10**9)  # the sender posts a card per packet and bill
+    call_command("migrate", verbosity=0)
+
+    from backend.accounts.models import User
+    from backend.chat import services as chat
+    from backend.payments import services
+    from backend.wallet import services as wallet
+    from backend.wallet.models import LedgerAccount
+    from backend.wallet.selectors import reconcile
+
+    bank = wallet.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+
+    def person(n: int) -> User:
+        user = User.objects.create_user(f"+86135{n:08d}", display_name=f"Bench {n}", kyc_level=3)
+        account = wallet.ensure_wallet(user_id=user.pk)
+        wallet.transfer(source_id=bank.pk, destination_id=account.pk, amount=100_000_000,
+                        idempotency_key=f"bench:fund:{account.pk}", kind="top_up")
+        return user
+
+    sender = person(0)
+    members = [person(n) for n in range(1, CONTENDERS + 1)]
+    group = chat.create_group(owner=sender, title="Bench", member_ids=[m.pk for m in members])
+    connection.close()
+    print(f"money bench: PostgreSQL, {THREADS} threads, {CONTENDERS} contenders, {SECONDS:.0f} s per phase")
+
+    # --- base: plain ledger transfers --------------------------------------------------------------
+    wallets = [wallet.ensure_wallet(user_id=m.pk).pk for m in members[:8]]
+    rng = random.Random(1)
+    deadline = time.perf_counter() + SECONDS
+    counter = iter(range(10**9))
+
+    def plain_jobs():
+        while time.perf_counter() < deadline:
+            src, dst = rng.sample(wallets, 2)
+            n = next(counter)
+            yield lambda src=src, dst=dst, n=n: wallet.transfer(source_id=src, destination_id=dst, amount=1,
+                                                               idempotency_key=f"bench:plain:{n}")
+
+    done, refused, elapsed = pool(plain_jobs())
+    plain_rate = done / elapsed
+    print(f"plain transfers : {done:7d} in {elapsed:5.1f} s = {plain_rate:8.1f}/s  ({refused} refused)")
+
+    # --- red packets: 200 contenders per 50-part packet ----------------------------------------------
+    grabbed = refused_total = 0
+    grabbing = 0.0
+    rounds = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < SECONDS:
+        packet, _ = services.send_red_packet(sender=sender, conversation_id=group.pk, kind="lucky",
+                                             amount=PARTS * 100, count=PARTS, idempotency_key=f"bench-packet-{rounds}")
+        jobs = [lambda m=m, p=packet.pk: services.grab_red_packet(user=m, packet_id=p) for m in members]
+        random.Random(rounds).shuffle(jobs)
+        ok, no, elapsed = pool(jobs)
+        grabbed, refused_total, grabbing, rounds = grabbed + ok, refused_total + no, grabbing + elapsed, rounds + 1
+    grab_rate = grabbed / grabbing
+    print(f"red-packet grabs: {grabbed:7d} in {grabbing:5.1f} s = {grab_rate:8.1f}/s  ({rounds} packets × {PARTS} "
+          f"parts, {refused_total} refused: packet empty)   ratio to plain transfers {grab_rate / plain_rate:.2f}")
+
+    # --- AA payments ---------------------------------------------------------------------------------
+    paid = 0
+    paying = 0.0
+    bills = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < SECONDS:
+        payers = members[(bills * 50) % CONTENDERS:][:50] or members[:50]
+        bill, _ = services.create_bill(creator=sender, conversation_id=group.pk, title=f"Bench {bills}",
+                                       amount=len(payers) * 100, method="equal",
+                                       participants=[p.pk for p in payers], idempotency_key=f"bench-bill-{bills}")
+        shares = {s.participant_id: s.pk for s in bill.shares.all()}
+        jobs = [lambda p=p, s=shares[p.pk]: services.pay_share(user=p, share_id=s) for p in payers]
+        ok, _, elapsed = pool(jobs)
+        paid, paying, bills = paid + ok, paying + elapsed, bills + 1
+    pay_rate = paid / paying
+    print(f"AA payments     : {paid:7d} in {paying:5.1f} s = {pay_rate:8.1f}/s  ({bills} bills × 50 shares)"
+          f"   ratio to plain transfers {pay_rate / plain_rate:.2f}")
+
+    report = reconcile()
+    print(f"ledger reconciles: {report.ok} ({report.entries_checked} entries)")
+    if not report.ok:
+        raise SystemExit("\n".join(report.problems[:20]))
+
+
+if __name__ == "__main__":
+    main()
