@@ -9,7 +9,7 @@ from graphene.types.generic import GenericScalar
 
 from backend.accounts.ids import decode_user
 from backend.chat.events import conversation_gid
-from backend.chat.schema import ChatUser
+from backend.accounts.schema import User as UserType
 from backend.chat.schema import MemberRole as CircleRole  # the same owner/admin/member roles
 from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
@@ -97,7 +97,7 @@ class TrustProfile(graphene.ObjectType):
 
 
 class CircleMember(graphene.ObjectType):
-    user = graphene.Field(ChatUser, required=True)
+    user = graphene.Field(UserType, required=True)
     role = graphene.Field(CircleRole, required=True)
     joined_at = graphene.DateTime(required=True)
     verified = graphene.Boolean(required=True)
@@ -180,8 +180,8 @@ class FriendRequest(graphene.ObjectType):
     class Meta:
         interfaces = (graphene.relay.Node,)
 
-    from_user = graphene.Field(ChatUser, required=True)
-    to_user = graphene.Field(ChatUser, required=True)
+    from_user = graphene.Field(UserType, required=True)
+    to_user = graphene.Field(UserType, required=True)
     note = graphene.String(required=True)
     status = graphene.String(required=True)
     created_at = graphene.DateTime(required=True)
@@ -192,8 +192,8 @@ class CircleJoinRequest(graphene.ObjectType):
         interfaces = (graphene.relay.Node,)
 
     circle = graphene.Field(Circle, required=True)
-    user = graphene.Field(ChatUser, required=True)
-    invited_by = graphene.Field(ChatUser)
+    user = graphene.Field(UserType, required=True)
+    invited_by = graphene.Field(UserType)
     note = graphene.String(required=True)
     status = graphene.String(required=True)
     created_at = graphene.DateTime(required=True)
@@ -225,7 +225,7 @@ class PostComment(graphene.ObjectType):
     class Meta:
         interfaces = (graphene.relay.Node,)
 
-    author = graphene.Field(ChatUser, required=True)
+    author = graphene.Field(UserType, required=True)
     text = graphene.String(required=True)
     created_at = graphene.DateTime(required=True)
 
@@ -234,7 +234,7 @@ class Post(graphene.ObjectType):
     class Meta:
         interfaces = (graphene.relay.Node,)
 
-    author = graphene.Field(ChatUser, required=True)
+    author = graphene.Field(UserType, required=True)
     circle = graphene.Field(Circle, description="Null for a post to friends.")
     text = graphene.String(required=True)
     images = graphene.List(graphene.NonNull(graphene.String), required=True)
@@ -302,8 +302,8 @@ def _decorate_posts(user_id: int, posts: list[PostModel]) -> list[PostModel]:
 
 
 class Query(graphene.ObjectType):
-    my_friends = graphene.List(graphene.NonNull(ChatUser), required=True)
-    my_blocked_users = graphene.List(graphene.NonNull(ChatUser), required=True, description="Whom I blocked.")
+    my_friends = graphene.List(graphene.NonNull(UserType), required=True)
+    my_blocked_users = graphene.List(graphene.NonNull(UserType), required=True, description="Whom I blocked.")
     incoming_friend_requests = graphene.List(graphene.NonNull(FriendRequest), required=True)
     my_discoverability = graphene.Field(Discoverability, required=True)
     my_circles = graphene.List(graphene.NonNull(Circle), required=True)
@@ -515,7 +515,7 @@ class FindUser(BaseMutation):
         phone = graphene.String()
         share_code = graphene.String()
 
-    user = graphene.Field(ChatUser)
+    user = graphene.Field(UserType)
 
     @classmethod
     def perform(cls, root, info, phone=None, share_code=None):
@@ -533,7 +533,7 @@ class MatchContacts(BaseMutation):
     class Arguments:
         phones = graphene.List(graphene.NonNull(graphene.String), required=True)
 
-    users = graphene.List(graphene.NonNull(ChatUser), required=True)
+    users = graphene.List(graphene.NonNull(UserType), required=True)
 
     @classmethod
     def mutate(cls, root, info, **kwargs):
