@@ -34,6 +34,7 @@ from ._common import (
     count_money_action,
     create_once,
     gid,
+    is_member,
     post_card,
     tell,
     update_card,
@@ -133,8 +134,8 @@ def _send(*, sender: Any, conversation_id: object, amount: object, key: str, rec
 
 def _locked_for_recipient(user: Any, transfer_id: int) -> FriendTransfer:
     transfer = FriendTransfer.objects.select_for_update().filter(pk=transfer_id).first()
-    if transfer is None or user.pk not in (transfer.sender_id, transfer.recipient_id):
-        raise NotFound(field="transferId")
+    if transfer is None or not is_member(transfer.conversation_id, user.pk):
+        raise NotFound(field="transferId")  # strangers, and people who left the conversation
     if user.pk != transfer.recipient_id:
         raise NotParticipant("Only the recipient can accept or decline.", field="transferId")
     if transfer.status != FriendTransfer.Status.PENDING:
