@@ -11,7 +11,7 @@ from backend.accounts.ids import user_gid
 from backend.chat import services as chat_services
 from backend.chat.models import Conversation, Membership
 from backend.core import ratelimit
-from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.notifications.services import notify
 from backend.wallet import services as wallet_services
@@ -117,8 +117,3 @@ def tell(user_ids: Any, *, event: str, title: str, body: str, payload: dict, con
 
 def gid(user_id: int | None) -> str | None:
     return user_gid(user_id)
-
-
-def field_error(exc: DomainError, field: str) -> DomainError:
-    exc.field = field
-    return exc
