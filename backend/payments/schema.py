@@ -21,6 +21,20 @@ def _plain(value: object) -> object:
     return getattr(value, "value", value)
 
 
+class _StoredStatus:
+    @staticmethod
+    def resolve_status(root, info):
+        return _plain(root.status)
+
+
+class _ConversationObject(_StoredStatus):
+    """Resolvers every payments object type shares: its conversation's id and its status as stored."""
+
+    @staticmethod
+    def resolve_conversation_id(root, info):
+        return encode_id(CONVERSATION, root.conversation_id)
+
+
 def _conversation_pk(value: object) -> int:
     return decode_id(value, type_name=CONVERSATION, field="conversationId")
 
@@ -46,7 +60,7 @@ class RedPacketGrab(graphene.ObjectType):
         return user_gid(root.user_id)
 
 
-class RedPacket(graphene.ObjectType):
+class RedPacket(_ConversationObject, graphene.ObjectType):
     """A red packet. `seedHash` is published at once, `seed` when it closes: recompute the split with the
     documented double-mean method (docs/payments.md) and check nothing was changed after sending."""
 
@@ -76,20 +90,12 @@ class RedPacket(graphene.ObjectType):
         return selectors.red_packets_visible_to(require_user(info).pk).filter(pk=id).first()
 
     @staticmethod
-    def resolve_conversation_id(root, info):
-        return encode_id(CONVERSATION, root.conversation_id)
-
-    @staticmethod
     def resolve_sender_id(root, info):
         return user_gid(root.sender_id)
 
     @staticmethod
     def resolve_amount(root, info):
         return root.total
-
-    @staticmethod
-    def resolve_status(root, info):
-        return _plain(root.status)
 
     @staticmethod
     def resolve_kind(root, info):
@@ -119,7 +125,7 @@ class FriendTransferStatus(graphene.Enum):
     REFUNDED = "refunded"
 
 
-class FriendTransfer(graphene.ObjectType):
+class FriendTransfer(_ConversationObject, graphene.ObjectType):
     """好友转账: on hold until the recipient accepts or declines; refunded if not accepted within 24 hours."""
 
     class Meta:
@@ -140,20 +146,12 @@ class FriendTransfer(graphene.ObjectType):
         return selectors.transfers_visible_to(require_user(info).pk).filter(pk=id).first()
 
     @staticmethod
-    def resolve_conversation_id(root, info):
-        return encode_id(CONVERSATION, root.conversation_id)
-
-    @staticmethod
     def resolve_sender_id(root, info):
         return user_gid(root.sender_id)
 
     @staticmethod
     def resolve_recipient_id(root, info):
         return user_gid(root.recipient_id)
-
-    @staticmethod
-    def resolve_status(root, info):
-        return _plain(root.status)
 
 
 class AaShareStatus(graphene.Enum):
@@ -166,7 +164,7 @@ class AaShareStatus(graphene.Enum):
     VOID = "void"
 
 
-class AaShare(graphene.ObjectType):
+class AaShare(_StoredStatus, graphene.ObjectType):
     """One participant's part of an AA bill."""
 
     id = graphene.ID(required=True)
@@ -183,10 +181,6 @@ class AaShare(graphene.ObjectType):
     @staticmethod
     def resolve_participant_id(root, info):
         return user_gid(root.participant_id)
-
-    @staticmethod
-    def resolve_status(root, info):
-        return _plain(root.status)
 
     @staticmethod
     def resolve_in_settle_up(root, info):
@@ -207,7 +201,7 @@ class AaBillStatus(graphene.Enum):
     CANCELLED = "cancelled"
 
 
-class AaBill(graphene.ObjectType):
+class AaBill(_ConversationObject, graphene.ObjectType):
     """AA收款: a total split among members; each pays their share, declines, or is marked paid offline."""
 
     class Meta:
@@ -229,10 +223,6 @@ class AaBill(graphene.ObjectType):
         return selectors.bills_visible_to(require_user(info).pk).filter(pk=id).first()
 
     @staticmethod
-    def resolve_conversation_id(root, info):
-        return encode_id(CONVERSATION, root.conversation_id)
-
-    @staticmethod
     def resolve_creator_id(root, info):
         return user_gid(root.creator_id)
 
@@ -243,10 +233,6 @@ class AaBill(graphene.ObjectType):
     @staticmethod
     def resolve_method(root, info):
         return _plain(root.method)
-
-    @staticmethod
-    def resolve_status(root, info):
-        return _plain(root.status)
 
     @staticmethod
     def resolve_shares(root, info):
@@ -287,7 +273,7 @@ class SettleUpTransfer(graphene.ObjectType):
         return root.status == "paid"
 
 
-class SettleUp(graphene.ObjectType):
+class SettleUp(_ConversationObject, graphene.ObjectType):
     """The fewest transfers that clear the conversation's open AA bills; each debtor pays theirs in one tap."""
 
     class Meta:
@@ -301,14 +287,6 @@ class SettleUp(graphene.ObjectType):
     @classmethod
     def get_node(cls, info, id):
         return selectors.settlements_visible_to(require_user(info).pk).filter(pk=id).first()
-
-    @staticmethod
-    def resolve_conversation_id(root, info):
-        return encode_id(CONVERSATION, root.conversation_id)
-
-    @staticmethod
-    def resolve_status(root, info):
-        return _plain(root.status)
 
     @staticmethod
     def resolve_transfers(root, info):

@@ -158,3 +158,19 @@ def test_graphql_send_grab_read_and_scoping(people, client):
     read = gql(bob, READ, {"id": packet_id})["redPacket"]
     assert read["grabbedAmount"] == 500 and read["bestLuckUserId"] is not None
     assert gql(eve, READ, {"id": packet_id}) is None or gql(eve, READ, {"id": packet_id})["redPacket"] is None
+
+
+def test_scanning_jobs_are_registered_and_run_by_run_due_jobs(people, capsys):
+    from django.core.management import call_command
+
+    from backend.notifications import schedule
+
+    names = {job.name for job in schedule.periodic_jobs()}
+    assert {"payments.expire_red_packets", "payments.expire_transfers", "payments.remind_due_bills"} <= names
+    ada, bob, cyd, _ = people
+    packet = send(ada, group_of(ada, bob, cyd), amount=500, count=2, key="jobs-0001")
+    call_command("run_due_jobs", advance="25h", job=["payments.expire_red_packets"])
+    call_command("run_due_jobs", advance="26h", job=["payments.expire_red_packets"])  # again: nothing twice
+    packet.refresh_from_db()
+    assert packet.status == "expired" and packet.refunded_amount == 500 and balance(ada) == (10_000, 0)
+    assert "ok      payments.expire_red_packets: 1" in capsys.readouterr().out

@@ -104,6 +104,9 @@ def test_transfer_bad_input_moves_nothing(pair):
     assert snapshot() == before
     to_cyd = send(ada, group, key="good-0001", recipient_id=cyd.pk)
     assert codes(services.accept_transfer, user=eve, transfer_id=to_cyd.pk) == "NOT_FOUND"
+    assert codes(services.accept_transfer, user=bob, transfer_id=to_cyd.pk) == "NOT_PARTICIPANT"
+    chat.leave_conversation(conversation_id=group.pk, user=cyd)
+    assert codes(services.accept_transfer, user=cyd, transfer_id=to_cyd.pk) == "NOT_FOUND"
 
 
 def test_frozen_payee_is_a_generic_refusal(pair):

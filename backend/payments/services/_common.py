@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, transaction
 
 from backend.accounts.ids import user_gid
 from backend.chat import services as chat_services
 from backend.chat.models import Conversation, Membership
 from backend.core import ratelimit
-from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.notifications.services import notify
 from backend.wallet import services as wallet_services
@@ -16,6 +19,7 @@ from backend.wallet import services as wallet_services
 from ..limits import payments_setting
 
 OWNER = "payments"  # the card owner chat checks in update_card
+T = TypeVar("T")
 
 
 class NotParticipant(PermissionDenied):
@@ -38,6 +42,23 @@ def client_key(value: object) -> str:
     if not isinstance(value, str) or not wallet_services.PUBLIC_KEY_RE.match(value):
         raise wallet_services.IdempotencyKeyInvalid(field="idempotencyKey")
     return value
+
+
+def create_once(model: type[T], lookup: dict, create: Callable[[], T]) -> tuple[T, bool]:
+    """Idempotent creation by the caller's key: (the object, replayed). A replay returns the first object
+    without re-validating; `create` (validation, then the writes) runs in one transaction, and when the same
+    key races in twice the unique constraint lets one win and the other returns the winner's object."""
+    existing = model.objects.filter(**lookup).first()
+    if existing is not None:
+        return existing, True
+    try:
+        with transaction.atomic():
+            return create(), False
+    except IntegrityError:
+        existing = model.objects.filter(**lookup).first()
+        if existing is None:
+            raise
+        return existing, True
 
 
 def count_money_action(user: Any) -> None:
@@ -96,8 +117,3 @@ def tell(user_ids: Any, *, event: str, title: str, body: str, payload: dict, con
 
 def gid(user_id: int | None) -> str | None:
     return user_gid(user_id)
-
-
-def field_error(exc: DomainError, field: str) -> DomainError:
-    exc.field = field
-    return exc

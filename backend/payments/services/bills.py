@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from backend.chat.models import Conversation
 from backend.core import clock
@@ -37,6 +37,7 @@ from ._common import (
     client_key,
     conversation_of_member,
     count_money_action,
+    create_once,
     gid,
     is_member,
     post_card,
@@ -155,9 +156,13 @@ def create_bill(*, creator: Any, conversation_id: object, title: object, amount:
                 participants: object, idempotency_key: object) -> tuple[Bill, bool]:
     """Bill members for a total. The creator may be among the participants (their part is marked own)."""
     key = client_key(idempotency_key)
-    existing = Bill.objects.filter(creator=creator, idempotency_key=key).first()
-    if existing is not None:
-        return existing, True
+    return create_once(Bill, {"creator": creator, "idempotency_key": key}, lambda: _create(
+        creator=creator, conversation_id=conversation_id, title=title, amount=amount, method=method,
+        participants=participants, key=key))
+
+
+def _create(*, creator: Any, conversation_id: object, title: object, amount: object, method: object,
+            participants: object, key: str) -> Bill:
     total = wallet.validate_amount(amount)
     title = _title(title)
     conversation = conversation_of_member(conversation_id, creator.pk)
@@ -169,28 +174,21 @@ def create_bill(*, creator: Any, conversation_id: object, title: object, amount:
     parts = split_bill(total, method, _participants(participants, conversation))
     if set(parts) == {creator.pk}:
         raise ValidationFailed("Bill at least one other member.", code="PARTICIPANTS_INVALID", field="participants")
-    try:
-        with transaction.atomic():
-            bill = Bill.objects.create(conversation=conversation, creator=creator, title=title, total=total,
-                                       method=method, idempotency_key=key)
-            Share.objects.bulk_create([
-                Share(bill=bill, participant_id=uid, amount=part,
-                      status=Share.Status.OWN if uid == creator.pk else Share.Status.PENDING)
-                for uid, part in parts.items()
-            ])
-            post_card(bill, sender=creator, kind="aa_bill", id_field="bill_id", type_name=TYPE, title=title,
-                      state=card_state(bill))
-            for uid, part in parts.items():
-                if uid != creator.pk:
-                    tell([uid], event="payments.bill_created", title=f"AA收款：{title}",
-                         body=f"{creator.display_name} 请你支付 {format_fen(part)}。",
-                         payload={"id": encode_id(TYPE, bill.pk)}, conversation_id=conversation.pk)
-    except IntegrityError:
-        existing = Bill.objects.filter(creator=creator, idempotency_key=key).first()
-        if existing is None:
-            raise
-        return existing, True
-    return bill, False
+    bill = Bill.objects.create(conversation=conversation, creator=creator, title=title, total=total,
+                               method=method, idempotency_key=key)
+    Share.objects.bulk_create([
+        Share(bill=bill, participant_id=uid, amount=part,
+              status=Share.Status.OWN if uid == creator.pk else Share.Status.PENDING)
+        for uid, part in parts.items()
+    ])
+    post_card(bill, sender=creator, kind="aa_bill", id_field="bill_id", type_name=TYPE, title=title,
+              state=card_state(bill))
+    for uid, part in parts.items():
+        if uid != creator.pk:
+            tell([uid], event="payments.bill_created", title=f"AA收款：{title}",
+                 body=f"{creator.display_name} 请你支付 {format_fen(part)}。",
+                 payload={"id": encode_id(TYPE, bill.pk)}, conversation_id=conversation.pk)
+    return bill
 
 
 def _lock_bill(bill_id: int, user: Any) -> Bill:
@@ -211,6 +209,15 @@ def _lock_share(share_id: int, user: Any) -> tuple[Bill, Share]:
 def _open(bill: Bill) -> None:
     if bill.status != Bill.Status.OPEN:
         raise BillNotOpen(field="billId")
+
+
+def _check_pending(bill: Bill, share: Share) -> None:
+    """The share can still be paid, declined or marked: its bill is open, no settle-up covers it."""
+    _open(bill)
+    if share.settlement_id is not None:
+        raise ShareInSettlement(field="shareId")
+    if share.status != Share.Status.PENDING:
+        raise AlreadyResolved(field="shareId")
 
 
 def finish_if_done(bill: Bill) -> None:
@@ -238,11 +245,7 @@ def pay_share(*, user: Any, share_id: int, risk_confirmation: object = None) -> 
             raise NotParticipant("You can only pay your own share.", field="shareId")
         if share.status == Share.Status.PAID and share.settlement_id is None:
             return share  # already paid (a retry): nothing moves again
-        _open(bill)
-        if share.settlement_id is not None:
-            raise ShareInSettlement(field="shareId")
-        if share.status != Share.Status.PENDING:
-            raise AlreadyResolved(field="shareId")
+        _check_pending(bill, share)
         risk.check_payee(payer_id=user.pk, payee_id=bill.creator_id, amount=share.amount,
                          confirmation=risk_confirmation)
         source = wallet.ensure_wallet(user_id=user.pk)
@@ -266,11 +269,7 @@ def decline_share(*, user: Any, share_id: int) -> Share:
         bill, share = _lock_share(share_id, user)
         if share.participant_id != user.pk:
             raise NotParticipant("You can only decline your own share.", field="shareId")
-        _open(bill)
-        if share.settlement_id is not None:
-            raise ShareInSettlement(field="shareId")
-        if share.status != Share.Status.PENDING:
-            raise AlreadyResolved(field="shareId")
+        _check_pending(bill, share)
         share.status = Share.Status.DECLINED
         share.save(update_fields=["status"])
         tell([bill.creator_id], event="payments.share_declined", title=f"AA收款：{bill.title}",
@@ -286,11 +285,7 @@ def mark_paid_offline(*, user: Any, share_id: int) -> Share:
         bill, share = _lock_share(share_id, user)
         if bill.creator_id != user.pk:
             raise NotParticipant("Only the creator can mark a share paid.", field="shareId")
-        _open(bill)
-        if share.settlement_id is not None:
-            raise ShareInSettlement(field="shareId")
-        if share.status != Share.Status.PENDING:
-            raise AlreadyResolved(field="shareId")
+        _check_pending(bill, share)
         share.status, share.paid_at = Share.Status.PAID_OFFLINE, clock.now()
         share.save(update_fields=["status", "paid_at"])
         tell([share.participant_id], event="payments.share_marked_paid", title=f"AA收款：{bill.title}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from backend.chat.models import Conversation
 from backend.core import clock
@@ -34,6 +34,7 @@ from ._common import (
     client_key,
     conversation_of_member,
     count_money_action,
+    create_once,
     gid,
     is_member,
     post_card,
@@ -128,9 +129,13 @@ def send_red_packet(*, sender: Any, conversation_id: object, kind: object, amoun
 
     In a one-to-one chat the packet is a payment to that person, so it passes the risk check first."""
     key = client_key(idempotency_key)
-    existing = RedPacket.objects.filter(sender=sender, idempotency_key=key).first()
-    if existing is not None:
-        return existing, True
+    return create_once(RedPacket, {"sender": sender, "idempotency_key": key}, lambda: _send(
+        sender=sender, conversation_id=conversation_id, kind=kind, amount=amount, count=count, key=key,
+        greeting=greeting, risk_confirmation=risk_confirmation))
+
+
+def _send(*, sender: Any, conversation_id: object, kind: object, amount: object, count: object, key: str,
+          greeting: object, risk_confirmation: object) -> RedPacket:
     count_money_action(sender)
     if kind not in RedPacket.Kind.values:
         raise ValidationFailed("A red packet is fixed or lucky.", code="PACKET_KIND_INVALID", field="kind")
@@ -144,29 +149,22 @@ def send_red_packet(*, sender: Any, conversation_id: object, kind: object, amoun
     seed = rules.new_seed()
     parts = rules.lucky_split(total, count, seed) if kind == RedPacket.Kind.LUCKY else split_equally(total, count)
     now = clock.now()
-    try:
-        with transaction.atomic():
-            escrow = wallet.system_account(LedgerAccount.Kind.PAYMENTS_ESCROW)
-            packet = RedPacket.objects.create(
-                conversation=conversation, sender=sender, kind=kind, total=total, count=count, greeting=greeting,
-                parts=parts, seed=seed.hex(), seed_hash=rules.seed_hash(seed), idempotency_key=key,
-                created_at=now, expires_at=now + dt.timedelta(hours=payments_setting("PACKET_EXPIRY_HOURS")),
-            )
-            source = wallet.ensure_wallet(user_id=sender.pk)
-            packet.send_entry = wallet.transfer(
-                source_id=source.pk, destination_id=escrow.pk, amount=total, kind="red_packet",
-                idempotency_key=f"payments:packet:{packet.pk}:send", memo=f"红包 {greeting}"[:140],
-                initiated_by_id=sender.pk,
-            ).entry
-            packet.save(update_fields=["send_entry"])
-            post_card(packet, sender=sender, kind="red_packet", id_field="red_packet_id", type_name=TYPE,
-                      title=greeting, state=card_state(packet))
-    except IntegrityError:  # the same key sent twice at once: the first one won
-        existing = RedPacket.objects.filter(sender=sender, idempotency_key=key).first()
-        if existing is None:
-            raise
-        return existing, True
-    return packet, False
+    escrow = wallet.system_account(LedgerAccount.Kind.PAYMENTS_ESCROW)
+    packet = RedPacket.objects.create(
+        conversation=conversation, sender=sender, kind=kind, total=total, count=count, greeting=greeting,
+        parts=parts, seed=seed.hex(), seed_hash=rules.seed_hash(seed), idempotency_key=key,
+        created_at=now, expires_at=now + dt.timedelta(hours=payments_setting("PACKET_EXPIRY_HOURS")),
+    )
+    source = wallet.ensure_wallet(user_id=sender.pk)
+    packet.send_entry = wallet.transfer(
+        source_id=source.pk, destination_id=escrow.pk, amount=total, kind="red_packet",
+        idempotency_key=f"payments:packet:{packet.pk}:send", memo=f"红包 {greeting}"[:140],
+        initiated_by_id=sender.pk,
+    ).entry
+    packet.save(update_fields=["send_entry"])
+    post_card(packet, sender=sender, kind="red_packet", id_field="red_packet_id", type_name=TYPE,
+              title=greeting, state=card_state(packet))
+    return packet
 
 
 def grab_red_packet(*, user: Any, packet_id: int) -> RedPacketGrab:

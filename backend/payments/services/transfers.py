@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 
 from backend.chat.models import Conversation
@@ -32,7 +32,9 @@ from ._common import (
     client_key,
     conversation_of_member,
     count_money_action,
+    create_once,
     gid,
+    is_member,
     post_card,
     tell,
     update_card,
@@ -93,9 +95,13 @@ def send_transfer(*, sender: Any, conversation_id: object, amount: object, idemp
                   ) -> tuple[FriendTransfer, bool]:
     """Send money to a member of the conversation; it waits on hold until they accept. (transfer, replayed)"""
     key = client_key(idempotency_key)
-    existing = FriendTransfer.objects.filter(sender=sender, idempotency_key=key).first()
-    if existing is not None:
-        return existing, True
+    return create_once(FriendTransfer, {"sender": sender, "idempotency_key": key}, lambda: _send(
+        sender=sender, conversation_id=conversation_id, amount=amount, key=key, recipient_id=recipient_id,
+        note=note, risk_confirmation=risk_confirmation))
+
+
+def _send(*, sender: Any, conversation_id: object, amount: object, key: str, recipient_id: object, note: object,
+          risk_confirmation: object) -> FriendTransfer:
     count_money_action(sender)
     amount = wallet.validate_amount(amount)
     note = wallet.clean_memo(note)
@@ -103,40 +109,33 @@ def send_transfer(*, sender: Any, conversation_id: object, amount: object, idemp
     recipient = _recipient(conversation, sender, recipient_id)
     risk.check_payee(payer_id=sender.pk, payee_id=recipient, amount=amount, confirmation=risk_confirmation)
     now = clock.now()
-    try:
-        with transaction.atomic():
-            source = wallet.ensure_wallet(user_id=sender.pk)
-            destination = wallet.ensure_wallet(user_id=recipient)
-            wallet.lock_accounts([source.pk])  # one sender at a time: the daily sum cannot be raced past
-            _check_daily_limit(sender, amount)
-            transfer = FriendTransfer.objects.create(
-                conversation=conversation, sender=sender, recipient_id=recipient, amount=amount, note=note,
-                idempotency_key=key, created_at=now,
-                expires_at=now + dt.timedelta(hours=payments_setting("TRANSFER_EXPIRY_HOURS")),
-            )
-            transfer.hold = wallet.place_hold(
-                source_id=source.pk, destination_id=destination.pk, amount=amount, kind="friend_transfer",
-                idempotency_key=f"payments:transfer:{transfer.pk}:hold", memo=note or "转账 Transfer",
-                initiated_by_id=sender.pk,
-            ).hold
-            transfer.save(update_fields=["hold"])
-            post_card(transfer, sender=sender, kind="transfer", id_field="transfer_id", type_name=TYPE,
-                      title="转账", state=card_state(transfer))
-            tell([recipient], event="payments.transfer_received", title="收到转账",
-                 body=f"{sender.display_name} 向你转账 {format_fen(amount)}，请在 24 小时内确认收款。",
-                 payload={"id": encode_id(TYPE, transfer.pk)}, conversation_id=conversation.pk)
-    except IntegrityError:
-        existing = FriendTransfer.objects.filter(sender=sender, idempotency_key=key).first()
-        if existing is None:
-            raise
-        return existing, True
-    return transfer, False
+    source = wallet.ensure_wallet(user_id=sender.pk)
+    destination = wallet.ensure_wallet(user_id=recipient)
+    wallet.lock_accounts([source.pk])  # one sender at a time: the daily sum cannot be raced past
+    _check_daily_limit(sender, amount)
+    transfer = FriendTransfer.objects.create(
+        conversation=conversation, sender=sender, recipient_id=recipient, amount=amount, note=note,
+        idempotency_key=key, created_at=now,
+        expires_at=now + dt.timedelta(hours=payments_setting("TRANSFER_EXPIRY_HOURS")),
+    )
+    transfer.hold = wallet.place_hold(
+        source_id=source.pk, destination_id=destination.pk, amount=amount, kind="friend_transfer",
+        idempotency_key=f"payments:transfer:{transfer.pk}:hold", memo=note or "转账 Transfer",
+        initiated_by_id=sender.pk,
+    ).hold
+    transfer.save(update_fields=["hold"])
+    post_card(transfer, sender=sender, kind="transfer", id_field="transfer_id", type_name=TYPE,
+              title="转账", state=card_state(transfer))
+    tell([recipient], event="payments.transfer_received", title="收到转账",
+         body=f"{sender.display_name} 向你转账 {format_fen(amount)}，请在 24 小时内确认收款。",
+         payload={"id": encode_id(TYPE, transfer.pk)}, conversation_id=conversation.pk)
+    return transfer
 
 
 def _locked_for_recipient(user: Any, transfer_id: int) -> FriendTransfer:
     transfer = FriendTransfer.objects.select_for_update().filter(pk=transfer_id).first()
-    if transfer is None or user.pk not in (transfer.sender_id, transfer.recipient_id):
-        raise NotFound(field="transferId")
+    if transfer is None or not is_member(transfer.conversation_id, user.pk):
+        raise NotFound(field="transferId")  # strangers, and people who left the conversation
     if user.pk != transfer.recipient_id:
         raise NotParticipant("Only the recipient can accept or decline.", field="transferId")
     if transfer.status != FriendTransfer.Status.PENDING:
