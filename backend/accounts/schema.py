@@ -14,9 +14,9 @@ from .models import User as UserModel
 
 AccountError = register_app_errors("Account", "backend.accounts")  # payload errors; code: AccountErrorCode
 
-KycLevel = graphene.Enum.from_enum(
-    UserModel.KycLevel, description="How far the user's identity is verified (the model's choices, so a "
-    "value read from the database and a value just assigned in Python both render).")
+# Built from the model's choices, so a value read from the database (1) and one just assigned in Python
+# (User.KycLevel.BASIC, as on sign-up) both render; a hand-written copy crashed on the latter.
+KycLevel = graphene.Enum.from_enum(UserModel.KycLevel, description="How far the user's identity is verified.")
 
 
 class Platform(graphene.Enum):
@@ -41,8 +41,8 @@ def _private(resolve):
 
 class User(graphene.ObjectType):
     """A user. Everyone sees the public fields; the private ones (phone, KYC, devices, …) are null unless the
-    user is the caller (`me`, or the `viewer` of a login payload). One global id per user everywhere: GraphQL,
-    socket frames and push data (opaque and not sequential, see accounts.ids)."""
+    user is the caller (`me`, or the `viewer` of a login payload). A user has one id everywhere: GraphQL,
+    socket frames and push data; it is opaque (not sequential, not the database key)."""
 
     class Meta:
         interfaces = (graphene.relay.Node,)
@@ -51,11 +51,12 @@ class User(graphene.ObjectType):
     display_name = graphene.String(required=True)
     avatar_url = graphene.String(required=True)
     is_client_manager = graphene.Boolean(required=True)
-    phone = graphene.String(description="Private: my own phone number.")
-    kyc_level = graphene.Field(KycLevel, description="Private.")
-    has_password = graphene.Boolean(description="Private.")
-    date_joined = graphene.DateTime(description="Private.")
-    devices = graphene.List(graphene.NonNull(lambda: Device), description="Private: my signed-in devices.")
+    phone = graphene.String(description="Mine only (null for other users): my phone number.")
+    kyc_level = graphene.Field(KycLevel, description="Mine only (null for other users).")
+    has_password = graphene.Boolean(description="Mine only (null for other users).")
+    date_joined = graphene.DateTime(description="Mine only (null for other users).")
+    devices = graphene.List(graphene.NonNull(lambda: Device),
+                            description="Mine only (null for other users): my signed-in devices.")
 
     @staticmethod
     def resolve_id(root: UserModel, info):

@@ -85,14 +85,14 @@ def camel_case_field(field: str | None) -> str | None:
 _CODE_SHAPE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 
 
-def declared_codes(package: str) -> dict[str, str]:
-    """Every error code an app's code declares, with a description: the `code` of each DomainError subclass
+def declared_codes(package: str) -> set[str]:
+    """Every error code an app's code declares: the `code` of each DomainError subclass
     defined in the package, and each literal `code="…"` passed when raising one (DomainError takes a code per
     instance). Read from the package's source, so a new code is in the enum without being listed anywhere."""
-    found: dict[str, str] = {}
+    found: set[str] = set()
     for error in _subclasses(DomainError):
         if error.__module__ == package or error.__module__.startswith(package + "."):
-            found.setdefault(error.code, error.default_message)
+            found.add(error.code)
     root = Path(importlib.import_module(package).__file__).parent
     for path in sorted(root.rglob("*.py")):
         if "migrations" in path.parts or "tests" in path.parts:
@@ -100,7 +100,7 @@ def declared_codes(package: str) -> dict[str, str]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             for value in _code_literals(node):
                 if _CODE_SHAPE.match(value):
-                    found.setdefault(value, "")
+                    found.add(value)
     return found
 
 

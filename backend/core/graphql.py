@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ _app_errors: list[AppErrors] = []
 CORE_PACKAGE = "backend.core"
 
 
-def _error_type(prefix: str, codes: dict[str, str], description: str) -> type[graphene.ObjectType]:
+def _error_type(prefix: str, codes: set[str], description: str) -> type[graphene.ObjectType]:
     enum = graphene.Enum(
         f"{prefix}ErrorCode",
         [(code, code) for code in sorted(codes)],
@@ -93,16 +94,12 @@ def app_errors_for(module: str) -> AppErrors:
     return _core_errors()
 
 
-_core: list[AppErrors] = []
-
-
+@functools.cache
 def _core_errors() -> AppErrors:
     """Mutations outside a registered app (none in the schema today) get the generic codes only."""
-    if not _core:
-        codes = declared_codes(CORE_PACKAGE)
-        _core.append(AppErrors(packages=(CORE_PACKAGE,), codes=frozenset(codes), error_type=_error_type(
-            "", codes, "Generic error codes.")))
-    return _core[0]
+    codes = declared_codes(CORE_PACKAGE)
+    return AppErrors(packages=(CORE_PACKAGE,), codes=frozenset(codes),
+                     error_type=_error_type("", codes, "Generic error codes."))
 
 
 def registered_app_errors() -> list[AppErrors]:
