@@ -309,7 +309,8 @@ class Query(graphene.ObjectType):
     my_circles = graphene.List(graphene.NonNull(Circle), required=True)
     my_circle_invitations = graphene.List(graphene.NonNull(CircleJoinRequest), required=True)
     public_circles = graphene.Field(CircleConnection, required=True, first=graphene.Int(default_value=50),
-                                    after=graphene.String(), kind=CircleKind())
+                                    after=graphene.String(), kind=CircleKind(),
+                                    search=graphene.String(description="Part of the name."))
     circle = graphene.Field(Circle, id=graphene.ID(required=True),
                             description="Public circles and mine; anything else is null.")
     circle_members = graphene.Field(CircleMemberConnection, required=True, circle_id=graphene.ID(required=True),
@@ -361,13 +362,17 @@ class Query(graphene.ObjectType):
                     .exclude(invited_by_id__in=selectors.blocked_ids(user.pk))[:100])
 
     @staticmethod
-    def resolve_public_circles(root, info, first=50, after=None, kind=None):
+    def resolve_public_circles(root, info, first=50, after=None, kind=None, search=None):
         require_user(info)
         size = pagination.page_size(first)
         after_id = pagination.decode_int_cursor(after, kind="circle")
         rows = CircleModel.objects.filter(visibility=CircleModel.Visibility.PUBLIC).order_by("-id")
         if kind is not None:
             rows = rows.filter(kind=_v(kind))
+        if search:
+            if not isinstance(search, str) or len(search) > 64:
+                raise ValidationFailed("Search for up to 64 characters.", code="INVALID_SEARCH", field="search")
+            rows = rows.filter(name__icontains=search.strip())
         if after_id is not None:
             rows = rows.filter(id__lt=after_id)
         rows = list(rows[: size + 1])
