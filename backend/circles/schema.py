@@ -5,6 +5,7 @@ only for members; a post, comment or event outside what the caller may see is NO
 from __future__ import annotations
 
 import graphene
+from django.contrib.auth import get_user_model
 from graphene.types.generic import GenericScalar
 
 from backend.accounts.ids import decode_user
@@ -326,8 +327,6 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_my_friends(root, info):
         user = require_user(info)
-        from django.contrib.auth import get_user_model
-
         return list(get_user_model().objects.filter(pk__in=selectors.friend_ids(user.pk))
                     .order_by("display_name", "id")[:5000])  # WeChat's cap on friends
 
