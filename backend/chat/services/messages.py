@@ -21,6 +21,7 @@ from .. import events, limits
 from ..models import Conversation, Membership, Message, MessageRevision
 from ._base import (
     Kind,
+    Muted,
     NotAllowed,
     ReadOnlyConversation,
     Role,
@@ -141,6 +142,9 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
                 return SendResult(original, created=False)
             if check_sender and conversation.kind == Kind.SERVICE and seat.role == Role.MEMBER:
                 raise ReadOnlyConversation()
+            if conversation.kind == Kind.CIRCLE and conversation.key and not reach.may_send(conversation.key,
+                                                                                            sender.pk):
+                raise Muted()
             members = _active_members(conversation)
             blockers: list[int] = []
             if conversation.kind == Kind.DIRECT:
