@@ -451,6 +451,9 @@ async def _deliver_missing(consumer: QuanziSocketConsumer, conversation: int, up
         if message.seq > consumer.chat_seen.get(conversation, 0):
             consumer.chat_seen[conversation] = message.seq
             await consumer.send_frame(events.message_frame(message))
+    # Seqs up to the head that the database did not return are hidden from this user (a blocked peer's
+    # messages, core.reach): count them as seen so every heartbeat does not look for them again.
+    consumer.chat_seen[conversation] = max(consumer.chat_seen.get(conversation, 0), found.head)
 
 
 async def on_chat_message(consumer: QuanziSocketConsumer, event: dict) -> None:

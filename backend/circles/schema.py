@@ -5,11 +5,12 @@ only for members; a post, comment or event outside what the caller may see is NO
 from __future__ import annotations
 
 import graphene
+from django.contrib.auth import get_user_model
 from graphene.types.generic import GenericScalar
 
 from backend.accounts.ids import decode_user
-from backend.chat.events import conversation_gid
 from backend.accounts.schema import User as UserType
+from backend.chat.events import conversation_gid
 from backend.chat.schema import MemberRole as CircleRole  # the same owner/admin/member roles
 from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
@@ -309,7 +310,8 @@ class Query(graphene.ObjectType):
     my_circles = graphene.List(graphene.NonNull(Circle), required=True)
     my_circle_invitations = graphene.List(graphene.NonNull(CircleJoinRequest), required=True)
     public_circles = graphene.Field(CircleConnection, required=True, first=graphene.Int(default_value=50),
-                                    after=graphene.String(), kind=CircleKind())
+                                    after=graphene.String(), kind=CircleKind(),
+                                    search=graphene.String(description="Part of the name."))
     circle = graphene.Field(Circle, id=graphene.ID(required=True),
                             description="Public circles and mine; anything else is null.")
     circle_members = graphene.Field(CircleMemberConnection, required=True, circle_id=graphene.ID(required=True),
@@ -325,8 +327,6 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_my_friends(root, info):
         user = require_user(info)
-        from django.contrib.auth import get_user_model
-
         return list(get_user_model().objects.filter(pk__in=selectors.friend_ids(user.pk))
                     .order_by("display_name", "id")[:5000])  # WeChat's cap on friends
 
@@ -361,13 +361,17 @@ class Query(graphene.ObjectType):
                     .exclude(invited_by_id__in=selectors.blocked_ids(user.pk))[:100])
 
     @staticmethod
-    def resolve_public_circles(root, info, first=50, after=None, kind=None):
+    def resolve_public_circles(root, info, first=50, after=None, kind=None, search=None):
         require_user(info)
         size = pagination.page_size(first)
         after_id = pagination.decode_int_cursor(after, kind="circle")
         rows = CircleModel.objects.filter(visibility=CircleModel.Visibility.PUBLIC).order_by("-id")
         if kind is not None:
             rows = rows.filter(kind=_v(kind))
+        if search:
+            if not isinstance(search, str) or len(search) > 64:
+                raise ValidationFailed("Search for up to 64 characters.", code="INVALID_SEARCH", field="search")
+            rows = rows.filter(name__icontains=search.strip())
         if after_id is not None:
             rows = rows.filter(id__lt=after_id)
         rows = list(rows[: size + 1])

@@ -79,6 +79,15 @@ def may_contact(user_id: int, other_id: int) -> bool:
             or is_client_manager_of(user_id, other_id))
 
 
+def may_send_in_circle_chat(conversation_key: str, user_id: int) -> bool:
+    """The core.reach send policy: a member muted by a circle admin may not post in the circle chat."""
+    kind, _, raw = conversation_key.partition(":")
+    if kind != "circle" or not raw.isdigit():
+        return True
+    return not CircleMember.objects.filter(circle_id=int(raw), user_id=user_id, left_at__isnull=True,
+                                           muted_until__gt=clock.now()).exists()
+
+
 # --- circles ------------------------------------------------------------------------------------------
 
 

@@ -16,8 +16,11 @@ from collections.abc import Callable
 ContactPolicy = Callable[[int, int], bool]
 BlockLookup = Callable[[int, int], "dt.datetime | None"]
 
+SendPolicy = Callable[[str, int], bool]
+
 _contact_policies: list[ContactPolicy] = []
 _block_lookups: list[BlockLookup] = []
+_send_policies: list[SendPolicy] = []
 
 
 def register_contact_policy(may_contact_fn: ContactPolicy, *, blocked_since_fn: BlockLookup | None = None) -> None:
@@ -27,6 +30,17 @@ def register_contact_policy(may_contact_fn: ContactPolicy, *, blocked_since_fn: 
         _contact_policies.append(may_contact_fn)
     if blocked_since_fn is not None and blocked_since_fn not in _block_lookups:
         _block_lookups.append(blocked_since_fn)
+
+
+def register_send_policy(may_send_fn: SendPolicy) -> None:
+    """Register `may_send_fn(conversation_key, user_id) -> bool` for conversations whose membership another app
+    manages (e.g. circles muting a member of "circle:<id>")."""
+    if may_send_fn not in _send_policies:
+        _send_policies.append(may_send_fn)
+
+
+def may_send(conversation_key: str, user_id: int) -> bool:
+    return all(policy(conversation_key, user_id) for policy in _send_policies)
 
 
 def may_contact(user_id: int, other_id: int) -> bool:

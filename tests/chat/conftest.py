@@ -53,3 +53,4 @@ def _chat_alone(monkeypatch):
 
     monkeypatch.setattr(reach, "_contact_policies", [])
     monkeypatch.setattr(reach, "_block_lookups", [])
+    monkeypatch.setattr(reach, "_send_policies", [])

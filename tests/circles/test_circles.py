@@ -107,6 +107,12 @@ def test_roles_removal_mute_and_ownership(people):
     assert code_of(services.remove_member, actor=bob, circle_id=circle.pk, user_id=ada.pk) == "NOT_ALLOWED"
     services.mute_member(actor=bob, circle_id=circle.pk, user_id=cyd.pk, hours=2)
     assert code_of(services.create_post, author=cyd, text="hi", circle_id=circle.pk) == "MUTED"
+    from backend.chat import services as chat
+
+    assert code_of(chat.send_message, conversation_id=circle.conversation_id, sender=cyd, client_msg_id="m1",
+                   text="let me talk") == "MUTED"  # the mute holds in the circle chat too
+    services.mute_member(actor=bob, circle_id=circle.pk, user_id=cyd.pk, hours=0)
+    assert chat.send_message(conversation_id=circle.conversation_id, sender=cyd, client_msg_id="m2", text="ok").created
     services.remove_member(actor=bob, circle_id=circle.pk, user_id=dan.pk)
     assert dan.pk not in chat_members(circle) and not selectors.seat_of(dan.pk, circle.pk)
     assert code_of(services.create_post, author=dan, text="still here?", circle_id=circle.pk) == "NOT_A_MEMBER"

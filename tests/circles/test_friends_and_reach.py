@@ -73,6 +73,7 @@ def test_blocking_applies_everywhere_and_says_nothing(people):
     befriend(ada, bob)
     direct = chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
     chat.send_message(conversation_id=direct.pk, sender=bob, client_msg_id="before", text="before the block")
+    chat.mark_read(conversation_id=direct.pk, user=ada, seq=1)
     circle = services.create_circle(owner=cyd, kind="interest", name="Chess")
     for user in (ada, bob):
         services.join_circle(user=user, circle_id=circle.pk)
@@ -90,6 +91,7 @@ def test_blocking_applies_everywhere_and_says_nothing(people):
     assert [m.body for m in chat_selectors.history(ada_seat)[0]] == ["before the block"]
     assert [m.body for m in chat_selectors.history(bob_seat)[0]] == ["before the block", "are you there?"]
     assert not Notification.objects.filter(recipient=ada, body__contains="are you there").exists()
+    assert chat_selectors.unread_count(chat_selectors.seat_of(ada.pk, direct.pk)) == 0  # nothing unread for Ada
     # cannot friend (answered like anyone else, never shown to Ada), find, invite or vouch
     request = services.send_friend_request(user=bob, to_user_id=ada.pk)
     assert request.status == FriendRequest.Status.PENDING

@@ -147,3 +147,17 @@ def test_only_admins_update_a_circle(gql, people):
     assert refused == {"circle": None, "errors": [{"code": "NOT_ALLOWED"}]}
     done = gql(doc, {"c": encode_id("Circle", circle.pk)}, token=token(ada))["data"]["updateCircle"]
     assert done == {"circle": {"joinPolicy": "APPROVAL", "description": "邻里"}, "errors": []}
+
+
+def test_public_circles_are_listed_and_searchable_hidden_ones_never(gql, people):
+    ada, bob, *_ = people
+    services.create_circle(owner=ada, kind="alumni", name="清华 2012")
+    services.create_circle(owner=ada, kind="community", name="望京 Neighbours")
+    services.create_circle(owner=ada, kind="alumni", name="清华 secret", visibility="hidden")
+    services.create_circle(owner=ada, kind="alumni", name="清华 invite", visibility="invite_only")
+    doc = "query Q($s: String, $k: CircleKind) { publicCircles(search: $s, kind: $k) { edges { node { name } } } }"
+    names = [e["node"]["name"] for e in gql(doc, {"s": "清华"}, token=token(bob))["data"]["publicCircles"]["edges"]]
+    assert names == ["清华 2012"]
+    by_kind = gql(doc, {"k": "COMMUNITY"}, token=token(bob))["data"]["publicCircles"]["edges"]
+    assert [e["node"]["name"] for e in by_kind] == ["望京 Neighbours"]
+

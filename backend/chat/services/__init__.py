@@ -9,6 +9,7 @@ Callers pass `actor=None` only from trusted server code (e.g. the circles app ma
 
 from ._base import (
     ManagedByCircle,
+    Muted,
     NotAllowed,
     NotSupportedForKind,
     ReadOnlyConversation,
@@ -35,7 +36,7 @@ from .read_state import mark_read, relay_typing, set_muted
 
 __all__ = [
     "CardVersionConflict", "update_card",
-    "ManagedByCircle", "NotAllowed", "NotSupportedForKind", "ReadOnlyConversation", "SendResult",
+    "ManagedByCircle", "Muted", "NotAllowed", "NotSupportedForKind", "ReadOnlyConversation", "SendResult",
     "add_members", "create_circle_conversation", "create_group", "leave_conversation",
     "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",
     "rename_conversation", "set_member_role",

@@ -44,6 +44,11 @@ class ManagedByCircle(PermissionDenied):
     default_message = "Membership of a circle chat follows the circle."
 
 
+class Muted(PermissionDenied):
+    code = "MUTED"
+    default_message = "An admin muted you in this conversation."
+
+
 @dataclass(frozen=True)
 class SendResult:
     message: Message

@@ -21,6 +21,7 @@ from .. import events, limits, selectors
 from ..models import Conversation, Membership, Message, MessageRevision
 from ._base import (
     Kind,
+    Muted,
     NotAllowed,
     ReadOnlyConversation,
     Role,
@@ -144,12 +145,16 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
                 return SendResult(original, created=False)
             if check_sender and conversation.kind == Kind.SERVICE and seat.role == Role.MEMBER:
                 raise ReadOnlyConversation()
+            if conversation.kind == Kind.CIRCLE and conversation.key and not reach.may_send(conversation.key,
+                                                                                            sender.pk):
+                raise Muted()
             members = _active_members(conversation)
+            blockers: list[int] = []
             if conversation.kind == Kind.DIRECT:
                 # A peer who blocked the sender is neither rung nor pushed (and history hides it from them):
                 # the sender's message is accepted as usual, so nothing tells them they are blocked.
-                members = [(uid, muted) for uid, muted in members
-                           if uid == sender.pk or reach.blocked_since(uid, sender.pk) is None]
+                blockers = [uid for uid, _ in members if uid != sender.pk and reach.blocked_since(uid, sender.pk)]
+                members = [(uid, muted) for uid, muted in members if uid not in blockers]
             if reply_to_seq is not None and not (seat.visible_from_seq <= reply_to_seq <= conversation.last_seq):
                 raise ValidationFailed("You can only reply to a message in this conversation.",
                                        code="INVALID_REPLY", field="replyToSeq")
@@ -159,6 +164,9 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
                               client_msg_id=client_msg_id, card_kind=card_kind, reply_to_seq=reply_to_seq,
                               mentions=mentions, members=members)
             Membership.objects.filter(pk=seat.pk, last_read_seq__lt=message.seq).update(last_read_seq=message.seq)
+            if blockers:  # a blocker who had read everything stays so: the hidden message is not "unread"
+                Membership.objects.filter(conversation=conversation, user_id__in=blockers,
+                                          last_read_seq=message.seq - 1).update(last_read_seq=message.seq)
             _push_idle_members(conversation, message, members, sender_name=sender.display_name,
                                preview=preview_of(message))
             return SendResult(message, created=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import urlparse
 
 from django.conf import settings
 
@@ -79,8 +80,6 @@ def clean_text(value: object, *, field: str, code: str, max_chars: int, required
 
 
 def clean_https_url(value: object, *, field: str, code: str, required: bool = False) -> str:
-    from urllib.parse import urlparse
-
     if value in (None, "") and not required:
         return ""
     if not isinstance(value, str) or len(value) > 500 or not text_rules.is_clean_line(value):

@@ -13,6 +13,7 @@ from backend.core import clock, ratelimit
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.phone import normalize_phone
 from backend.core.values import is_int
+from backend.notifications.services import notify
 
 from .. import selectors
 from ..models import Block, Discoverability, FriendRequest, Friendship, Vouch
@@ -59,8 +60,6 @@ def send_friend_request(*, user: Any, to_user_id: int, note: str = "") -> Friend
         except IntegrityError:
             return FriendRequest.objects.get(from_user=user, to_user=other, status=Status.PENDING)
     if not selectors.is_blocked_between(user.pk, other.pk):
-        from backend.notifications.services import notify
-
         notify(recipient_id=other.pk, kind="circle", event="circles.friend_request",
                title="好友申请 Friend request", body=f"{user.display_name}: {note}".strip(": "))
     return request
@@ -87,6 +86,8 @@ def accept_friend_request(*, user: Any, request_id: int) -> FriendRequest:
     with transaction.atomic():
         request = _incoming(user, request_id)
         _befriend(request)
+        notify(recipient_id=request.from_user_id, kind="circle", event="circles.friend_accepted",
+               title="好友申请已通过 Friend request accepted", body=user.display_name)
     return request
 
 

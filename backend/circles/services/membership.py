@@ -13,12 +13,14 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from backend.chat import services as chat
-from backend.core import clock
+from backend.core import clock, reach
+from backend.core.crypto import keyring
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.values import is_int
 from backend.notifications.services import notify
@@ -131,8 +133,6 @@ def _unseat_user(circle: Circle, seat: CircleMember, *, removed_by: int | None) 
     seat.left_at, seat.removed_by_id = now, removed_by
     seat.save(update_fields=["left_at", "removed_by"])
     Circle.objects.filter(pk=circle.pk).update(member_count=F("member_count") - 1)
-    from django.db.models import Q
-
     Vouch.objects.filter(Q(voucher_id=seat.user_id) | Q(vouchee_id=seat.user_id), circle=circle,
                          withdrawn_at__isnull=True).update(withdrawn_at=now)
     if circle.conversation_id:
@@ -218,15 +218,13 @@ def invite_user(*, actor: Any, circle_id: int, user_id: int) -> JoinRequest:
     """Invite someone I may contact. In open circles any member may invite; otherwise admins. The invitee
     accepts with `accept_invitation` (policy and verification still apply). Someone who blocked me looks
     like nobody (NOT_FOUND)."""
-    from backend.core import reach
-
     with transaction.atomic():
         circle = lock_circle(circle_id)
         seat = member_seat(circle, actor.pk)
         if circle.join_policy != Circle.JoinPolicy.OPEN:
             require_role(seat, *ADMINS)
         if not is_int(user_id) or user_id == actor.pk or not reach.may_contact(actor.pk, user_id) \
-                or not type(actor).objects.filter(pk=user_id, is_active=True).exists():
+                or not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
             raise NotFound(field="userId")
         if CircleMember.objects.filter(circle=circle, user_id=user_id, left_at__isnull=True).exists():
             raise AlreadyMember(field="userId")
@@ -375,8 +373,6 @@ def _verifiable_circle(user: Any, circle_id: int) -> Circle:
 def start_email_verification(*, user: Any, circle_id: int, email: str) -> VerificationRequest:
     """Send a 6-digit code to a school address of the circle's domain. The address itself is not stored
     (only its blind index, so one address cannot verify many accounts unnoticed)."""
-    from backend.core.crypto import keyring
-
     if not isinstance(email, str) or len(email) > 200 or email.count("@") != 1:
         raise ValidationFailed("Enter an e-mail address.", code="INVALID_EMAIL", field="email")
     email = email.strip().lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
@@ -124,7 +125,7 @@ def report_abuse(*, reporter: Any, reason: str, user_id: int | None = None, circ
         _visible_post(reporter, post_id)
     if circle_id is not None and not selectors.visible_circles(reporter.pk).filter(pk=circle_id).exists():
         raise NotFound(field="circleId")
-    if user_id is not None and not type(reporter).objects.filter(pk=user_id if is_int(user_id) else 0).exists():
+    if user_id is not None and not get_user_model().objects.filter(pk=user_id if is_int(user_id) else 0).exists():
         raise NotFound(field="userId")
     return AbuseReport.objects.create(reporter=reporter, reason=reason, target_user_id=user_id, circle_id=circle_id,
                                       post_id=post_id)
