@@ -158,3 +158,20 @@ def ops(client):
     staff = User.objects.create_superuser("+8613700009999", "ops-password-2026", display_name="Ops Wang")
     client.force_login(staff)
     return client, staff
+
+
+def befriend(a, b) -> None:
+    """Make two users friends through the real circles services: since circles, only friends (or circle
+    co-members, or a user's own client manager) may open a direct chat or be added to a group (core.reach)."""
+    from backend.circles import services as circles
+
+    request = circles.send_friend_request(user=a, to_user_id=b.pk, note="hi")
+    circles.accept_friend_request(user=b, request_id=request.pk)
+
+
+def open_direct_between_friends(a, b):
+    """A direct conversation between two users who are made friends first."""
+    from backend.chat import services as chat
+
+    befriend(a, b)
+    return chat.open_direct_conversation(user=a, other_user_id=b.pk)

@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from backend.accounts.models import User
-from backend.circles import services
 from backend.core.errors import DomainError
+from tests.conftest import befriend  # noqa: F401  (circles tests import it from here)
 
 _phones = itertools.count(1)
 
@@ -16,11 +16,6 @@ _phones = itertools.count(1)
 def new_user(name: str = "", **fields) -> User:
     n = next(_phones)
     return User.objects.create_user(f"+86137{n:08d}", display_name=name or f"user{n}", **fields)
-
-
-def befriend(a: User, b: User) -> None:
-    request = services.send_friend_request(user=a, to_user_id=b.pk, note="hi")
-    services.accept_friend_request(user=b, request_id=request.pk)
 
 
 def code_of(fn, **kwargs) -> str:

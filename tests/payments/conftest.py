@@ -13,6 +13,7 @@ from backend.payments.models import Bill, FriendTransfer, RedPacket, RedPacketGr
 from backend.wallet import services as wallet
 from backend.wallet.models import Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg
 from backend.wallet.selectors import reconcile
+from tests.conftest import befriend
 
 _n = itertools.count(1)
 
@@ -37,6 +38,8 @@ def balance(user: User) -> tuple[int, int]:
 
 
 def group_of(owner: User, *others: User, title: str = "饭局"):
+    for other in others:  # only friends (or circle co-members) may be added to a group (core.reach)
+        befriend(owner, other)
     return chat.create_group(owner=owner, title=title, member_ids=[u.pk for u in others])
 
 

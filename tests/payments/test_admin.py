@@ -3,10 +3,10 @@
 import pytest
 
 from backend.accounts.models import User, phone_index
-from backend.chat import services as chat
 from backend.payments import services
 from backend.payments.models import Bill
 from backend.wallet.models import RiskListChange, RiskListEntry
+from tests.conftest import open_direct_between_friends
 
 from .conftest import group_of
 
@@ -29,7 +29,7 @@ def test_payments_admin_lists_and_details_are_read_only(ops, people):
     services.grab_red_packet(user=bob, packet_id=packet.pk)
     bill, _ = services.create_bill(creator=ada, conversation_id=group.pk, title="咖啡", amount=200, method="equal",
                                    participants=[bob.pk, cyd.pk], idempotency_key="admin-bill-1")
-    direct = chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    direct = open_direct_between_friends(ada, bob)
     services.send_transfer(sender=ada, conversation_id=direct.pk, amount=100, idempotency_key="admin-xfer-1")
     services.start_settlement(user=ada, conversation_id=group.pk)
     for model in ("redpacket", "bill", "friendtransfer", "settlement"):

@@ -13,6 +13,7 @@ from backend.payments import services
 from backend.payments.models import Share
 from backend.wallet import services as wallet
 from backend.wallet.models import RiskListEntry
+from tests.conftest import open_direct_between_friends
 
 from .conftest import assert_ledger_ok, balance, codes, group_of, new_user, snapshot
 
@@ -96,7 +97,7 @@ def test_bill_bad_input_moves_nothing(people):
     ada, bob, cyd, dan = people
     eve = new_user("Eve")
     group = group_of(ada, bob, cyd)
-    direct = chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    direct = open_direct_between_friends(ada, bob)
     before = snapshot()
     cases = [
         ("CONVERSATION_KIND_NOT_SUPPORTED", dict(group=direct, participants=[bob.pk])),

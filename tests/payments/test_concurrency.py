@@ -16,6 +16,7 @@ from backend.core.errors import DomainError
 from backend.payments import services
 from backend.payments.models import RedPacket, RedPacketGrab
 from backend.wallet.models import LedgerAccount
+from tests.conftest import open_direct_between_friends
 
 from .conftest import assert_ledger_ok, fund, group_of, new_user
 
@@ -119,7 +120,6 @@ def test_accept_racing_the_24h_refund_moves_money_once(require_postgres):
     import random
     import time
 
-    from backend.chat import services as chat
     from backend.core import clock
     from backend.payments.models import FriendTransfer
 
@@ -130,7 +130,7 @@ def test_accept_racing_the_24h_refund_moves_money_once(require_postgres):
     recipients = [new_user() for _ in range(16)]
     transfers = []
     for n, recipient in enumerate(recipients):
-        direct = chat.open_direct_conversation(user=sender, other_user_id=recipient.pk)
+        direct = open_direct_between_friends(sender, recipient)
         transfers.append(services.send_transfer(sender=sender, conversation_id=direct.pk, amount=1_000 + n,
                                                 idempotency_key=f"race-transfer-{n}")[0])
     deadline = clock.now() + dt.timedelta(seconds=1)

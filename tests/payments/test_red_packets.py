@@ -14,6 +14,7 @@ from backend.notifications.models import Notification
 from backend.payments import rules, services
 from backend.payments.models import RedPacket
 from backend.wallet.models import LedgerAccount
+from tests.conftest import open_direct_between_friends
 
 from .conftest import assert_ledger_ok, balance, codes, group_of, new_user, snapshot
 
@@ -83,7 +84,7 @@ def test_unopened_rest_is_refunded_once_after_24_hours(people):
 
 def test_direct_chat_packets_are_for_the_other_person(people):
     ada, bob, *_ = people
-    direct = chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    direct = open_direct_between_friends(ada, bob)
     assert codes(services.send_red_packet, sender=ada, conversation_id=direct.pk, kind="lucky", amount=100,
                  count=2, idempotency_key="direct-002") == "TOO_MANY_PARTS"
     packet = send(ada, direct, amount=100, count=1, key="direct-001")

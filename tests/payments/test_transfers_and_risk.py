@@ -15,6 +15,7 @@ from backend.payments import services
 from backend.wallet import risk
 from backend.wallet import services as wallet
 from backend.wallet.models import RiskListEntry
+from tests.conftest import open_direct_between_friends
 
 from .conftest import assert_ledger_ok, balance, codes, group_of, new_user, snapshot
 
@@ -27,7 +28,7 @@ def pair(people):
     ada.kyc_level = bob.kyc_level = 2
     ada.save()
     bob.save()
-    return ada, bob, chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    return ada, bob, open_direct_between_friends(ada, bob)
 
 
 def send(sender, conversation, amount=1_000, key="transfer-01", **kw):

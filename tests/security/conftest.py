@@ -17,6 +17,7 @@ from backend.chat import services as chat
 from backend.core.ids import encode_id
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
+from tests.conftest import befriend
 
 ADA_PHONE, BOB_PHONE, EVE_PHONE = "+8613712345671", "+8613787654322", "+8613755501233"
 # what must never show up in a response to someone else: the national number and its last 8 digits
@@ -81,12 +82,6 @@ def build_world() -> World:
     return World(ada=ada, bob=bob, eve=eve, ta=ta, tb=tb, te=te, group=group.pk, direct=direct.pk,
                  message=message.pk, bob_message=bob_message.pk, ada_device=second.pk,
                  ada_notification=notification.pk)
-
-
-def befriend(a: User, b: User) -> None:
-    from backend.circles import services as circles
-
-    circles.accept_friend_request(user=b, request_id=circles.send_friend_request(user=a, to_user_id=b.pk).pk)
 
 
 @pytest.fixture
