@@ -14,7 +14,7 @@ from backend.chat.events import conversation_gid
 from backend.chat.schema import MemberRole as CircleRole  # the same owner/admin/member roles
 from backend.core import pagination
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.graphql import BaseMutation, require_user
+from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, fetch_scoped
 
 from . import selectors, services
@@ -24,6 +24,8 @@ from .models import CircleMember as SeatModel
 from .models import FriendRequest as FriendRequestModel
 from .models import JoinRequest as JoinRequestModel
 from .models import Post as PostModel
+
+CircleError = register_app_errors("Circle", "backend.circles", include=("backend.chat",))  # code: CircleErrorCode
 
 CIRCLE, POST, COMMENT, EVENT = "Circle", "Post", "PostComment", "CircleEvent"
 FRIEND_REQUEST, JOIN_REQUEST, VERIFICATION = "FriendRequest", "CircleJoinRequest", "VerificationRequest"

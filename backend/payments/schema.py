@@ -7,13 +7,15 @@ import graphene
 
 from backend.accounts.ids import decode_user, user_gid
 from backend.chat.events import CONVERSATION
-from backend.core.graphql import BaseMutation, require_user
+from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, encode_id, fetch_scoped
 from backend.wallet.schema import Fen, RiskCheckedMutation
 
 from . import selectors, services
 from .models import RedPacket as RedPacketModel
 from .services import red_packets as packet_rules
+
+PaymentError = register_app_errors("Payment", "backend.payments", include=("backend.wallet", "backend.chat"))  # code: PaymentErrorCode
 
 
 def _plain(value: object) -> object:

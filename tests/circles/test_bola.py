@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from django.apps import apps
 
+from backend.accounts.ids import user_gid
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.circles import services
 from backend.core import clock
@@ -53,7 +54,7 @@ def world(db):
         "eve": eve, "token": _start_session(eve, DeviceInfo()).access_token,
         "Circle": circle.pk, "Post": post.pk, "FriendsPost": friends_post.pk, "PostComment": comment.pk,
         "CircleEvent": event.pk, "FriendRequest": request.pk, "VerificationRequest": pending_proof.pk,
-        "bob": encode_id("User", bob.pk),
+        "bob": user_gid(bob.pk),
     }
 
 

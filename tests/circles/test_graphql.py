@@ -3,6 +3,7 @@ and the moments timeline's constant query count."""
 
 from __future__ import annotations
 
+from backend.accounts.ids import user_gid
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.circles import services
 from backend.core.ids import encode_id
@@ -63,17 +64,17 @@ def test_a_non_friend_cannot_open_a_chat_or_learn_whether_a_user_exists(gql, peo
     ada, bob, eve, *_ = people
     befriend(ada, bob)
     doc = "mutation M($u: ID!) { openDirectConversation(userId: $u) { conversation { title } errors { code field } } }"
-    ok = gql(doc, {"u": encode_id("User", bob.pk)}, token=token(ada))["data"]["openDirectConversation"]
+    ok = gql(doc, {"u": user_gid(bob.pk)}, token=token(ada))["data"]["openDirectConversation"]
     assert ok["conversation"]["title"] == "Bob" and ok["errors"] == []
-    stranger = gql(doc, {"u": encode_id("User", ada.pk)}, token=token(eve))["data"]["openDirectConversation"]
-    missing = gql(doc, {"u": encode_id("User", 987654321)}, token=token(eve))["data"]["openDirectConversation"]
+    stranger = gql(doc, {"u": user_gid(ada.pk)}, token=token(eve))["data"]["openDirectConversation"]
+    missing = gql(doc, {"u": user_gid(987654321)}, token=token(eve))["data"]["openDirectConversation"]
     assert stranger == missing == {"conversation": None, "errors": [{"code": "NOT_FOUND", "field": "userId"}]}
 
 
 def test_friend_requests_over_graphql(gql, people):
     ada, bob, *_ = people
     sent = gql('mutation M($u: ID!) { sendFriendRequest(userId: $u, note: "同事") { request { id note } errors { code } } }',
-               {"u": encode_id("User", bob.pk)}, token=token(ada))["data"]["sendFriendRequest"]
+               {"u": user_gid(bob.pk)}, token=token(ada))["data"]["sendFriendRequest"]
     incoming = gql("{ incomingFriendRequests { id note fromUser { displayName } } }", token=token(bob))["data"]
     assert incoming["incomingFriendRequests"] == [{"id": sent["request"]["id"], "note": "同事",
                                                    "fromUser": {"displayName": "Ada"}}]

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from backend.accounts.ids import user_gid
 from backend.chat import events
 from backend.chat import services as chat
 from backend.chat.models import Message
@@ -213,22 +214,22 @@ def test_graphql_bill_and_settle_up(people, client):
         return client.post("/graphql/", {"query": query, "variables": variables}, content_type="application/json",
                            HTTP_AUTHORIZATION=f"Bearer {token_for(user)}").json()
 
-    people_in = [{"userId": encode_id("User", u.pk), "value": w} for u, w in ((ada, 1), (bob, 1), (cyd, 1))]
+    people_in = [{"userId": user_gid(u.pk), "value": w} for u, w in ((ada, 1), (bob, 1), (cyd, 1))]
     created = gql(ada, CREATE, {"c": c, "p": people_in})["data"]["createAaBill"]
     assert created["errors"] == [] and [s["amount"] for s in created["bill"]["shares"]] == [300, 300, 300]
     shares = {s["participantId"]: s["id"] for s in created["bill"]["shares"]}
-    bob_share = shares[encode_id("User", bob.pk)]
+    bob_share = shares[user_gid(bob.pk)]
     assert gql(cyd, PAY, {"s": bob_share})["data"]["payAaShare"]["errors"] == [{"code": "NOT_PARTICIPANT"}]
     assert gql(eve, PAY, {"s": bob_share})["data"]["payAaShare"]["errors"] == [{"code": "NOT_FOUND"}]
     paid = gql(bob, PAY, {"s": bob_share})["data"]["payAaShare"]
     assert paid["errors"] == [] and paid["bill"]["myShare"]["status"] == "PAID"
     balances = gql(bob, BALANCES, {"c": c})["data"]["groupBalances"]
-    assert balances == [{"userId": encode_id("User", ada.pk), "amount": 300},
-                        {"userId": encode_id("User", cyd.pk), "amount": -300}]
+    assert balances == [{"userId": user_gid(ada.pk), "amount": 300},
+                        {"userId": user_gid(cyd.pk), "amount": -300}]
     assert "errors" in gql(eve, BALANCES, {"c": c})
     started = gql(bob, START, {"c": c})["data"]["startSettleUp"]
-    assert started["settleUp"]["transfers"] == [{"debtorId": encode_id("User", cyd.pk),
-                                                 "creditorId": encode_id("User", ada.pk), "amount": 300,
+    assert started["settleUp"]["transfers"] == [{"debtorId": user_gid(cyd.pk),
+                                                 "creditorId": user_gid(ada.pk), "amount": 300,
                                                  "paid": False}]
     done = gql(cyd, PAY_SETTLE, {"s": started["settleUp"]["id"]})["data"]["paySettleUp"]
     assert done["errors"] == [] and done["settleUp"]["status"] == "COMPLETED"

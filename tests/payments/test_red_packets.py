@@ -5,6 +5,7 @@ import hashlib
 
 import pytest
 
+from backend.accounts.ids import user_gid
 from backend.chat import events
 from backend.chat import services as chat
 from backend.chat.models import Message
@@ -53,9 +54,9 @@ def test_lucky_packet_from_send_to_best_luck_with_a_verifiable_seed(people):
     assert packet.status == "empty" and escrow.__class__.objects.get(pk=escrow.pk).balance == 0
     card = card_of(packet)
     assert card["version"] == 3 and card["state"]["status"] == "empty"
-    assert card["state"]["grabs"] == [[encode_id("User", u.pk), a] for u, a in zip((bob, ada, cyd), amounts, strict=True)]
+    assert card["state"]["grabs"] == [[user_gid(u.pk), a] for u, a in zip((bob, ada, cyd), amounts, strict=True)]
     best = max(zip((bob, ada, cyd), amounts, strict=True), key=lambda p: p[1])[0]
-    assert card["state"]["best_luck"] == encode_id("User", best.pk)
+    assert card["state"]["best_luck"] == user_gid(best.pk)
     # The published seed reproduces the split and matches the hash published at send time.
     seed = bytes.fromhex(card["state"]["seed"])
     assert hashlib.sha256(seed).hexdigest() == packet.seed_hash
