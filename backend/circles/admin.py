@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from backend.core import clock
+from backend.core.audit import AuditedAdmin
 from backend.core.errors import DomainError
 
 from . import services
@@ -28,7 +29,7 @@ class CircleMemberInline(admin.TabularInline):
 
 
 @admin.register(Circle)
-class CircleAdmin(admin.ModelAdmin):
+class CircleAdmin(AuditedAdmin):
     list_display = ["id", "name", "kind", "visibility", "join_policy", "member_count", "requires_verification",
                     "created_at"]
     list_filter = ["kind", "visibility", "join_policy", "requires_verification"]
@@ -42,7 +43,7 @@ class CircleAdmin(admin.ModelAdmin):
 
 
 @admin.register(VerificationRequest)
-class VerificationRequestAdmin(admin.ModelAdmin):
+class VerificationRequestAdmin(AuditedAdmin):
     list_display = ["id", "circle", "user", "method", "status", "proof_url", "created_at", "decided_by", "decided_at"]
     list_filter = ["status", "method"]
     raw_id_fields = ["circle", "user", "decided_by"]
@@ -73,7 +74,7 @@ class VerificationRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(AbuseReport)
-class AbuseReportAdmin(admin.ModelAdmin):
+class AbuseReportAdmin(AuditedAdmin):
     list_display = ["id", "reporter", "target_user", "circle", "post", "reason", "status", "created_at"]
     list_filter = ["status"]
     raw_id_fields = ["reporter", "target_user", "circle", "post", "handled_by"]
@@ -120,7 +121,7 @@ class BlacklistEntryForm(forms.ModelForm):
 
 
 @admin.register(BlacklistEntry)
-class BlacklistEntryAdmin(admin.ModelAdmin):
+class BlacklistEntryAdmin(AuditedAdmin):
     """Entries are created by loans (blacklist_for_default). Staff may add evidence or lift an entry with a
     reason; every change is audited."""
 

@@ -219,7 +219,7 @@ class RiskListChangeInline(admin.TabularInline):
 
 
 @admin.register(RiskListEntry)
-class RiskListEntryAdmin(admin.ModelAdmin):
+class RiskListEntryAdmin(AuditedAdmin):
     """融安e信 risk list. Entries are never deleted (deactivate instead); every save is in the audit trail."""
 
     form = RiskListEntryForm

@@ -46,7 +46,7 @@ def bank_operations_of_user(user_id: int) -> QuerySet[BankOperation]:
 
 
 def payable_users_for(user: User) -> QuerySet[User]:
-    """Whom a user may send money to: any active account holder (narrow to contacts once circles exist)."""
+    """Active account holders; whom a user may actually pay is narrowed further by core.reach (send_money)."""
     return User.objects.filter(is_active=True)
 
 

@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from backend.accounts.models import User
-from backend.core import clock, ratelimit
+from backend.core import clock, ratelimit, reach
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
@@ -409,7 +409,10 @@ def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_k
     memo = _memo(memo)
     if recipient_id == sender.pk:
         raise SelfTransfer(field="recipientId")
-    if not selectors.payable_users_for(sender).filter(pk=recipient_id).exists():
+    # Someone the sender may not reach (core.reach: not a friend or circle co-member, or blocked) is answered
+    # exactly like a user who does not exist, so sendMoney cannot be used to probe who is there.
+    if not selectors.payable_users_for(sender).filter(pk=recipient_id).exists() \
+            or not reach.may_contact(sender.pk, recipient_id):
         raise NotFound("No such user.", field="recipientId")
     wallet = selectors.wallet_of(sender.pk)
     if wallet is None or not IdempotencyRecord.objects.filter(scope=f"acct:{wallet.pk}", key=key).exists():

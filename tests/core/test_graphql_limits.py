@@ -19,8 +19,8 @@ def codes(response) -> list[str]:
 
 def fragment_bomb(levels: int) -> str:
     """Each fragment spreads the previous one twice: 2^levels fields if spreads are expanded one by one."""
-    parts = ["fragment F0 on Viewer { displayName }"]
-    parts += [f"fragment F{i} on Viewer {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)]
+    parts = ["fragment F0 on User { displayName }"]
+    parts += [f"fragment F{i} on User {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)]
     return f"query {{ me {{ ...F{levels} }} }} " + " ".join(parts)
 
 
@@ -62,7 +62,7 @@ def test_comments_count_against_the_token_limit(gql, settings):
 
 
 def test_deep_nesting_of_inline_fragments_is_refused(gql):
-    query = "{ me { " + "... on Viewer { " * 40 + "displayName" + " }" * 40 + " } }"
+    query = "{ me { " + "... on User { " * 40 + "displayName" + " }" * 40 + " } }"
     response = gql.raw({"query": query})
     assert response.status_code == 400
     assert codes(response) == ["QUERY_TOO_DEEP"]

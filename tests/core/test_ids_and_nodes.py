@@ -17,6 +17,7 @@ from backend.schema import schema
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from tests.chat.conftest import new_user, token_for
+from tests.conftest import befriend
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,7 @@ def test_a_user_has_one_id_everywhere(gql):
     ada, bob = new_user("Ada"), new_user("Bob")
     ta = token_for(ada)
     me = gql("{ me { id } }", token=ta)["data"]["me"]["id"]
+    befriend(ada, bob)
     group = chat.create_group(owner=ada, title="G", member_ids=[bob.pk])
     chat.send_message(conversation_id=group.pk, sender=ada, client_msg_id="m1", text="hi")
     conversation_id = encode_id("Conversation", group.pk)

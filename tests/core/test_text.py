@@ -18,9 +18,10 @@ def test_a_message_with_a_lone_surrogate_is_refused_with_an_accurate_message():
     from backend.chat import services
 
     from ..chat.conftest import new_user
+    from ..conftest import open_direct_between_friends
 
     ada, bob = new_user("Ada"), new_user("Bob")
-    direct = services.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    direct = open_direct_between_friends(ada, bob)
     with pytest.raises(ValidationFailed) as raised:
         services.send_message(conversation_id=direct.pk, sender=ada, client_msg_id="s1", kind="text",
                               text="hi \ud83d", attachment=None, reply_to_seq=None, mention_ids=[])

@@ -10,6 +10,7 @@ from backend.accounts.models import User
 from backend.notifications.models import Notification
 from backend.wallet import services
 from backend.wallet.models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg
+from tests.conftest import befriend
 
 _phones = itertools.count(1)
 
@@ -45,8 +46,10 @@ def alice() -> User:
 
 
 @pytest.fixture
-def bob() -> User:
-    return new_user("Bob 鲍勃")
+def bob(alice) -> User:
+    bob = new_user("Bob 鲍勃")
+    befriend(alice, bob)  # only people one may reach can be paid (core.reach)
+    return bob
 
 
 @pytest.fixture

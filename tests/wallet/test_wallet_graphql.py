@@ -16,6 +16,7 @@ from backend.wallet import services
 from backend.wallet.models import BankOperation, LedgerAccount
 from backend.wallet.selectors import reconcile
 from backend.wallet.tasks import recheck_pending_bank_operations
+from tests.conftest import befriend
 
 from .conftest import fund, new_user, snapshot
 
@@ -69,8 +70,10 @@ def my_wallet(me) -> LedgerAccount:
 
 
 @pytest.fixture
-def friend() -> User:
-    return new_user("小明 Xiao Ming", avatar_url="https://img.example/xm.png")
+def friend(me) -> User:
+    friend = new_user("小明 Xiao Ming", avatar_url="https://img.example/xm.png")
+    befriend(me, friend)  # only people one may reach can be paid (core.reach)
+    return friend
 
 
 def send(gql, to, amount, key="pay-key-0001", memo=None):

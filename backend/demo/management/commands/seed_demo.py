@@ -44,13 +44,12 @@ class Command(BaseCommand):
         zhang, li, wang, manager, _ops = users
         for user in (zhang, li, wang):
             wallet.top_up(user=user, amount=TOP_UP_FEN, idempotency_key=f"demo-topup-{user.pk}")
-        wallet.send_money(sender=zhang, recipient_id=li.pk, amount=8_800, idempotency_key="demo-lunch-0001",
-                          memo="午饭 lunch")
-
-        for a, b in ((zhang, li), (zhang, wang), (li, wang)):  # only friends may chat (circles)
+        for a, b in ((zhang, li), (zhang, wang), (li, wang)):  # only friends may chat or pay (circles)
             if not circles_selectors.are_friends(a.pk, b.pk):
                 request = circles.send_friend_request(user=a, to_user_id=b.pk, note="demo")
                 circles.accept_friend_request(user=b, request_id=request.pk)
+        wallet.send_money(sender=zhang, recipient_id=li.pk, amount=8_800, idempotency_key="demo-lunch-0001",
+                          memo="午饭 lunch")
         direct = chat.open_direct_conversation(user=zhang, other_user_id=li.pk)
         self._say(direct, zhang, "demo-d1", "中午一起吃饭吗？Lunch together?")
         self._say(direct, li, "demo-d2", "好呀，12点楼下见 Sure, downstairs at 12")
