@@ -117,7 +117,7 @@ async def test_conversations_added_while_away_are_announced_with_their_messages(
     assert set((await next_frame(wb))["conversations"]) == {k}
     await wb.send_json_to({"type": "resume", "id": 5, "conversations": {k: 1}, "added_after": "bogus"})
     bad = await next_frame(wb)
-    assert (bad["type"], bad["code"], bad["field"], bad["id"]) == ("error", "INVALID_RESUME", "added_after", 5)
+    assert (bad["type"], bad["code"], bad["field"], bad["id"]) == ("error", "INVALID_RESUME", "addedAfter", 5)
     await wb.disconnect()
 
 
