@@ -13,6 +13,7 @@ from backend.accounts.services import DeviceInfo, _start_session
 from backend.circles import services
 from backend.core import clock
 from backend.core.ids import encode_id
+from tests.security.test_graphql_bola import _answer
 
 from .conftest import befriend, new_user
 
@@ -99,12 +100,6 @@ OPERATIONS = {
                            "VerificationRequest"),
 }
 TYPE_NAME = {"FriendsPost": "Post"}
-
-
-def _answer(response):
-    for error in response.get("errors") or []:
-        error.pop("locations", None)
-    return response
 
 
 @pytest.mark.parametrize("op", sorted(OPERATIONS))

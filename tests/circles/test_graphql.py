@@ -162,3 +162,24 @@ def test_public_circles_are_listed_and_searchable_hidden_ones_never(gql, people)
     by_kind = gql(doc, {"k": "COMMUNITY"}, token=token(bob))["data"]["publicCircles"]["edges"]
     assert [e["node"]["name"] for e in by_kind] == ["望京 Neighbours"]
 
+
+
+def test_contact_discovery_over_graphql_honours_consent(gql, people, settings):
+    ada, bob, cyd, *_ = people
+    gql("mutation { setDiscoverability(byPhone: true) { errors { code } } }", token=token(ada))
+    find = "mutation M($p: String) { findUser(phone: $p) { user { displayName } errors { code } } }"
+    assert gql(find, {"p": ada.phone}, token=token(bob))["data"]["findUser"] == {
+        "user": {"displayName": "Ada"}, "errors": []}
+    declined = gql(find, {"p": cyd.phone}, token=token(bob))["data"]["findUser"]
+    nobody = gql(find, {"p": "+8613999999997"}, token=token(bob))["data"]["findUser"]
+    assert declined == nobody == {"user": None, "errors": [{"code": "NOT_FOUND"}]}
+    match = "mutation M($p: [String!]!) { matchContacts(phones: $p) { users { displayName } errors { code } } }"
+    found = gql(match, {"p": [ada.phone, cyd.phone]}, token=token(bob))["data"]["matchContacts"]
+    assert found == {"users": [{"displayName": "Ada"}], "errors": []}
+    settings.QUANZI_CIRCLES = {"CONTACT_MATCH_PER_HOUR": 1}
+    limited = gql(match, {"p": [ada.phone]}, token=token(bob))["data"]["matchContacts"]
+    assert limited == {"users": [], "errors": [{"code": "RATE_LIMITED"}]}
+    code = gql("{ myDiscoverability { shareCode } }", token=token(cyd))["data"]["myDiscoverability"]["shareCode"]
+    by_code = gql('mutation M($c: String) { findUser(shareCode: $c) { user { displayName } errors { code } } }',
+                  {"c": code}, token=token(bob))["data"]["findUser"]
+    assert by_code == {"user": {"displayName": "Cyd"}, "errors": []}
