@@ -8,6 +8,7 @@ from backend.core import nodes
 from backend.core.nodes import NodeQuery
 from backend.notifications import schema as notifications_schema
 from backend.payments import schema as payments_schema
+from backend.referrals import schema as referrals_schema
 from backend.wallet import schema as wallet_schema
 
 
@@ -18,6 +19,7 @@ class Query(
     notifications_schema.Query,
     wallet_schema.Query,
     payments_schema.Query,
+    referrals_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -29,6 +31,7 @@ class Mutation(
     notifications_schema.Mutation,
     wallet_schema.Mutation,
     payments_schema.Mutation,
+    referrals_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

@@ -81,6 +81,11 @@ def welcome_bonus_of(user: Any) -> Reward | None:
     return Reward.objects.filter(referee_id=_pk(user)).select_related("campaign").first()
 
 
+def attribution_of(user: Any) -> Attribution | None:
+    """Who referred me (my own attribution as a referee)."""
+    return Attribution.objects.filter(referee_id=_pk(user)).select_related("campaign").first()
+
+
 def running_campaigns() -> QuerySet[Campaign]:
     now = clock.now()
     return Campaign.objects.filter(Q(is_active=True) & Q(starts_at__lte=now)

@@ -16,6 +16,7 @@ from ._common import (
     ReferenceConflict,
     SelfReferral,
     ShareCodeInvalid,
+    clean_scope,
 )
 from .admin_actions import review_flag
 from .cards import choose_doubling_day, pay_doubling_day
@@ -26,7 +27,7 @@ from .sharing import claim_referral, create_share_code, record_click
 __all__ = [
     "AlreadyAttributed", "BudgetExhausted", "CampaignNotRunning", "CardNotUsable", "ChannelInvalid",
     "ClaimWindowClosed", "DayInvalid", "DeviceIdInvalid", "IgnoredReason", "Reason", "ReferenceConflict",
-    "SelfReferral", "ShareCodeInvalid",
+    "SelfReferral", "ShareCodeInvalid", "clean_scope",
     "review_flag",
     "choose_doubling_day", "pay_doubling_day",
     "process_due_qualifications", "record_qualifying_event", "reverse_qualifying_event",
