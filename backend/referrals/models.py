@@ -10,6 +10,7 @@ reference the journal entries.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -64,6 +65,17 @@ class Campaign(models.Model):
     @property
     def remaining(self) -> int:
         return self.budget - self.spent
+
+    def clean(self) -> None:
+        errors = {}
+        if self.welcome_max is not None and self.welcome_min is not None and self.welcome_max < self.welcome_min:
+            errors["welcome_max"] = "The upper bound is below the lower bound."
+        if self.budget is not None and self.budget < self.spent:
+            errors["budget"] = f"{self.spent} fen are already paid out: the budget cannot be lower."
+        if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The campaign must end after it starts."
+        if errors:
+            raise ValidationError(errors)
 
     def is_running(self, at=None) -> bool:
         at = at or clock.now()
