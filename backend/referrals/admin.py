@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from backend.core.errors import DomainError
+from backend.wallet.admin import ReadOnlyAdmin
 
 from . import charts, selectors, services
 from .models import (
@@ -20,17 +21,6 @@ from .models import (
     ShareCode,
     StaffBranch,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Campaign)

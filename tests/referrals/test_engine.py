@@ -120,6 +120,8 @@ def test_reversal_after_reward_claws_back_boost_and_unspent_bonus(campaign, refe
     assert selectors.active_boost_bp(referrer, "lending") == 0
     campaign.refresh_from_db()
     assert campaign.spent == 0
+    # One reward per referee: a new pledge after the clawback earns nothing again.
+    assert pledge(friend).ignored_reason == "ALREADY_DECIDED"
     # Idempotent.
     services.reverse_qualifying_event(reference="pledge:r1")
     assert JournalEntry.objects.filter(kind="referral_clawback").count() == 1

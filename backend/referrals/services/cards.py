@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from backend.core import clock
 from backend.core.errors import NotFound, ValidationFailed
@@ -38,7 +38,11 @@ def choose_doubling_day(*, user: Any, card_id: int, day: object) -> DoublingCard
         if taken:
             raise DayInvalid(field="day")
         card.day, card.status = day, DoublingCard.Status.SCHEDULED
-        card.save(update_fields=["day", "status"])
+        try:
+            with transaction.atomic():
+                card.save(update_fields=["day", "status"])
+        except IntegrityError as exc:  # another card took the day at the same moment
+            raise DayInvalid(field="day") from exc
         return card
 
 

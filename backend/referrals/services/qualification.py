@@ -22,7 +22,7 @@ from backend.core.errors import NotFound, ValidationFailed
 from backend.core.values import is_int
 
 from ..limits import referrals_setting
-from ..models import Attribution, QualifyingEvent
+from ..models import Attribution, QualifyingEvent, Reward
 from . import rewards
 from ._common import KIND_RE, REFERENCE_RE, IgnoredReason, ReferenceConflict
 
@@ -50,6 +50,8 @@ def _classify(attribution: Attribution | None, *, kind: str, amount: int, occurr
         return IgnoredReason.AMOUNT_BELOW_MINIMUM
     if not campaign.is_running(occurred_at):
         return IgnoredReason.CAMPAIGN_NOT_RUNNING
+    if Reward.objects.filter(attribution=attribution).exists():
+        return IgnoredReason.ALREADY_DECIDED  # one reward per referee, whatever became of it
     live = (QualifyingEvent.Status.HOLDING, QualifyingEvent.Status.SETTLED)
     if QualifyingEvent.objects.filter(attribution=attribution, status__in=live).exists():
         return IgnoredReason.ALREADY_QUALIFYING
