@@ -12,6 +12,7 @@ from backend.accounts.models import User
 from backend.core import clock
 from backend.core.ids import encode_id
 from backend.referrals.models import DoublingCard, ShareClick
+from tests.core.test_mutation_payloads import NOT_WALKABLE, Runner, lit
 
 from .conftest import after_holding, make_campaign, new_user, pledge, refer
 
@@ -135,3 +136,38 @@ def test_a_strangers_card_is_answered_like_a_missing_one(gql, sign_in, budget):
     assert node["data"]["node"] is None
     card.refresh_from_db()
     assert card.day is None
+
+
+def test_every_referrals_payload_renders(gql, sign_in, budget):
+    """Every field of the referrals mutations' payloads, asked right after each mutation (the walk of
+    tests/core/test_mutation_payloads.py, with the campaign and referral these need)."""
+    run = Runner(gql)
+    campaign = make_campaign(awards_doubling_card=True)
+    run.token = sign_in("+8613900000151")["tokens"]["accessToken"]
+    share = run("createShareCode", f"campaignId: {lit(campaign_id(campaign))}, channel: EXTERNAL")
+    assert share["shareCode"]["funnel"]["shares"] == 1 and share["shareCode"]["campaign"]["holdingDays"] == 7
+    code = share["shareCode"]["code"]
+    assert run("recordShareClick", f'code: {lit(code)}, deviceId: "device-payload-1"', token="")["counted"] is True
+    run.token = sign_in("+8613900000152")["tokens"]["accessToken"]
+    assert run("claimReferral", f"code: {lit(code)}")["campaign"]["name"] == "任性理财"
+    pledge(User.objects.order_by("-id").first())
+    after_holding(campaign)
+    run.token = sign_in("+8613900000151")["tokens"]["accessToken"]
+    card = DoublingCard.objects.get()
+    tomorrow = (clock.now().date() + dt.timedelta(days=1)).isoformat()
+    chosen = run("chooseDoublingDay", f'cardId: {lit(encode_id("DoublingCard", card.pk))}, day: {lit(tomorrow)}')
+    assert chosen["card"]["status"] == "SCHEDULED" and chosen["card"]["day"] == tomorrow
+    assert sorted(dict.fromkeys(run.seen)) == sorted(
+        name for name, why in NOT_WALKABLE.items() if "tests/referrals" in why)
+
+
+def test_my_objects_refetch_by_node_and_strangers_get_null(gql, sign_in, campaign):
+    ada = sign_in("+8613900000161")["tokens"]["accessToken"]
+    share = gql(SHARE, {"c": campaign_id(campaign), "ch": "CHAT"}, token=ada)["data"]["createShareCode"]
+    gid = share["shareCode"]["id"]
+    node = "query($i: ID!) { node(id: $i) { __typename id ... on ShareCode { code } } }"
+    assert gql(node, {"i": gid}, token=ada)["data"]["node"] == {"__typename": "ShareCode", "id": gid,
+                                                                 "code": share["shareCode"]["code"]}
+    eve = sign_in("+8613900000162")["tokens"]["accessToken"]
+    assert gql(node, {"i": gid}, token=eve)["data"]["node"] is None
+    assert gql(node, {"i": campaign_id(campaign)}, token=eve)["data"]["node"]["__typename"] == "ReferralCampaign"
