@@ -56,16 +56,19 @@ def pay_doubling_day(*, user: Any, scope: str, day: dt.date, interest: int, refe
     if not isinstance(reference, str) or not REFERENCE_RE.match(reference):
         raise ValidationFailed("A reference is 1 to 100 letters, digits or -_:. characters.",
                                code="REFERENCE_INVALID", field="reference")
+    cards = DoublingCard.objects.filter(user_id=user.pk, scope__in=scopes_covering(scope), day=day,
+                                        status__in=[DoublingCard.Status.SCHEDULED, DoublingCard.Status.PAID])
+    found = cards.order_by("id").first()
+    if found is None or interest == 0:
+        return 0
     with transaction.atomic():
-        card = (DoublingCard.objects.select_for_update()
-                .filter(user_id=user.pk, scope__in=scopes_covering(scope), day=day,
-                        status__in=[DoublingCard.Status.SCHEDULED, DoublingCard.Status.PAID])
-                .order_by("id").first())
-        if card is None or interest == 0:
-            return 0
+        # The campaign before the card, as a clawback does (campaign → referrer → cards): no deadlock.
+        campaign = Campaign.objects.select_for_update().get(pk=found.campaign_id)
+        card = cards.select_for_update().filter(pk=found.pk).first()
+        if card is None:
+            return 0  # revoked meanwhile
         if card.status == DoublingCard.Status.PAID:
             return card.paid_amount if card.paid_reference == reference else 0
-        campaign = Campaign.objects.select_for_update().get(pk=card.campaign_id)
         entry = _pay_from_budget(campaign, user_id=user.pk, amount=interest, kind=DOUBLING_KIND,
                                  key=f"referrals:doubling:{card.pk}", memo=f"收益翻倍卡 {reference}"[:140])
         card.status, card.paid_amount, card.paid_entry = DoublingCard.Status.PAID, interest, entry

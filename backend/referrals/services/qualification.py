@@ -69,7 +69,9 @@ def record_qualifying_event(*, user: Any, kind: str, amount: int, reference: str
         return _same_or_conflict(existing, user=user, kind=kind, amount=amount, occurred_at=occurred_at)
     try:
         with transaction.atomic():
-            attribution = (Attribution.objects.select_for_update().select_related("campaign")
+            # Lock the attribution row only (not the joined campaign, whose lock comes after the event's in
+            # the reward path): two reports for one referee serialize here.
+            attribution = (Attribution.objects.select_for_update(of=("self",)).select_related("campaign")
                            .filter(referee_id=user.pk).first())
             reason = _classify(attribution, kind=kind, amount=amount, occurred_at=occurred_at)
             settles_at = None
