@@ -85,3 +85,21 @@ def test_concurrent_scans_and_a_tight_budget_pay_each_reward_once(require_postgr
         "BUDGET_EXHAUSTED"}
     assert Campaign.objects.get(pk=campaign.pk).spent == 50_000
     assert_ledger_ok()
+
+
+def test_reversals_racing_the_scan_leave_no_reward_standing_and_no_deadlock(require_postgres):
+    fund_marketing(100_000_000)
+    campaign = make_campaign(daily_rewards_per_referrer=100)
+    referrer = new_user("Ada")
+    events = [pledge(refer(referrer, campaign), reference=f"race:{n}") for n in range(6)]
+    jobs = [services.process_due_qualifications, services.process_due_qualifications]
+    jobs += [lambda ref=e.reference: services.reverse_qualifying_event(reference=ref) for e in events]
+    with clock.shifted(dt.timedelta(days=campaign.holding_days, minutes=1)):
+        assert run_together(jobs) == []
+    assert set(QualifyingEvent.objects.values_list("status", flat=True)) == {"reversed"}
+    assert not Reward.objects.filter(status=Reward.Status.GRANTED).exists()
+    assert selectors.active_boost_bp(referrer, "lending") == 0
+    clawed = Reward.objects.filter(status=Reward.Status.CLAWED_BACK)
+    assert all(r.recovered_amount == r.welcome_amount for r in clawed)  # nobody spent anything
+    assert Campaign.objects.get(pk=campaign.pk).spent == 0
+    assert_ledger_ok()
