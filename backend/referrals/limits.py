@@ -12,6 +12,8 @@ DEFAULTS: dict[str, Any] = {
     "CLAIM_WINDOW_HOURS": 72,
     # Anonymous click recording: per client IP per minute.
     "CLICKS_PER_IP_PER_MINUTE": 60,
+    # Referral claims per user per minute (codes cannot be guessed by trying them).
+    "CLAIMS_PER_USER_PER_MINUTE": 10,
     # Share-code creations per user per minute.
     "SHARES_PER_USER_PER_MINUTE": 30,
     # Velocity rule: more sign-ups than this attributed to one referrer within an hour raise a flag.

@@ -106,3 +106,13 @@ def test_staff_leaderboard_ranks_client_managers_per_branch(campaign):
     assert [(r.display_name, r.funnel.rewarded, r.funnel.signups) for r in board] == [
         ("Bob", 2, 2), ("Alice", 1, 2), ("Carol", 0, 1)]
     assert [r.display_name for r in selectors.staff_leaderboard(campaign, branch="Chaoyang")] == ["Carol"]
+
+
+def test_claims_are_rate_limited_so_codes_cannot_be_guessed(campaign, settings):
+    settings.QUANZI_REFERRALS = {"CLAIMS_PER_USER_PER_MINUTE": 3}
+    guesser = new_user()
+    for guess in ("AAAAAAAA", "BBBBBBBB", "CCCCCCCC"):
+        with pytest.raises(services.ShareCodeInvalid):
+            services.claim_referral(user=guesser, code=guess)
+    with pytest.raises(RateLimited):
+        services.claim_referral(user=guesser, code="DDDDDDDD")

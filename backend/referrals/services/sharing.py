@@ -102,6 +102,8 @@ def record_click(*, code: object, device_id: object, client_ip: str | None) -> b
 
 def claim_referral(*, user: Any, code: object, device_id: object = None) -> Attribution:
     """Attribute me (a new user) to the owner of the code. First touch wins and is final."""
+    ratelimit.hit("referrals-claim", str(user.pk), limit=referrals_setting("CLAIMS_PER_USER_PER_MINUTE"),
+                  window_seconds=60)
     share = _live_code(code)
     device = clean_device_id(device_id) if device_id not in (None, "") else ""
     if share.owner_id == user.pk:
