@@ -9,6 +9,7 @@ from backend.core import nodes
 from backend.core.nodes import NodeQuery
 from backend.notifications import schema as notifications_schema
 from backend.payments import schema as payments_schema
+from backend.referrals import schema as referrals_schema
 from backend.wallet import schema as wallet_schema
 
 
@@ -20,6 +21,7 @@ class Query(
     wallet_schema.Query,
     payments_schema.Query,
     circles_schema.Query,
+    referrals_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -32,6 +34,7 @@ class Mutation(
     wallet_schema.Mutation,
     payments_schema.Mutation,
     circles_schema.Mutation,
+    referrals_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "backend.wallet",
     "backend.circles",
     "backend.payments",
+    "backend.referrals",
     "backend.demo",
 ]
 

@@ -15,8 +15,10 @@ from .conftest import leaks_phone
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"requestLoginCode", "loginWithCode", "loginWithPassword", "refreshTokens"}
+PUBLIC = {"requestLoginCode", "loginWithCode", "loginWithPassword", "refreshTokens",
+          "recordShareClick"}  # a share link is opened before sign-up (referrals: rate-limited per IP)
 SAMPLE = {"ID": "eA==", "String": "x", "Int": 1, "Boolean": True, "Fen": 1, "JSONString": "{}", "Float": 1.0,
+          "Date": "2026-01-01",
           "DateTime": "2030-01-01T00:00:00+00:00"}
 
 
