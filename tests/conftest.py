@@ -163,12 +163,16 @@ def ops(client):
 def befriend(a, b) -> None:
     """Make two users friends through the real circles services: since circles, only friends (or circle
     co-members, or a user's own client manager) may open a direct chat or be added to a group (core.reach)."""
+    from django.test import override_settings
+
     from backend.circles import selectors
     from backend.circles import services as circles
 
     if selectors.are_friends(a.pk, b.pk):
         return
-    request = circles.send_friend_request(user=a, to_user_id=b.pk, note="hi")
+    # Fixture set-up, not a test of the limit: a 200-member group needs more requests than a person may send.
+    with override_settings(QUANZI_CIRCLES={"FRIEND_REQUESTS_PER_HOUR": 10_000}):
+        request = circles.send_friend_request(user=a, to_user_id=b.pk, note="hi")
     circles.accept_friend_request(user=b, request_id=request.pk)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from backend.core.audit import AuditedAdmin
 from backend.core.errors import DomainError
 from backend.wallet.admin import ReadOnlyAdmin
 
@@ -24,7 +25,7 @@ from .models import (
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(AuditedAdmin):
     list_display = ("name", "scope", "boost_bp", "cap_bp", "budget", "spent", "remaining", "starts_at", "ends_at",
                     "is_active")
     list_filter = ("is_active", "scope")
@@ -126,7 +127,7 @@ class AbuseFlagAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StaffBranch)
-class StaffBranchAdmin(admin.ModelAdmin):
+class StaffBranchAdmin(AuditedAdmin):
     list_display = ("user", "branch")
     list_filter = ("branch",)
     raw_id_fields = ("user",)

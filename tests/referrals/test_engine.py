@@ -18,6 +18,7 @@ from backend.wallet import services as wallet
 from backend.wallet.models import JournalEntry
 
 from .conftest import (
+from tests.conftest import befriend
     KIND,
     add_device,
     after_holding,
@@ -134,6 +135,7 @@ def test_reversal_after_bonus_was_spent_records_what_is_owed(campaign, referrer)
     after_holding(campaign)
     reward = Reward.objects.get()
     shop = new_user("shop")
+    befriend(friend, shop)  # one pays only people one may reach (core.reach)
     spent = reward.welcome_amount - 1_000
     wallet.send_money(sender=friend, recipient_id=shop.pk, amount=spent, idempotency_key="spend-bonus-1")
     services.reverse_qualifying_event(reference="pledge:r2")
