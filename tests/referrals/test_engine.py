@@ -16,9 +16,9 @@ from backend.referrals import selectors, services
 from backend.referrals.models import AbuseFlag, Attribution, QualifyingEvent, RateBoost, Reward
 from backend.wallet import services as wallet
 from backend.wallet.models import JournalEntry
+from tests.conftest import befriend
 
 from .conftest import (
-from tests.conftest import befriend
     KIND,
     add_device,
     after_holding,
