@@ -927,7 +927,7 @@ class RsvpEvent(BaseMutation):
     @classmethod
     def perform(cls, root, info, event_id, going):
         row = services.rsvp(user=require_user(info), event_id=_pk(event_id, EVENT, "eventId"), going=going)
-        return {"status": row.status}
+        return {"status": _v(row.status)}  # a row just created holds the TextChoices member, not the string
 
 
 class MarkAttendance(OkPayload, BaseMutation):
