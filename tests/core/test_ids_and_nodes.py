@@ -220,9 +220,20 @@ def test_circles_and_payments_objects_refetch_for_who_may_see_them_only(gql):
     event_node = gql("query($i: ID!) { node(id: $i) { ... on CircleEvent { title goingCount myRsvp } } }",
                      {"i": ids["CircleEvent"]}, token=tb)["data"]["node"]
     assert event_node == {"title": "返校", "goingCount": 0, "myRsvp": None}
+    # a join request shows to the circle's admins, not to its plain members
+    seat = circles.invite_user(actor=ada, circle_id=club.pk, user_id=bob.pk)
+    circles.accept_invitation(user=bob, request_id=seat.pk)
+    assert refetch(gql, ids["CircleJoinRequest"], tb) is None
+    circles.set_member_role(actor=ada, circle_id=club.pk, user_id=bob.pk, role="admin")
+    assert refetch(gql, ids["CircleJoinRequest"], tb) == {"__typename": "CircleJoinRequest",
+                                                          "id": ids["CircleJoinRequest"]}
+    circles.set_member_role(actor=ada, circle_id=club.pk, user_id=bob.pk, role="member")
     # a public circle is anyone's to look at
     assert refetch(gql, encode_id("Circle", club.pk), te) == {"__typename": "Circle", "id": encode_id("Circle", club.pk)}
     # leaving ends it: Bob out of the circle and out of the group
     circles.leave_circle(user=bob, circle_id=hidden.pk)
     chat.leave_conversation(conversation_id=group.pk, user=bob)
     assert seen_by(tb) == {"FriendTransfer", "Post", "PostComment", "VerificationRequest"}
+    # a comment follows its post: once Ada deletes the moment, Bob's comment on it is gone too
+    circles.delete_post(user=ada, post_id=post.pk)
+    assert refetch(gql, ids["PostComment"], tb) is None and refetch(gql, ids["Post"], tb) is None

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 
+from backend.accounts.ids import user_gid
 from backend.chat import events
 from backend.chat import services as chat
 from backend.chat.models import Message
@@ -179,10 +180,10 @@ def test_graphql_risk_warning_round_trip_and_transfer_accept(pair, client):
         return client.post("/graphql/", {"query": query, "variables": variables}, content_type="application/json",
                            HTTP_AUTHORIZATION=f"Bearer {token_for(user)}").json()["data"]
 
-    warned = gql(ada, SEND_MONEY, {"to": encode_id("User", bob.pk)})["sendMoney"]
+    warned = gql(ada, SEND_MONEY, {"to": user_gid(bob)})["sendMoney"]
     assert [e["code"] for e in warned["errors"]] == ["PAYEE_RISK_WARNING"] and warned["transfer"] is None
     token = warned["riskWarning"]["confirmationToken"]
-    paid = gql(ada, SEND_MONEY, {"to": encode_id("User", bob.pk), "c": token})["sendMoney"]
+    paid = gql(ada, SEND_MONEY, {"to": user_gid(bob), "c": token})["sendMoney"]
     assert paid["errors"] == [] and paid["transfer"]["amount"] == -250
 
     c = encode_id("Conversation", direct.pk)
