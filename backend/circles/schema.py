@@ -449,7 +449,8 @@ nodes.register(CircleJoinRequest, model=JoinRequestModel,
                scoped=lambda user: selectors.join_requests_visible_to(user.pk))
 nodes.register(VerificationRequest, model=VerificationRequestModel,
                scoped=lambda user: selectors.verification_requests_visible_to(user.pk))
-nodes.register(Post, model=PostModel, scoped=lambda user: selectors.visible_posts(user.pk).select_related("author", "circle"))
+nodes.register(Post, model=PostModel,
+               scoped=lambda user: selectors.visible_posts(user.pk).select_related("author", "circle"))
 nodes.register(PostComment, model=PostCommentModel, scoped=lambda user: selectors.visible_comments_of(user.pk))
 nodes.register(CircleEvent, model=CircleEventModel, scoped=lambda user: selectors.visible_events(user.pk))
 
