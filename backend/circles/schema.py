@@ -12,7 +12,7 @@ from backend.accounts.ids import decode_user
 from backend.accounts.schema import User as UserType
 from backend.chat.events import conversation_gid
 from backend.chat.schema import MemberRole as CircleRole  # the same owner/admin/member roles
-from backend.core import pagination
+from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, fetch_scoped
@@ -20,10 +20,13 @@ from backend.core.ids import decode_id, fetch_scoped
 from . import selectors, services
 from .models import Block as BlockModel
 from .models import Circle as CircleModel
+from .models import CircleEvent as CircleEventModel
 from .models import CircleMember as SeatModel
 from .models import FriendRequest as FriendRequestModel
 from .models import JoinRequest as JoinRequestModel
 from .models import Post as PostModel
+from .models import PostComment as PostCommentModel
+from .models import VerificationRequest as VerificationRequestModel
 
 CircleError = register_app_errors("Circle", "backend.circles", include=("backend.chat",))  # code: CircleErrorCode
 
@@ -340,7 +343,7 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_incoming_friend_requests(root, info):
         user = require_user(info)
-        return list(FriendRequestModel.objects.select_related("from_user", "to_user")
+        return list(selectors.friend_requests_of(user.pk)
                     .filter(to_user=user, status=FriendRequestModel.Status.PENDING)
                     .exclude(from_user_id__in=selectors.blocked_ids(user.pk))[:100])
 
@@ -358,7 +361,7 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_my_circle_invitations(root, info):
         user = require_user(info)
-        return list(JoinRequestModel.objects.select_related("circle", "user", "invited_by")
+        return list(selectors.join_requests_visible_to(user.pk)
                     .filter(user=user, status=JoinRequestModel.Status.PENDING, invited_by__isnull=False)
                     .exclude(invited_by_id__in=selectors.blocked_ids(user.pk))[:100])
 
@@ -412,7 +415,7 @@ class Query(graphene.ObjectType):
         seat = _member_circle(info, circle_id)
         if seat.role not in (SeatModel.Role.OWNER, SeatModel.Role.ADMIN):
             return []
-        return list(JoinRequestModel.objects.select_related("circle", "user", "invited_by")
+        return list(selectors.join_requests_visible_to(seat.user_id)
                     .filter(circle_id=seat.circle_id, status=JoinRequestModel.Status.PENDING,
                             invited_by__isnull=True)[:100])
 
@@ -437,6 +440,19 @@ class Query(graphene.ObjectType):
     def resolve_circle_events(root, info, circle_id):
         seat = _member_circle(info, circle_id)
         return list(selectors.events_of(seat.circle_id, seat.user_id)[:100])
+
+
+# Relay node(id:) / nodes(ids:): each type scoped by the same selector its own queries and services use.
+nodes.register(Circle, model=CircleModel, scoped=lambda user: selectors.visible_circles(user.pk))
+nodes.register(FriendRequest, model=FriendRequestModel, scoped=lambda user: selectors.friend_requests_of(user.pk))
+nodes.register(CircleJoinRequest, model=JoinRequestModel,
+               scoped=lambda user: selectors.join_requests_visible_to(user.pk))
+nodes.register(VerificationRequest, model=VerificationRequestModel,
+               scoped=lambda user: selectors.verification_requests_visible_to(user.pk))
+nodes.register(Post, model=PostModel,
+               scoped=lambda user: selectors.visible_posts(user.pk).select_related("author", "circle"))
+nodes.register(PostComment, model=PostCommentModel, scoped=lambda user: selectors.visible_comments_of(user.pk))
+nodes.register(CircleEvent, model=CircleEventModel, scoped=lambda user: selectors.visible_events(user.pk))
 
 
 # --- mutations ----------------------------------------------------------------------------------------------
@@ -912,7 +928,7 @@ class RsvpEvent(BaseMutation):
     @classmethod
     def perform(cls, root, info, event_id, going):
         row = services.rsvp(user=require_user(info), event_id=_pk(event_id, EVENT, "eventId"), going=going)
-        return {"status": row.status}
+        return {"status": _v(row.status)}  # a row just created holds the TextChoices member, not the string
 
 
 class MarkAttendance(OkPayload, BaseMutation):

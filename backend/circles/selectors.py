@@ -18,11 +18,14 @@ from .models import (
     Circle,
     CircleEvent,
     CircleMember,
+    FriendRequest,
     Friendship,
+    JoinRequest,
     LoanOutcome,
     Post,
     PostComment,
     Rsvp,
+    VerificationRequest,
     Vouch,
 )
 
@@ -45,6 +48,12 @@ def is_blocked_between(user_id: int, other_id: int) -> bool:
 
 def blocked_since(blocker_id: int, other_id: int) -> dt.datetime | None:
     return Block.objects.filter(blocker_id=blocker_id, blocked_id=other_id).values_list("created_at", flat=True).first()
+
+
+def friend_requests_of(user_id: int) -> QuerySet[FriendRequest]:
+    """Friend requests the user sent or received: only the two parties ever see one."""
+    return FriendRequest.objects.select_related("from_user", "to_user").filter(
+        Q(from_user_id=user_id) | Q(to_user_id=user_id))
 
 
 def blocked_ids(user_id: int) -> set[int]:
@@ -106,6 +115,24 @@ def visible_circles(user_id: int) -> QuerySet[Circle]:
 def my_circles(user_id: int) -> QuerySet[CircleMember]:
     return (CircleMember.objects.select_related("circle")
             .filter(user_id=user_id, left_at__isnull=True).order_by("-joined_at", "-id"))
+
+
+def _admin_circle_ids(user_id: int) -> QuerySet:
+    return CircleMember.objects.filter(user_id=user_id, left_at__isnull=True,
+                                       role__in=(CircleMember.Role.OWNER, CircleMember.Role.ADMIN)).values("circle_id")
+
+
+def join_requests_visible_to(user_id: int) -> QuerySet[JoinRequest]:
+    """Join requests and invitations: the requester (invitee) sees theirs, a circle's owner and admins see the
+    circle's. Nobody else learns that someone asked to join."""
+    return JoinRequest.objects.select_related("circle", "user", "invited_by").filter(
+        Q(user_id=user_id) | Q(circle_id__in=_admin_circle_ids(user_id)))
+
+
+def verification_requests_visible_to(user_id: int) -> QuerySet[VerificationRequest]:
+    """Verification requests: the requester sees theirs, a circle's owner and admins (who decide them) see the
+    circle's."""
+    return VerificationRequest.objects.filter(Q(user_id=user_id) | Q(circle_id__in=_admin_circle_ids(user_id)))
 
 
 def members_of(circle_id: int) -> QuerySet[CircleMember]:
@@ -215,23 +242,34 @@ def timeline(user_id: int, *, before_id: int | None, limit: int) -> list[Post]:
     return list(rows.order_by("-id")[:limit])
 
 
-def visible_comments(user_id: int, post_ids: list[int]) -> QuerySet[PostComment]:
+def visible_comments_of(user_id: int) -> QuerySet[PostComment]:
     """WeChat's rule: a comment shows only to viewers who can see the post and are friends of the commenter
-    (or are the commenter). The caller passes only posts the viewer may see."""
+    (or are the commenter)."""
     return (PostComment.objects.select_related("author")
-            .filter(post_id__in=post_ids, deleted_at__isnull=True)
-            .filter(Q(author_id=user_id) | Q(author_id__in=friend_ids(user_id)))
-            .order_by("id"))
+            .filter(post__in=visible_posts(user_id), deleted_at__isnull=True)
+            .filter(Q(author_id=user_id) | Q(author_id__in=friend_ids(user_id))))
+
+
+def visible_comments(user_id: int, post_ids: list[int]) -> QuerySet[PostComment]:
+    """The comments the viewer may see on these posts, oldest first."""
+    return visible_comments_of(user_id).filter(post_id__in=post_ids).order_by("id")
 
 
 # --- events ----------------------------------------------------------------------------------------------
 
 
-def events_of(circle_id: int, viewer_id: int) -> QuerySet[CircleEvent]:
-    """A circle's live events with their counts and the viewer's own RSVP, in one query."""
+def visible_events(viewer_id: int) -> QuerySet[CircleEvent]:
+    """Live events of the circles the viewer is an active member of (events are for members), with their counts
+    and the viewer's own RSVP, in one query."""
+    my_circles_q = CircleMember.objects.filter(user_id=viewer_id, left_at__isnull=True).values("circle_id")
     mine = Rsvp.objects.filter(event=OuterRef("pk"), user_id=viewer_id).values("status")[:1]
-    return CircleEvent.objects.filter(circle_id=circle_id, cancelled_at__isnull=True).annotate(
+    return CircleEvent.objects.filter(circle_id__in=my_circles_q, cancelled_at__isnull=True).annotate(
         going=Count("rsvps", filter=Q(rsvps__status=Rsvp.Status.GOING)),
         waitlisted=Count("rsvps", filter=Q(rsvps__status=Rsvp.Status.WAITLISTED)),
         my_status=Subquery(mine),
     ).order_by("starts_at", "id")
+
+
+def events_of(circle_id: int, viewer_id: int) -> QuerySet[CircleEvent]:
+    """One circle's live events as the viewer sees them (nothing unless the viewer is a member)."""
+    return visible_events(viewer_id).filter(circle_id=circle_id)

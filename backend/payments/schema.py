@@ -7,12 +7,16 @@ import graphene
 
 from backend.accounts.ids import decode_user, user_gid
 from backend.chat.events import CONVERSATION
+from backend.core import nodes
 from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, encode_id, fetch_scoped
 from backend.wallet.schema import Fen, RiskCheckedMutation
 
 from . import selectors, services
+from .models import Bill as BillModel
+from .models import FriendTransfer as FriendTransferModel
 from .models import RedPacket as RedPacketModel
+from .models import Settlement as SettlementModel
 from .services import red_packets as packet_rules
 
 PaymentError = register_app_errors("Payment", "backend.payments", include=("backend.wallet", "backend.chat"))  # code: PaymentErrorCode
@@ -87,10 +91,6 @@ class RedPacket(_ConversationObject, graphene.ObjectType):
     created_at = graphene.DateTime(required=True)
     expires_at = graphene.DateTime(required=True)
 
-    @classmethod
-    def get_node(cls, info, id):
-        return selectors.red_packets_visible_to(require_user(info).pk).filter(pk=id).first()
-
     @staticmethod
     def resolve_sender_id(root, info):
         return user_gid(root.sender_id)
@@ -142,10 +142,6 @@ class FriendTransfer(_ConversationObject, graphene.ObjectType):
     created_at = graphene.DateTime(required=True)
     expires_at = graphene.DateTime(required=True)
     resolved_at = graphene.DateTime()
-
-    @classmethod
-    def get_node(cls, info, id):
-        return selectors.transfers_visible_to(require_user(info).pk).filter(pk=id).first()
 
     @staticmethod
     def resolve_sender_id(root, info):
@@ -220,10 +216,6 @@ class AaBill(_ConversationObject, graphene.ObjectType):
     my_share = graphene.Field(AaShare)
     created_at = graphene.DateTime(required=True)
 
-    @classmethod
-    def get_node(cls, info, id):
-        return selectors.bills_visible_to(require_user(info).pk).filter(pk=id).first()
-
     @staticmethod
     def resolve_creator_id(root, info):
         return user_gid(root.creator_id)
@@ -286,13 +278,16 @@ class SettleUp(_ConversationObject, graphene.ObjectType):
     transfers = graphene.List(graphene.NonNull(SettleUpTransfer), required=True)
     created_at = graphene.DateTime(required=True)
 
-    @classmethod
-    def get_node(cls, info, id):
-        return selectors.settlements_visible_to(require_user(info).pk).filter(pk=id).first()
-
     @staticmethod
     def resolve_transfers(root, info):
         return list(root.transfers.order_by("id"))
+
+
+# Relay node(id:) / nodes(ids:): only current members of the object's conversation, like the queries below.
+nodes.register(RedPacket, model=RedPacketModel, scoped=lambda user: selectors.red_packets_visible_to(user.pk))
+nodes.register(FriendTransfer, model=FriendTransferModel, scoped=lambda user: selectors.transfers_visible_to(user.pk))
+nodes.register(AaBill, model=BillModel, scoped=lambda user: selectors.bills_visible_to(user.pk))
+nodes.register(SettleUp, model=SettlementModel, scoped=lambda user: selectors.settlements_visible_to(user.pk))
 
 
 class Query(graphene.ObjectType):

@@ -10,9 +10,11 @@ from django.test.utils import CaptureQueriesContext
 
 from backend.accounts.ids import user_gid
 from backend.chat import services as chat
+from backend.circles import services as circles
 from backend.core import nodes
 from backend.core.ids import encode_id
 from backend.notifications.models import Notification
+from backend.payments import services as payments
 from backend.schema import schema
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
@@ -78,6 +80,7 @@ def test_every_node_type_is_registered():
 def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
     ada, bob, eve = new_user("Ada"), new_user("Bob"), new_user("Eve")
     ta, te = token_for(ada), token_for(eve)
+    befriend(ada, bob)
     group = chat.create_group(owner=ada, title="G", member_ids=[bob.pk])
     message = chat.send_message(conversation_id=group.pk, sender=ada, client_msg_id="m1", text="hi").message
     wallet.top_up(user=ada, amount=10_000, idempotency_key="topup-ada-1")
@@ -93,7 +96,7 @@ def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
         "Wallet": statement["id"], "Notification": encode_id("Notification", alert.pk), "Device": device_id,
         "BankOperation": encode_id("BankOperation", ada.ledger_accounts.get().bank_operations.get().pk),
     }
-    assert set(mine) == set(nodes.registered())
+    assert set(mine) | CIRCLES_AND_PAYMENTS == set(nodes.registered())
     for type_name, gid in mine.items():
         assert gql(NODE, {"i": gid}, token=ta)["data"]["node"] == {"__typename": type_name, "id": gid}, type_name
         expected = {"__typename": "User", "id": gid} if type_name == "User" else None  # public profiles only
@@ -138,3 +141,99 @@ def test_wallet_is_opened_at_sign_up_and_reading_it_never_writes(gql):
               if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
               and "accounts_device" not in q["sql"]]  # the token check refreshes the device's last_seen_at
     assert writes == []
+
+
+CIRCLES_AND_PAYMENTS = {"Circle", "FriendRequest", "CircleJoinRequest", "VerificationRequest", "Post", "PostComment",
+                        "CircleEvent", "RedPacket", "FriendTransfer", "AaBill", "SettleUp"}
+
+
+def refetch(gql, gid: str, token: str):
+    return gql(NODE, {"i": gid}, token=token)["data"]["node"]
+
+
+def test_circles_and_payments_objects_refetch_for_who_may_see_them_only(gql):
+    """Each circles and payments node type answers its owner or member and is null for a stranger, by the
+    same rule as the app's own queries."""
+    import datetime as dt
+
+    from backend.core import clock
+    from tests.payments.conftest import fund, group_of
+
+    ada, bob, cyd, dan, eve = (new_user(n) for n in ("Ada", "Bob", "Cyd", "Dan", "Eve"))
+    ta, tb, tc, td, te = (token_for(u) for u in (ada, bob, cyd, dan, eve))
+    # circles: a hidden circle (Ada owns, Bob is in), an approval circle Dan asked to join, Ada's moment
+    hidden = circles.create_circle(owner=ada, kind="alumni", name="清华校友", visibility="hidden",
+                                   join_policy="invite_code", requires_verification=True,
+                                   verification_domain="tsinghua.edu.cn")
+    befriend(ada, bob)
+    invitation = circles.invite_user(actor=ada, circle_id=hidden.pk, user_id=bob.pk)
+    proof = circles.submit_verification_proof(user=bob, circle_id=hidden.pk, proof_url="https://x.example/diploma.jpg")
+    circles.decide_verification(actor=ada, request_id=proof.pk, approve=True)
+    circles.accept_invitation(user=bob, request_id=invitation.pk)
+    club = circles.create_circle(owner=ada, kind="interest", name="跑步", join_policy="approval")
+    asked = circles.join_circle(user=dan, circle_id=club.pk, note="let me in")
+    request = circles.send_friend_request(user=ada, to_user_id=dan.pk, note="hi")
+    post = circles.create_post(author=ada, text="周末爬山")
+    comment = circles.comment_on_post(user=bob, post_id=post.pk, text="同去")
+    event = circles.create_event(actor=ada, circle_id=hidden.pk, title="返校", place="二校门", capacity=10,
+                                 starts_at=clock.now() + dt.timedelta(days=3))
+    # payments: Ada, Bob and Cyd in a funded group; a direct chat between Ada and Bob
+    for user in (ada, bob, cyd):
+        fund(user, 10_000)
+    group = group_of(ada, bob, cyd)
+    direct = chat.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    packet, _ = payments.send_red_packet(sender=ada, conversation_id=group.pk, kind="lucky", amount=300, count=2,
+                                         idempotency_key="node-packet-1")
+    transfer, _ = payments.send_transfer(sender=ada, conversation_id=direct.pk, amount=100,
+                                         idempotency_key="node-transfer-1")
+    bill, _ = payments.create_bill(creator=ada, conversation_id=group.pk, title="咖啡", amount=200, method="equal",
+                                   participants=[bob.pk, cyd.pk], idempotency_key="node-bill-1")
+    settle = payments.start_settlement(user=ada, conversation_id=group.pk)
+
+    ids = {
+        "Circle": encode_id("Circle", hidden.pk), "FriendRequest": encode_id("FriendRequest", request.pk),
+        "CircleJoinRequest": encode_id("CircleJoinRequest", asked.pk),
+        "VerificationRequest": encode_id("VerificationRequest", proof.pk), "Post": encode_id("Post", post.pk),
+        "PostComment": encode_id("PostComment", comment.pk), "CircleEvent": encode_id("CircleEvent", event.pk),
+        "RedPacket": encode_id("RedPacket", packet.pk), "FriendTransfer": encode_id("FriendTransfer", transfer.pk),
+        "AaBill": encode_id("AaBill", bill.pk), "SettleUp": encode_id("SettleUp", settle.pk),
+    }
+    assert set(ids) == CIRCLES_AND_PAYMENTS
+    for type_name, gid in ids.items():  # Ada owns, created, administers or is a member of each
+        assert refetch(gql, gid, ta) == {"__typename": type_name, "id": gid}, type_name
+        assert refetch(gql, gid, te) is None, type_name
+    answer = gql("query($i: [ID!]!) { nodes(ids: $i) { id } }", {"i": list(ids.values())}, token=te)
+    assert answer["data"]["nodes"] == [None] * len(ids)
+
+    def seen_by(token: str) -> set[str]:
+        return {name for name, gid in ids.items() if refetch(gql, gid, token) is not None}
+
+    # Bob: member of the hidden circle and both chats; his own verification request and comment; Ada's friend.
+    # Not Ada's request to Dan, nor Dan's request to join a circle Bob does not administer.
+    assert seen_by(tb) == CIRCLES_AND_PAYMENTS - {"FriendRequest", "CircleJoinRequest"}
+    # Cyd: the group's money and his friend Ada's moment, but not Bob's comment on it (Cyd and Bob are not
+    # friends: WeChat's rule), the direct-chat transfer, or the hidden circle and what is in it
+    assert seen_by(tc) == {"RedPacket", "AaBill", "SettleUp", "Post"}
+    # Dan: the request he filed and the friend request he received
+    assert seen_by(td) == {"CircleJoinRequest", "FriendRequest"}
+    # the refetched event carries the viewer's own counts, like circleEvents does
+    event_node = gql("query($i: ID!) { node(id: $i) { ... on CircleEvent { title goingCount myRsvp } } }",
+                     {"i": ids["CircleEvent"]}, token=tb)["data"]["node"]
+    assert event_node == {"title": "返校", "goingCount": 0, "myRsvp": None}
+    # a join request shows to the circle's admins, not to its plain members
+    seat = circles.invite_user(actor=ada, circle_id=club.pk, user_id=bob.pk)
+    circles.accept_invitation(user=bob, request_id=seat.pk)
+    assert refetch(gql, ids["CircleJoinRequest"], tb) is None
+    circles.set_member_role(actor=ada, circle_id=club.pk, user_id=bob.pk, role="admin")
+    assert refetch(gql, ids["CircleJoinRequest"], tb) == {"__typename": "CircleJoinRequest",
+                                                          "id": ids["CircleJoinRequest"]}
+    circles.set_member_role(actor=ada, circle_id=club.pk, user_id=bob.pk, role="member")
+    # a public circle is anyone's to look at
+    assert refetch(gql, encode_id("Circle", club.pk), te) == {"__typename": "Circle", "id": encode_id("Circle", club.pk)}
+    # leaving ends it: Bob out of the circle and out of the group
+    circles.leave_circle(user=bob, circle_id=hidden.pk)
+    chat.leave_conversation(conversation_id=group.pk, user=bob)
+    assert seen_by(tb) == {"FriendTransfer", "Post", "PostComment", "VerificationRequest"}
+    # a comment follows its post: once Ada deletes the moment, Bob's comment on it is gone too
+    circles.delete_post(user=ada, post_id=post.pk)
+    assert refetch(gql, ids["PostComment"], tb) is None and refetch(gql, ids["Post"], tb) is None

@@ -63,6 +63,7 @@ def race(jobs: list[Callable[[], object]], threads: int = THREADS) -> tuple[list
 
 def test_200_members_grab_a_50_part_packet(require_postgres, settings):
     settings.QUANZI_PAYMENTS = {"PACKET_MAX_PARTS": 200}
+    settings.QUANZI_CIRCLES = {"FRIEND_REQUESTS_PER_HOUR": 500}  # the sender befriends all 200 to group them
     sender = new_user("Sender")
     fund(sender, 100_000)
     members = [new_user() for _ in range(200)]
