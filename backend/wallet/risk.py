@@ -14,7 +14,7 @@ from django.core import signing
 from django.db.models import Q
 
 from backend.accounts.models import User
-from backend.core import clock
+from backend.core import clock, reach
 from backend.core.errors import DomainError
 
 from .models import LedgerAccount, RiskListEntry
@@ -73,8 +73,21 @@ def _confirmed(token: object, payload: dict) -> bool:
     return signed == payload and 0 <= age <= CONFIRMATION_SECONDS
 
 
+class PaymentDeclined(DomainError):
+    """The payee cannot take this payment now. Deliberately says nothing about why: a payer must not learn that
+    someone else's account is frozen, or that they were blocked by the payee (or anything else of theirs)."""
+
+    code = "PAYMENT_DECLINED"
+    default_message = "This payment cannot be completed. No money was moved."
+
+
 def check_payee(*, payer_id: int, payee_id: int, amount: int, confirmation: object = None) -> None:
-    """Raise PAYEE_RISK_BLOCKED, or PAYEE_RISK_WARNING unless `confirmation` is this payment's valid token."""
+    """Raise PAYEE_RISK_BLOCKED, or PAYEE_RISK_WARNING unless `confirmation` is this payment's valid token.
+
+    Every payment to a person passes here, so the social block is enforced here too: a payee who blocked the
+    payer (core.reach, circles' rule) declines the payment with the same generic answer as a frozen wallet."""
+    if reach.blocked_since(payee_id, payer_id) is not None:
+        raise PaymentDeclined(field="recipientId")
     hits = hits_for(payee_id)
     if not hits:
         return

@@ -42,6 +42,7 @@ from .gateway import BankGateway, GatewayResult, GatewayUnavailable, ReferenceUn
 from .limits import wallet_setting
 from .models import BankOperation, Hold, IdempotencyRecord, JournalEntry, LedgerAccount, Leg, ReversalRequest
 from .money import format_fen
+from .risk import PaymentDeclined  # noqa: F401  (part of this module's surface: wallet.PaymentDeclined)
 
 log = logging.getLogger("quanzi.wallet")
 
@@ -87,14 +88,6 @@ class InsufficientFunds(DomainError):
 class AccountFrozen(DomainError):
     code = "ACCOUNT_FROZEN"
     default_message = "This account is frozen."
-
-
-class PaymentDeclined(DomainError):
-    """The payee's wallet cannot take this payment now. Deliberately says nothing about why: a payer must
-    not learn that someone else's account is frozen (or anything else about its state)."""
-
-    code = "PAYMENT_DECLINED"
-    default_message = "This payment cannot be completed. No money was moved."
 
 
 class IdempotencyConflict(Conflict):
