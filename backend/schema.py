@@ -3,6 +3,7 @@
 import graphene
 
 from backend.accounts import schema as accounts_schema
+from backend.advisors import schema as advisors_schema
 from backend.chat import schema as chat_schema
 from backend.core import nodes
 from backend.core.nodes import NodeQuery
@@ -18,6 +19,7 @@ class Query(
     notifications_schema.Query,
     wallet_schema.Query,
     payments_schema.Query,
+    advisors_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -29,6 +31,7 @@ class Mutation(
     notifications_schema.Mutation,
     wallet_schema.Mutation,
     payments_schema.Mutation,
+    advisors_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "backend.wallet",
     "backend.circles",
     "backend.payments",
+    "backend.advisors",
     "backend.demo",
 ]
 

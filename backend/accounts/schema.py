@@ -49,6 +49,9 @@ class User(graphene.ObjectType):
     display_name = graphene.String(required=True)
     avatar_url = graphene.String(required=True)
     is_client_manager = graphene.Boolean(required=True)
+    is_verified = graphene.Boolean(
+        required=True, description="The bank's verified badge: staff, client managers and service accounts. No "
+        "customer can obtain it, and customers cannot take names that mimic them.")
     phone = graphene.String(description="Private: my own phone number.")
     kyc_level = graphene.Field(KycLevel, description="Private.")
     has_password = graphene.Boolean(description="Private.")

@@ -14,6 +14,7 @@ from ._base import (
     ReadOnlyConversation,
     SendResult,
 )
+from .advisor import hand_over_advisor_conversation
 from .cards import CardVersionConflict, update_card
 from .conversations import (
     add_members,
@@ -27,7 +28,7 @@ from .conversations import (
     rename_conversation,
     set_member_role,
 )
-from .messages import edit_message, post_card, preview_of, recall_message, send_message
+from .messages import edit_message, post_card, post_service_notice, preview_of, recall_message, send_message
 from .notices import post_system_notice
 from .presence import announce_presence
 from .read_state import mark_read, relay_typing, set_muted
@@ -38,6 +39,7 @@ __all__ = [
     "add_members", "create_circle_conversation", "create_group", "leave_conversation",
     "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",
     "rename_conversation", "set_member_role",
+    "hand_over_advisor_conversation", "post_service_notice",
     "edit_message", "post_card", "preview_of", "recall_message", "send_message",
     "post_system_notice", "announce_presence", "mark_read", "relay_typing", "set_muted",
 ]
