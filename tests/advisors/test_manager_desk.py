@@ -65,7 +65,7 @@ def test_queue_and_customer_list_take_a_fixed_number_of_queries(gql):
     token = token_for(mia)
 
     def measure(n_new):
-        for i in range(n_new):
+        for _ in range(n_new):
             c = new_user()
             assign(c, mia)
             say(c, conversation_of(c), "hello", f"k{c.pk}")
