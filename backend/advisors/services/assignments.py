@@ -46,11 +46,12 @@ def _manager_profile(manager_id: int) -> ManagerProfile:
 
 
 def assign_customer(*, customer_id: int, method: str, manager_id: int | None = None, actor: Any | None = None,
-                    reason: str = "") -> Assignment:
+                    reason: str = "", keep_existing: bool = False) -> Assignment:
     """Give a customer a client manager (or a new one). `method`: admin (operations pick `manager_id`), branch
     (round-robin within the customer's branch), round_robin (any branch), customer_request (someone other
     than the current manager). Capacity is checked under the manager's row lock. Assigning the current
-    manager again changes nothing."""
+    manager again changes nothing; with `keep_existing`, so does assigning a customer who already has one (two
+    taps on "My client manager" at once give one assignment, not a reassignment)."""
     if method not in Method.values:
         raise ValueError(f"unknown assignment method {method!r}")
     reason = clean_text(reason, field="reason", max_chars=200, required=False, line=True) if reason else ""
@@ -60,6 +61,8 @@ def assign_customer(*, customer_id: int, method: str, manager_id: int | None = N
     with transaction.atomic():
         record = record_of(customer.pk, lock=True)  # serializes every assignment of this customer
         current = active_assignment(customer.pk)
+        if current is not None and keep_existing:
+            return current
         if method == Method.ADMIN:
             if manager_id is None:
                 raise NotFound(field="managerId")
@@ -115,11 +118,12 @@ def open_my_client_manager(*, customer: Any) -> CustomerRecord:
     if active_assignment(customer.pk) is None:
         record = record_of(customer.pk)
         try:
-            assign_customer(customer_id=customer.pk, method=Method.BRANCH if record.branch else Method.ROUND_ROBIN)
+            assign_customer(customer_id=customer.pk, method=Method.BRANCH if record.branch else Method.ROUND_ROBIN,
+                            keep_existing=True)
         except NoManagerAvailable:
             if not record.branch:
                 raise
-            assign_customer(customer_id=customer.pk, method=Method.ROUND_ROBIN)
+            assign_customer(customer_id=customer.pk, method=Method.ROUND_ROBIN, keep_existing=True)
     return CustomerRecord.objects.select_related("conversation").get(customer_id=customer.pk)
 
 
