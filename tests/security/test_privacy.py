@@ -16,7 +16,8 @@ from .conftest import leaks_phone
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"requestLoginCode", "loginWithCode", "loginWithPassword", "refreshTokens"}
-SAMPLE = {"ID": "eA==", "String": "x", "Int": 1, "Boolean": True, "Fen": 1, "JSONString": "{}", "Float": 1.0}
+SAMPLE = {"ID": "eA==", "String": "x", "Int": 1, "Boolean": True, "Fen": 1, "JSONString": "{}", "Float": 1.0,
+          "Time": "09:00:00"}
 
 
 def _sample(gtype):
