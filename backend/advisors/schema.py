@@ -421,8 +421,8 @@ class SubscribeServiceAccount(SubscriptionPayload, BaseMutation):
 
     @classmethod
     def perform(cls, root, info, service_account_id):
-        account = _service_account(service_account_id)
-        subscription = services.subscribe(user=require_user(info), account=account)
+        user = require_user(info)
+        subscription = services.subscribe(user=user, account=(account := _service_account(service_account_id)))
         return {"service_account": _with_subscription(account, subscription)}
 
 
@@ -434,8 +434,8 @@ class UnsubscribeServiceAccount(SubscriptionPayload, BaseMutation):
 
     @classmethod
     def perform(cls, root, info, service_account_id):
-        account = _service_account(service_account_id)
-        subscription = services.unsubscribe(user=require_user(info), account=account)
+        user = require_user(info)
+        subscription = services.unsubscribe(user=user, account=(account := _service_account(service_account_id)))
         return {"service_account": _with_subscription(account, subscription)}
 
 
