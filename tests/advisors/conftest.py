@@ -10,6 +10,7 @@ import pytest
 from backend.accounts.models import User
 from backend.advisors import services
 from backend.advisors.models import ManagerProfile, Product
+from tests.notifications.conftest import eager_tasks  # noqa: F401  (autouse: broadcast delivery runs in-process)
 
 _phones = itertools.count(1)
 
