@@ -19,6 +19,7 @@ from backend.core.ids import decode_id, encode_id, fetch_scoped
 from . import selectors, services
 from .models import Broadcast as BroadcastModel
 from .models import CustomerNote as CustomerNoteModel
+from .models import CustomerRecord as CustomerRecordModel
 from .models import Product as ProductModel
 from .models import QuickReply as QuickReplyModel
 from .models import ServiceAccount as ServiceAccountModel
@@ -39,22 +40,14 @@ def _my_customer(info, customer_id: object):
                         field="customerId")
 
 
-class CustomerTier(graphene.Enum):
-    CORE = "core"
-    IMPORTANT = "important"
-    ORDINARY = "ordinary"
-
-
-class ServiceAccountCategory(graphene.Enum):
-    SECURITY = "security"
-    SERVICE = "service"
-    MARKETING = "marketing"
-
-
-class BroadcastTarget(graphene.Enum):
-    TIER = "tier"
-    CIRCLE = "circle"
-    LIST = "list"
+# The models' choices, so the enums cannot drift from what is stored.
+CustomerTier = graphene.Enum.from_enum(
+    CustomerRecordModel.Tier, name="CustomerTier", description="Computed nightly (docs/architecture.md).")
+ServiceAccountCategory = graphene.Enum.from_enum(
+    ServiceAccountModel.Category, name="ServiceAccountCategory",
+    description="SECURITY and SERVICE accounts cannot be unsubscribed; MARKETING ones can.")
+BroadcastTarget = graphene.Enum.from_enum(
+    BroadcastModel.Target, name="BroadcastTarget", description="Who a broadcast is for.")
 
 
 class Product(graphene.ObjectType):
@@ -411,32 +404,33 @@ def _service_account(service_account_id):
                         scoped=ServiceAccountModel.objects.select_related("user"), field="serviceAccountId")
 
 
-class SubscriptionPayload:
-    service_account = graphene.Field(ServiceAccount)
+class _SubscriptionChange(BaseMutation):
+    """Subscribe or unsubscribe (`change` is the service) and render the account with my subscription."""
 
+    class Meta:
+        abstract = True
 
-class SubscribeServiceAccount(SubscriptionPayload, BaseMutation):
     class Arguments:
         service_account_id = graphene.ID(required=True)
+
+    service_account = graphene.Field(ServiceAccount)
+    change = None
 
     @classmethod
     def perform(cls, root, info, service_account_id):
         user = require_user(info)
-        subscription = services.subscribe(user=user, account=(account := _service_account(service_account_id)))
-        return {"service_account": _with_subscription(account, subscription)}
+        account = _service_account(service_account_id)
+        return {"service_account": _with_subscription(account, cls.change(user=user, account=account))}
 
 
-class UnsubscribeServiceAccount(SubscriptionPayload, BaseMutation):
+class SubscribeServiceAccount(_SubscriptionChange):
+    change = staticmethod(services.subscribe)
+
+
+class UnsubscribeServiceAccount(_SubscriptionChange):
     """Marketing accounts only; security and service accounts answer CANNOT_UNSUBSCRIBE."""
 
-    class Arguments:
-        service_account_id = graphene.ID(required=True)
-
-    @classmethod
-    def perform(cls, root, info, service_account_id):
-        user = require_user(info)
-        subscription = services.unsubscribe(user=user, account=(account := _service_account(service_account_id)))
-        return {"service_account": _with_subscription(account, subscription)}
+    change = staticmethod(services.unsubscribe)
 
 
 class SendBroadcast(BaseMutation):

@@ -2,12 +2,11 @@
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from backend.advisors.models import CustomerRecord
-from backend.asgi import application
 from backend.core.ids import encode_id
 from tests.chat.conftest import token_for
+from tests.chat.test_socket_chat import open_socket
 
 from .conftest import assign, new_manager, new_user
 
@@ -21,15 +20,6 @@ def setup():
     assign(ann, mia)
     conversation_id = CustomerRecord.objects.get(customer=ann).conversation_id
     return token_for(ann), token_for(mia), token_for(max_), encode_id("Conversation", conversation_id)
-
-
-async def open_socket(token):
-    ws = WebsocketCommunicator(application, "/ws/")
-    connected, _ = await ws.connect()
-    assert connected
-    await ws.send_json_to({"type": "auth", "token": token})
-    assert (await ws.receive_json_from(timeout=3))["type"] == "auth.ok"
-    return ws
 
 
 async def frame_of(ws, wanted, timeout=3):
