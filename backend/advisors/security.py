@@ -8,11 +8,16 @@ nobody can unsubscribe from and no customer can imitate.
 
 from __future__ import annotations
 
+import logging
 import secrets
+
+from django.db import transaction
 
 from backend.notifications.security import NOTICES
 
 from . import services
+
+log = logging.getLogger("quanzi.advisors")
 
 
 def on_security_event(sender, *, user_id: int, event: str, details: dict, **kwargs) -> None:
@@ -21,5 +26,9 @@ def on_security_event(sender, *, user_id: int, event: str, details: dict, **kwar
         return
     title, body = NOTICES[event]
     values = {"device": details.get("device_name") or details.get("platform") or "a new device", **details}
-    services.post_notice(account=account, user_id=user_id, key=f"security:{secrets.token_hex(16)}",
-                         text=f"{title}\n{body.format(**values)}")
+    try:
+        with transaction.atomic():  # a savepoint: the notice in chat must never undo the sign-in it reports
+            services.post_notice(account=account, user_id=user_id, key=f"security:{secrets.token_hex(16)}",
+                                 text=f"{title}\n{body.format(**values)}")
+    except Exception:
+        log.exception("security notice for user %s could not be posted from the security account", user_id)
