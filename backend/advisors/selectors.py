@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from backend.chat import selectors as chat_selectors
 
@@ -114,15 +115,24 @@ def service_accounts_for(user: Any) -> list[tuple[ServiceAccount, Subscription |
 
 
 def broadcasts_of(user: Any) -> QuerySet[Broadcast]:
-    """Broadcasts the caller may report on: their own; operations staff see all."""
-    rows = Broadcast.objects.select_related("service_account__user")
+    """Broadcasts the caller may report on — their own; operations staff see all — each with `read_total`
+    (deliveries whose recipient read the message) computed in the same query."""
+    rows = Broadcast.objects.select_related("service_account__user").annotate(read_total=_read_total())
     return rows if getattr(user, "is_staff", False) else rows.filter(sender_id=user.pk)
+
+
+def _read_total():
+    reads = (BroadcastDelivery.objects.filter(broadcast_id=OuterRef("pk"))
+             .filter(chat_selectors.has_read_flag(conversation_ref=OuterRef("conversation_id"),
+                                                  user_ref=OuterRef("user_id"), seq_ref=OuterRef("seq")))
+             .values("broadcast_id").annotate(n=Count("id")).values("n"))
+    return Coalesce(Subquery(reads), Value(0))
 
 
 def read_count(broadcast: Broadcast) -> int:
     """Deliveries the recipient has read (their read marker in the service conversation reached the message)."""
-    return (BroadcastDelivery.objects.filter(broadcast=broadcast)
-            .filter(chat_selectors.has_read_flag(conversation_ref=OuterRef("conversation_id"),
-                                                 user_ref=OuterRef("user_id"), seq_ref=OuterRef("seq")))
-            .count())
-
+    total = getattr(broadcast, "read_total", None)
+    if total is None:
+        total = Broadcast.objects.filter(pk=broadcast.pk).annotate(read_total=_read_total()) \
+            .values_list("read_total", flat=True).get()
+    return total

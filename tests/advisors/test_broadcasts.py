@@ -2,6 +2,8 @@
 frequency cap, unsubscribed users skipped, delivery and read counts, idempotent delivery."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from backend.accounts.ids import user_gid
 from backend.advisors import services
@@ -52,6 +54,14 @@ def test_tier_broadcast_reaches_that_tier_and_counts_reads(gql, offers, ops_user
     report = gql(REPORT, token=token_for(ops_user))["data"]["myBroadcasts"]
     assert report == [{"deliveredCount": 2, "readCount": 1}]
     assert Broadcast.objects.get().status == "sent"
+    with CaptureQueriesContext(connection) as one:
+        gql(REPORT, token=token_for(ops_user))
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            send(gql, token_for(ops_user), offers, t="TIER", tier="CORE")
+    with CaptureQueriesContext(connection) as four:
+        assert len(gql(REPORT, token=token_for(ops_user))["data"]["myBroadcasts"]) == 4
+    assert len(four.captured_queries) == len(one.captured_queries)  # read counts in the list query: no N+1
 
 
 def test_manager_broadcast_reaches_only_their_own_customers(gql, offers, django_capture_on_commit_callbacks):
