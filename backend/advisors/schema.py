@@ -12,7 +12,7 @@ from backend.accounts.schema import User
 from backend.chat import selectors as chat_selectors
 from backend.chat.events import CONVERSATION
 from backend.chat.schema import Conversation, Message
-from backend.core import nodes
+from backend.core import nodes, pagination
 from backend.core.graphql import BaseMutation, require_user
 from backend.core.ids import decode_id, encode_id, fetch_scoped
 
@@ -193,19 +193,39 @@ class Broadcast(graphene.ObjectType):
 nodes.register(Broadcast, model=BroadcastModel, scoped=selectors.broadcasts_of)
 
 
+ManagedCustomerConnection = pagination.connection_type(ManagedCustomer, name="ManagedCustomer")
+WaitingConversationConnection = pagination.connection_type(WaitingConversation, name="WaitingConversation")
+BroadcastConnection = pagination.connection_type(Broadcast, name="Broadcast")
+
+
+def _page(connection, rows, *, first, after, kind: str):
+    """One page of an ordered list by position (`<kind>:<offset>` cursors; the lists are short: a manager's
+    customers are bounded by their capacity)."""
+    size = pagination.page_size(first)
+    start = pagination.decode_int_cursor(after, kind=kind) or 0
+    window = list(rows[start:start + size + 1])
+    edges = [connection.Edge(cursor=pagination.encode_cursor(kind, start + i + 1), node=row)
+             for i, row in enumerate(window[:size])]
+    return connection(edges=edges, page_info=pagination.page_info(edges, has_next=len(window) > size,
+                                                                  has_previous=start > 0))
+
+
 class Query(graphene.ObjectType):
     my_client_manager = graphene.Field(MyClientManager, description="Null until a manager is assigned (see "
                                        "openMyClientManager).")
-    my_customers = graphene.List(graphene.NonNull(ManagedCustomer), required=True,
-                                 description="Client managers: my customers, latest contact first.")
-    waiting_queue = graphene.List(graphene.NonNull(WaitingConversation), required=True,
-                                  description="Client managers: conversations waiting for my reply, longest first.")
+    my_customers = graphene.Field(ManagedCustomerConnection, required=True, first=graphene.Int(),
+                                  after=graphene.String(),
+                                  description="Client managers: my customers, latest contact first.")
+    waiting_queue = graphene.Field(WaitingConversationConnection, required=True, first=graphene.Int(),
+                                   after=graphene.String(),
+                                   description="Client managers: conversations waiting for my reply, longest first.")
     customer_notes = graphene.List(graphene.NonNull(CustomerNote), required=True,
                                    customer_id=graphene.ID(required=True))
     quick_replies = graphene.List(graphene.NonNull(QuickReply), required=True)
     products = graphene.List(graphene.NonNull(Product), required=True)
     service_accounts = graphene.List(graphene.NonNull(ServiceAccount), required=True)
-    my_broadcasts = graphene.List(graphene.NonNull(Broadcast), required=True)
+    my_broadcasts = graphene.Field(BroadcastConnection, required=True, first=graphene.Int(), after=graphene.String(),
+                                   description="Broadcasts I sent (operations staff: all), newest first.")
 
     @staticmethod
     def resolve_my_client_manager(root, info):
@@ -218,12 +238,14 @@ class Query(graphene.ObjectType):
         return MyClientManager(manager=assignment.manager, conversation=seat, since=assignment.started_at)
 
     @staticmethod
-    def resolve_my_customers(root, info):
-        return selectors.my_customers(require_user(info))
+    def resolve_my_customers(root, info, first=None, after=None):
+        return _page(ManagedCustomerConnection, selectors.my_customers(require_user(info)), first=first,
+                     after=after, kind="customer")
 
     @staticmethod
-    def resolve_waiting_queue(root, info):
-        return selectors.waiting_queue(require_user(info))
+    def resolve_waiting_queue(root, info, first=None, after=None):
+        return _page(WaitingConversationConnection, selectors.waiting_queue(require_user(info)), first=first,
+                     after=after, kind="waiting")
 
     @staticmethod
     def resolve_customer_notes(root, info, customer_id):
@@ -245,8 +267,9 @@ class Query(graphene.ObjectType):
         return [_with_subscription(a, s) for a, s in selectors.service_accounts_for(require_user(info))]
 
     @staticmethod
-    def resolve_my_broadcasts(root, info):
-        return list(selectors.broadcasts_of(require_user(info))[:100])
+    def resolve_my_broadcasts(root, info, first=None, after=None):
+        return _page(BroadcastConnection, selectors.broadcasts_of(require_user(info)), first=first, after=after,
+                     kind="broadcast")
 
 
 class ClientManagerPayload:

@@ -31,6 +31,10 @@ def new_manager(name: str, *, branch: str = "Haidian", capacity: int = 100, alwa
     return manager
 
 
+def nodes_of(connection: dict) -> list[dict]:
+    return [edge["node"] for edge in connection["edges"]]
+
+
 def assign(customer: User, manager: User):
     return services.assign_customer(customer_id=customer.pk, manager_id=manager.pk, method="admin")
 

@@ -13,7 +13,7 @@ from backend.core.errors import NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from tests.chat.conftest import token_for
 
-from .conftest import assign, new_manager, new_user
+from .conftest import assign, new_manager, new_user, nodes_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ SEND = """mutation($a: ID!, $t: BroadcastTarget!, $tier: CustomerTier, $circle: 
                 userIds: $users) {
     broadcast { id audienceCount deliveredCount readCount cappedCount unsubscribedCount status }
     errors { code field } } }"""
-REPORT = "query { myBroadcasts { deliveredCount readCount } }"
+REPORT = "query { myBroadcasts { edges { node { deliveredCount readCount } } } }"
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_tier_broadcast_reaches_that_tier_and_counts_reads(gql, offers, ops_user
     assert set(BroadcastDelivery.objects.values_list("user_id", flat=True)) == {ann.pk, bob.pk}
     delivery = BroadcastDelivery.objects.get(user=ann)
     chat_services.mark_read(conversation_id=delivery.conversation_id, user=ann, seq=delivery.seq)
-    report = gql(REPORT, token=token_for(ops_user))["data"]["myBroadcasts"]
+    report = nodes_of(gql(REPORT, token=token_for(ops_user))["data"]["myBroadcasts"])
     assert report == [{"deliveredCount": 2, "readCount": 1}]
     assert Broadcast.objects.get().status == "sent"
     with CaptureQueriesContext(connection) as one:
@@ -60,7 +60,7 @@ def test_tier_broadcast_reaches_that_tier_and_counts_reads(gql, offers, ops_user
         for _ in range(3):
             send(gql, token_for(ops_user), offers, t="TIER", tier="CORE")
     with CaptureQueriesContext(connection) as four:
-        assert len(gql(REPORT, token=token_for(ops_user))["data"]["myBroadcasts"]) == 4
+        assert len(nodes_of(gql(REPORT, token=token_for(ops_user))["data"]["myBroadcasts"])) == 4
     assert len(four.captured_queries) == len(one.captured_queries)  # read counts in the list query: no N+1
 
 

@@ -14,7 +14,7 @@ from backend.core import clock
 from backend.core.ids import encode_id
 from tests.chat.conftest import token_for
 
-from .conftest import assign, new_manager, new_user
+from .conftest import assign, new_manager, new_user, nodes_of
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +27,8 @@ def say(user, conversation_id, text, key):
     return chat_services.send_message(conversation_id=conversation_id, sender=user, client_msg_id=key, text=text)
 
 
-QUEUE = "query { waitingQueue { customer { displayName } conversationId tier waitingSince unreadCount } }"
-CUSTOMERS = "query { myCustomers { customer { displayName } tier tags unreadCount lastContactAt waitingSince } }"
+QUEUE = "query { waitingQueue { edges { node { customer { displayName } conversationId tier waitingSince unreadCount } } } }"
+CUSTOMERS = "query { myCustomers { edges { node { customer { displayName } tier tags unreadCount lastContactAt waitingSince } } } }"
 
 
 def test_waiting_queue_orders_by_waiting_time_and_drops_answered_conversations(gql):
@@ -46,16 +46,16 @@ def test_waiting_queue_orders_by_waiting_time_and_drops_answered_conversations(g
     clock.advance(dt.timedelta(minutes=1))
     say(ann, conversation_of(ann), "again", "a2")  # Ann still waits since her first unanswered message
     token = token_for(mia)
-    queue = gql(QUEUE, token=token)["data"]["waitingQueue"]
+    queue = nodes_of(gql(QUEUE, token=token)["data"]["waitingQueue"])
     assert [row["customer"]["displayName"] for row in queue] == ["Bob", "Ann"]
     # the "Mia is your client manager" notice and two messages
     assert queue[1]["unreadCount"] == 3 and queue[1]["tier"] == "ORDINARY"
     clock.advance(dt.timedelta(minutes=1))
     say(cyd, conversation_of(cyd), "one more thing", "c2")  # Cyd waits again, since minute 5
-    queue = gql(QUEUE, token=token)["data"]["waitingQueue"]
+    queue = nodes_of(gql(QUEUE, token=token)["data"]["waitingQueue"])
     assert [row["customer"]["displayName"] for row in queue] == ["Bob", "Ann", "Cyd"]
 
-    customers = gql(CUSTOMERS, token=token)["data"]["myCustomers"]
+    customers = nodes_of(gql(CUSTOMERS, token=token)["data"]["myCustomers"])
     assert [c["customer"]["displayName"] for c in customers] == ["Cyd", "Ann", "Bob", "Dan"]
     assert customers[-1]["lastContactAt"] is None and customers[-1]["unreadCount"] == 1  # only the notice
 
@@ -165,8 +165,8 @@ def test_another_managers_customers_are_invisible_over_graphql(gql):
     assign(ann, mia)
     say(ann, conversation_of(ann), "private question", "a1")
     token = token_for(max_)
-    assert gql(QUEUE, token=token)["data"]["waitingQueue"] == []
-    assert gql(CUSTOMERS, token=token)["data"]["myCustomers"] == []
+    assert nodes_of(gql(QUEUE, token=token)["data"]["waitingQueue"]) == []
+    assert nodes_of(gql(CUSTOMERS, token=token)["data"]["myCustomers"]) == []
     conv = encode_id("Conversation", conversation_of(ann))
     assert gql("query($c: ID!) { conversation(id: $c) { id } }", {"c": conv}, token=token)["data"][
         "conversation"] is None
@@ -175,6 +175,23 @@ def test_another_managers_customers_are_invisible_over_graphql(gql):
     assert "private question" not in str(history)
     # after reassignment to Max, Mia loses access and Max gains it
     assign(ann, max_)
-    assert [r["customer"]["displayName"] for r in gql(QUEUE, token=token)["data"]["waitingQueue"]] == ["Ann"]
-    assert gql(QUEUE, token=token_for(mia))["data"]["waitingQueue"] == []
-    assert gql(CUSTOMERS, token=token_for(mia))["data"]["myCustomers"] == []
+    assert [r["customer"]["displayName"] for r in nodes_of(gql(QUEUE, token=token)["data"]["waitingQueue"])] == ["Ann"]
+    assert nodes_of(gql(QUEUE, token=token_for(mia))["data"]["waitingQueue"]) == []
+    assert nodes_of(gql(CUSTOMERS, token=token_for(mia))["data"]["myCustomers"]) == []
+
+
+def test_customer_list_pages(gql):
+    mia = new_manager("Mia")
+    for name in ("Ann", "Bob", "Cyd"):
+        assign(new_user(name), mia)
+    page = """query($after: String) { myCustomers(first: 2, after: $after) {
+      edges { node { customer { displayName } } } pageInfo { hasNextPage endCursor } } }"""
+    token = token_for(mia)
+    first = gql(page, token=token)["data"]["myCustomers"]
+    assert first["pageInfo"]["hasNextPage"] is True
+    second = gql(page, {"after": first["pageInfo"]["endCursor"]}, token=token)["data"]["myCustomers"]
+    assert second["pageInfo"]["hasNextPage"] is False
+    names = [n["customer"]["displayName"] for n in nodes_of(first) + nodes_of(second)]
+    assert sorted(names) == ["Ann", "Bob", "Cyd"]
+    too_many = gql("query { myCustomers(first: 101) { edges { cursor } } }", token=token)
+    assert too_many["errors"][0]["extensions"]["code"] == "INVALID_PAGE_SIZE"

@@ -13,7 +13,7 @@ from backend.notifications import schedule
 from tests.chat.conftest import token_for
 from tests.payments.conftest import fund
 
-from .conftest import assign, new_manager, new_user
+from .conftest import assign, new_manager, new_user, nodes_of
 
 pytestmark = pytest.mark.django_db
 YUAN = 100
@@ -56,6 +56,6 @@ def test_nightly_job_reads_wallet_balances_chat_activity_and_reported_measures(m
     tiers = dict(CustomerRecord.objects.values_list("customer__display_name", "tier"))
     assert tiers == {"Rich": "core", "Chatty": "important", "Ref": "important", "Plain": "ordinary"}
     assert CustomerRecord.objects.get(customer=chatty).tier_inputs["messages_30d"] == 20
-    shown = gql("query { myCustomers { customer { displayName } tier } }", token=token_for(mia))["data"]["myCustomers"]
+    shown = nodes_of(gql("query { myCustomers { edges { node { customer { displayName } tier } } } }", token=token_for(mia))["data"]["myCustomers"])
     assert {row["customer"]["displayName"]: row["tier"] for row in shown}["Rich"] == "CORE"
     assert services.compute_tiers() == 0  # idempotent: nothing changes on a second run
