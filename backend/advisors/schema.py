@@ -319,6 +319,21 @@ class AddCustomerNote(BaseMutation):
         return {"note": services.add_note(manager=require_user(info), customer_id=customer.pk, body=body)}
 
 
+class SetCustomerTags(BaseMutation):
+    """Client managers: my labels for one of my customers (replaces them; managers only ever see them)."""
+
+    class Arguments:
+        customer_id = graphene.ID(required=True)
+        tags = graphene.List(graphene.NonNull(graphene.String), required=True)
+
+    tags = graphene.List(graphene.NonNull(graphene.String))
+
+    @classmethod
+    def perform(cls, root, info, customer_id, tags):
+        customer = _my_customer(info, customer_id)
+        return {"tags": services.set_tags(manager=require_user(info), customer_id=customer.pk, tags=tags).tags}
+
+
 class CreateQuickReply(BaseMutation):
     class Arguments:
         title = graphene.String(required=True)
@@ -489,6 +504,7 @@ class Mutation(graphene.ObjectType):
     open_my_client_manager = OpenMyClientManager.Field()
     request_different_manager = RequestDifferentManager.Field()
     add_customer_note = AddCustomerNote.Field()
+    set_customer_tags = SetCustomerTags.Field()
     create_quick_reply = CreateQuickReply.Field()
     delete_quick_reply = DeleteQuickReply.Field()
     send_quick_reply = SendQuickReply.Field()

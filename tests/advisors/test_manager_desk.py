@@ -195,3 +195,20 @@ def test_customer_list_pages(gql):
     assert sorted(names) == ["Ann", "Bob", "Cyd"]
     too_many = gql("query { myCustomers(first: 101) { edges { cursor } } }", token=token)
     assert too_many["errors"][0]["extensions"]["code"] == "INVALID_PAGE_SIZE"
+
+
+TAGS = "mutation($c: ID!, $t: [String!]!) { setCustomerTags(customerId: $c, tags: $t) { tags errors { code } } }"
+
+
+def test_tags_are_set_by_the_customers_manager_and_shown_to_managers(gql):
+    mia, max_ = new_manager("Mia"), new_manager("Max")
+    ann = new_user("Ann")
+    assign(ann, mia)
+    result = gql(TAGS, {"c": user_gid(ann), "t": ["retiree", "fund buyer", "retiree"]}, token=token_for(mia))
+    assert result["data"]["setCustomerTags"] == {"tags": ["retiree", "fund buyer"], "errors": []}
+    assert nodes_of(gql(CUSTOMERS, token=token_for(mia))["data"]["myCustomers"])[0]["tags"] == ["retiree", "fund buyer"]
+    assert gql(TAGS, {"c": user_gid(ann), "t": ["x"]}, token=token_for(max_))["data"]["setCustomerTags"][
+        "errors"] == [{"code": "NOT_FOUND"}]
+    assert gql(TAGS, {"c": user_gid(ann), "t": ["bad\nline"]}, token=token_for(mia))["data"]["setCustomerTags"][
+        "errors"] == [{"code": "INVALID_TEXT"}]
+    assert CustomerRecord.objects.get(customer=ann).tags == ["retiree", "fund buyer"]

@@ -11,6 +11,7 @@ from .desk import (
     send_product_card,
     send_quick_reply,
     set_office_hours,
+    set_tags,
     share_product,
 )
 from .service_accounts import (
@@ -30,7 +31,7 @@ __all__ = [
     "assign_customer", "open_my_client_manager", "request_different_manager",
     "audience_of", "create_broadcast", "deliver_broadcast",
     "add_note", "create_quick_reply", "delete_quick_reply", "product_card", "send_product_card", "send_quick_reply",
-    "set_office_hours", "share_product",
+    "set_office_hours", "set_tags", "share_product",
     "CannotUnsubscribe", "Unsubscribed", "account_by_slug", "create_service_account", "post_notice",
     "security_account", "subscribe", "unsubscribe",
     "compute_tiers", "tier_for",

@@ -16,7 +16,7 @@ from backend.core.errors import NotFound, ValidationFailed
 from backend.core.ids import encode_id
 
 from .. import limits
-from ..models import CustomerNote, ManagerProfile, Product, ProductShare, QuickReply
+from ..models import CustomerNote, CustomerRecord, ManagerProfile, Product, ProductShare, QuickReply
 from ._base import clean_text, my_customer_record, require_manager
 
 PRODUCT = "Product"
@@ -27,6 +27,20 @@ def add_note(*, manager: Any, customer_id: int, body: object) -> CustomerNote:
     record = my_customer_record(manager, customer_id)
     body = clean_text(body, field="body", max_chars=limits.get("NOTE_MAX_CHARS"))
     return CustomerNote.objects.create(customer_id=record.customer_id, author=manager, body=body)
+
+
+TAGS_MAX = 20
+
+
+def set_tags(*, manager: Any, customer_id: int, tags: Sequence[object]) -> CustomerRecord:
+    """My labels for one of my customers (e.g. "retiree", "fund buyer"): shown to managers only."""
+    record = my_customer_record(manager, customer_id)
+    if not isinstance(tags, list | tuple) or len(tags) > TAGS_MAX:
+        raise ValidationFailed(f"At most {TAGS_MAX} tags.", code="INVALID_TAGS", field="tags")
+    clean = list(dict.fromkeys(clean_text(tag, field="tags", max_chars=20, line=True) for tag in tags))
+    record.tags = clean
+    record.save(update_fields=["tags"])
+    return record
 
 
 def create_quick_reply(*, manager: Any, title: object, text: object) -> QuickReply:
