@@ -16,9 +16,16 @@ class UserAdmin(AuditedAdmin):
     list_display = ("id", "display_name", "masked_phone", "role", "kyc_level", "is_active", "date_joined")
     list_filter = ("role", "kyc_level", "is_active", "is_staff")
     search_fields = ("display_name",)
-    readonly_fields = ("phone_index", "date_joined", "last_login", "password")
+    readonly_fields = ("phone_index", "date_joined", "last_login", "password", "devices")
     fields = ("display_name", "avatar_url", "role", "kyc_level", "is_active", "is_staff", "is_superuser",
-              "phone_index", "password", "date_joined", "last_login")
+              "phone_index", "password", "date_joined", "last_login", "devices")
+
+    @admin.display(description="devices")
+    def devices(self, obj: User) -> str:
+        """The user's signed-in installations (sign one out from the Device admin)."""
+        rows = obj.devices.filter(revoked_at__isnull=True).order_by("-last_seen_at") if obj.pk else []
+        return "; ".join(f"{d.platform} {d.name or d.pk}, last seen {d.last_seen_at:%Y-%m-%d %H:%M}" for d in rows) \
+            or "—"
 
     @admin.display(description="phone")
     def masked_phone(self, obj: User) -> str:

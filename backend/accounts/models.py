@@ -55,6 +55,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Role(models.TextChoices):
         CUSTOMER = "customer", "customer"
         CLIENT_MANAGER = "client_manager", "client manager"
+        SERVICE_ACCOUNT = "service_account", "service account"
+
+    # Bank-side identities: they carry the verified badge, and customers may not take names that mimic them.
+    VERIFIED_ROLES = (Role.CLIENT_MANAGER, Role.SERVICE_ACCOUNT)
 
     phone = EncryptedTextField(context=PHONE_INDEX_CONTEXT)
     phone_index = models.CharField(max_length=64, unique=True, editable=False)
@@ -80,6 +84,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_client_manager(self) -> bool:
         return self.role == self.Role.CLIENT_MANAGER
+
+    @property
+    def is_verified(self) -> bool:
+        """The bank's badge: staff, client managers and service accounts. No customer can obtain it."""
+        return self.is_staff or self.role in self.VERIFIED_ROLES
 
 
 class Device(models.Model):

@@ -51,6 +51,9 @@ class User(graphene.ObjectType):
     display_name = graphene.String(required=True)
     avatar_url = graphene.String(required=True)
     is_client_manager = graphene.Boolean(required=True)
+    is_verified = graphene.Boolean(
+        required=True, description="The bank's verified badge: staff, client managers and service accounts. No "
+        "customer can obtain it, and customers cannot take names that mimic them.")
     phone = graphene.String(description="Mine only (null for other users): my phone number.")
     kyc_level = graphene.Field(KycLevel, description="Mine only (null for other users).")
     has_password = graphene.Boolean(description="Mine only (null for other users).")

@@ -20,7 +20,7 @@ from backend.core.errors import DomainError, NotAuthenticated, ValidationFailed
 from backend.core.phone import mask_phone, normalize_phone
 from backend.core.text import is_blank, is_clean_line, is_storable
 
-from . import signals
+from . import names, signals
 from .models import Device, OtpChallenge, RefreshToken, User, phone_index
 from .sms import get_sms_sender
 from .tokens import (
@@ -174,6 +174,9 @@ def login_with_code(
                                field="displayName")
     if is_blank(display_name):
         display_name = ""
+    if display_name and names.impersonation_problem(display_name):
+        raise ValidationFailed("That name is reserved for the bank's verified accounts.",
+                               code="DISPLAY_NAME_RESERVED", field="displayName")
     challenge = _spend_code_attempt(idx, code)
     with transaction.atomic():
         _consume_code(challenge)

@@ -89,7 +89,7 @@ class Message(graphene.ObjectType):
 
     @staticmethod
     def resolve_kind(root: MessageModel, info):
-        return root.kind
+        return _enum_value(root.kind)  # a message just created by a service holds the model's choice member
 
     @staticmethod
     def resolve_sender(root: MessageModel, info):

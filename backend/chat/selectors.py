@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from backend.core import clock, reach
 from backend.notifications import selectors as notification_selectors
@@ -275,3 +277,57 @@ def catch_up(user_id: int, conversation_id: int, after_seq: int, upto_seq: int |
         return CatchUp(member=True, head=head, too_far=True)
     rows = list(visible_messages(seat).filter(seq__gt=start, seq__lte=upto).order_by("seq"))
     return CatchUp(member=True, head=upto, messages=rows)
+
+
+# --- advisor conversations (read by the advisors app) ----------------------------------------------------
+
+
+def advisor_seats_of(manager_id: int) -> QuerySet[Membership]:
+    """A client manager's active seats in advisor conversations, with the conversation, its last message and
+    `customer_last_at` / `manager_last_at` (when each side last wrote; system messages and auto-replies have no
+    sender and count for neither) and `waiting_since` (the customer's first message after the manager's last
+    reply, None when nothing waits). One query for any number of conversations."""
+    messages = Message.objects.filter(conversation_id=OuterRef("conversation_id"), sender__isnull=False) \
+        .exclude(kind=Message.Kind.SYSTEM)
+    mine = messages.filter(sender_id=manager_id)
+    theirs = messages.exclude(sender_id=manager_id)
+    return (
+        Membership.objects.filter(user_id=manager_id, left_at__isnull=True, conversation__kind=Conversation.Kind.ADVISOR)
+        .select_related("conversation", "conversation__last_message")
+        .annotate(
+            manager_last_seq=Coalesce(Subquery(mine.order_by("-seq").values("seq")[:1]), Value(0)),
+            manager_last_at=Subquery(mine.order_by("-seq").values("created_at")[:1]),
+            customer_last_at=Subquery(theirs.order_by("-seq").values("created_at")[:1]),
+        )
+        .annotate(waiting_since=Subquery(theirs.filter(seq__gt=OuterRef("manager_last_seq"))
+                                         .order_by("seq").values("created_at")[:1]))
+    )
+
+
+def waiting_advisor_seats(manager_id: int) -> QuerySet[Membership]:
+    """The manager's queue: advisor conversations whose customer wrote after the manager's last reply, the
+    longest-waiting first."""
+    return advisor_seats_of(manager_id).filter(waiting_since__isnull=False).order_by("waiting_since", "id")
+
+
+def has_read_flag(*, conversation_ref: Any, user_ref: Any, seq_ref: Any) -> Exists:
+    """An expression: has the user read the conversation up to `seq` (refs are OuterRef/F expressions)?"""
+    return Exists(Membership.objects.filter(conversation_id=conversation_ref, user_id=user_ref,
+                                            last_read_seq__gte=seq_ref))
+
+
+def messages_sent_since(user_ids: list[int], since: dt.datetime) -> dict[int, int]:
+    """How many messages (not system notices) each user sent since `since`: an activity measure."""
+    rows = (Message.objects.filter(sender_id__in=user_ids, created_at__gte=since).exclude(kind=Message.Kind.SYSTEM)
+            .values("sender_id").annotate(n=Count("id")).values_list("sender_id", "n"))
+    return dict(rows)
+
+
+def active_member_ids(conversation_id: int) -> list[int]:
+    """Who is in a conversation now (e.g. a circle conversation's members, for a broadcast to a circle)."""
+    return list(Membership.objects.filter(conversation_id=conversation_id, left_at__isnull=True)
+                .values_list("user_id", flat=True))
+
+
+def is_circle_conversation(conversation_id: int) -> bool:
+    return Conversation.objects.filter(pk=conversation_id, kind=Conversation.Kind.CIRCLE).exists()

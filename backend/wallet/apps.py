@@ -17,6 +17,13 @@ class WalletConfig(AppConfig):
 
         guard_sandbox_at_start_up()
 
+        from backend.core import customer_metrics
+
+        from . import selectors
+
+        # Balances feed the advisors app's customer tiers without advisors importing wallet.
+        customer_metrics.register_metric(customer_metrics.BALANCE_FEN, selectors.wallet_balances)
+
         schedule = settings.CELERY_BEAT_SCHEDULE
         schedule.setdefault("wallet.void_expired_holds", {"task": "wallet.void_expired_holds", "schedule": 60.0})
         schedule.setdefault(

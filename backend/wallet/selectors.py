@@ -162,3 +162,9 @@ def reconcile() -> ReconciliationReport:
         report.problems.append(f"entry #{pk} posts hold #{hold_id}, which is not posted")
     return report
 
+
+
+def wallet_balances(user_ids) -> dict[int, int]:
+    """Posted wallet balance (fen) per user, for rules computed above wallet (core.customer_metrics)."""
+    return dict(LedgerAccount.objects.filter(kind=LedgerAccount.Kind.USER_WALLET, owner_id__in=list(user_ids))
+                .values_list("owner_id", "balance"))

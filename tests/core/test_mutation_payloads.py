@@ -69,6 +69,10 @@ NOT_WALKABLE: dict[str, str] = {  # mutation name → why it cannot run here wit
     **{name: "needs a campaign and a referral: walked with every payload field in "
              "tests/referrals/test_graphql.py::test_every_referrals_payload_renders"
        for name in ("createShareCode", "recordShareClick", "claimReferral", "chooseDoublingDay")},
+    **{name: "needs a client manager and operations' setup: walked in tests/advisors/test_payloads.py" for name in (
+        "openMyClientManager", "requestDifferentManager", "addCustomerNote", "setCustomerTags", "createQuickReply",
+        "sendQuickReply", "deleteQuickReply", "sendProductCard", "shareProduct", "setOfficeHours",
+        "subscribeServiceAccount", "unsubscribeServiceAccount", "sendBroadcast")},
 }
 NESTING = 4  # object levels below the payload: enough for payload → conversation → lastMessage → sender
 

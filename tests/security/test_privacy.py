@@ -19,7 +19,7 @@ PUBLIC = {"requestLoginCode", "loginWithCode", "loginWithPassword", "refreshToke
           "recordShareClick"}  # a share link is opened before sign-up (referrals: rate-limited per IP)
 SAMPLE = {"ID": "eA==", "String": "x", "Int": 1, "Boolean": True, "Fen": 1, "JSONString": "{}", "Float": 1.0,
           "Date": "2026-01-01",
-          "DateTime": "2030-01-01T00:00:00+00:00"}
+          "DateTime": "2030-01-01T00:00:00+00:00", "Time": "09:00:00"}
 
 
 def _sample(gtype):

@@ -15,6 +15,7 @@ from ._base import (
     ReadOnlyConversation,
     SendResult,
 )
+from .advisor import hand_over_advisor_conversation
 from .cards import CardVersionConflict, update_card
 from .conversations import (
     add_members,
@@ -28,7 +29,7 @@ from .conversations import (
     rename_conversation,
     set_member_role,
 )
-from .messages import edit_message, post_card, preview_of, recall_message, send_message
+from .messages import edit_message, post_card, post_service_notice, preview_of, recall_message, send_message
 from .missed_pushes import push_missed_messages
 from .notices import post_system_notice
 from .presence import announce_presence
@@ -40,6 +41,7 @@ __all__ = [
     "add_members", "create_circle_conversation", "create_group", "leave_conversation",
     "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",
     "rename_conversation", "set_member_role",
+    "hand_over_advisor_conversation", "post_service_notice",
     "edit_message", "post_card", "preview_of", "recall_message", "send_message",
     "post_system_notice", "announce_presence", "mark_read", "relay_typing", "set_muted",
     "push_missed_messages",

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from django.db import IntegrityError, transaction
 
-from backend.core import clock, presence, ratelimit, reach
+from backend.core import clock, message_hooks, presence, ratelimit, reach
 from backend.core import text as text_rules
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.values import is_int
@@ -130,13 +130,14 @@ def preview_of(message: Message) -> str:
 
 def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, body: str, data: dict | None,
           card_kind: str = "", reply_to_seq: int | None = None, mentions: Sequence[int] = (),
-          check_sender: bool = True) -> SendResult:
+          check_sender: bool = True, rate_limited: bool = True) -> SendResult:
     original = _original(sender.pk, client_msg_id, conversation_id)
     if original is not None:
         _seat(original.conversation, sender.pk)  # a resend after removal learns nothing
         return SendResult(original, created=False)
-    ratelimit.hit("chat-send", str(sender.pk), limit=limits.get("SEND_LIMIT"),
-                  window_seconds=limits.get("SEND_WINDOW_SECONDS"))
+    if rate_limited:
+        ratelimit.hit("chat-send", str(sender.pk), limit=limits.get("SEND_LIMIT"),
+                      window_seconds=limits.get("SEND_WINDOW_SECONDS"))
     try:
         with transaction.atomic():
             conversation, seat = _lock_for(conversation_id, sender)
@@ -169,6 +170,10 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
                                           last_read_seq=message.seq - 1).update(last_read_seq=message.seq)
             _push_idle_members(conversation, message, members, sender_name=sender.display_name,
                                preview=preview_of(message))
+            if kind != Message.Kind.CARD:
+                message_hooks.message_posted(message_hooks.PostedMessage(
+                    conversation_id=conversation.pk, conversation_kind=conversation.kind, message_id=message.pk,
+                    seq=message.seq, sender_id=sender.pk, kind=kind))
             return SendResult(message, created=True)
     except IntegrityError:
         # A concurrent send with the same client message id committed first (into another conversation,
@@ -213,12 +218,7 @@ def send_message(
                  body=text, data=data, reply_to_seq=reply_to_seq, mentions=list(dict.fromkeys(mention_ids)))
 
 
-def post_card(*, conversation_id: int, sender: Any, client_msg_id: str, card: dict) -> SendResult:
-    """Server-side only (payments, loans, advisors…): a structured card with a `kind` and the ids a client
-    needs (e.g. {"kind": "transfer", "owner": "payments", "transfer_id": "…", "title": "…", "state": {…}}).
-    Clients cannot post, edit or recall cards; the app named in `owner` changes the state with
-    `cards.update_card`. Service accounts post their notices here too."""
-    client_msg_id = _clean_client_msg_id(client_msg_id)
+def _check_card(card: object) -> None:
     if not isinstance(card, dict) or not isinstance(card.get("kind"), str) or not card["kind"]:
         raise ValidationFailed("A card is an object with a string kind.", code="INVALID_CARD", field="card")
     try:
@@ -227,8 +227,33 @@ def post_card(*, conversation_id: int, sender: Any, client_msg_id: str, card: di
         raise ValidationFailed("A card must be JSON.", code="INVALID_CARD", field="card") from exc
     if len(encoded.encode()) > limits.get("CARD_MAX_BYTES") or len(card["kind"]) > 40:
         raise ValidationFailed("The card is too large.", code="INVALID_CARD", field="card")
+
+
+def post_card(*, conversation_id: int, sender: Any, client_msg_id: str, card: dict) -> SendResult:
+    """Server-side only (payments, loans, advisors…): a structured card with a `kind` and the ids a client
+    needs (e.g. {"kind": "transfer", "owner": "payments", "transfer_id": "…", "title": "…", "state": {…}}).
+    Clients cannot post, edit or recall cards; the app named in `owner` changes the state with
+    `cards.update_card`. Service accounts post their notices here too."""
+    client_msg_id = _clean_client_msg_id(client_msg_id)
+    _check_card(card)
     return _send(conversation_id=conversation_id, sender=sender, client_msg_id=client_msg_id,
                  kind=Message.Kind.CARD, body="", data={"card": card}, card_kind=card["kind"], check_sender=False)
+
+
+def post_service_notice(*, conversation_id: int, sender: Any, client_msg_id: str, text: str = "",
+                        card: dict | None = None) -> SendResult:
+    """Server-side only (advisors' service accounts and broadcasts): a notice (text, or a card when `card` is
+    given) from a service account. Not counted against the per-sender send limit, which is there to stop a
+    person flooding a chat, not the bank's own sender writing to each of its subscribers; idempotent by
+    `client_msg_id` like every send."""
+    if card is not None:
+        client_msg_id = _clean_client_msg_id(client_msg_id)
+        _check_card(card)
+        return _send(conversation_id=conversation_id, sender=sender, client_msg_id=client_msg_id,
+                     kind=Message.Kind.CARD, body=_clean_text(text, required=False), data={"card": card},
+                     card_kind=card["kind"], check_sender=False, rate_limited=False)
+    return _send(conversation_id=conversation_id, sender=sender, client_msg_id=_clean_client_msg_id(client_msg_id),
+                 kind=Message.Kind.TEXT, body=_clean_text(text, required=True), data=None, rate_limited=False)
 
 
 def _own_message_locked(message_id: object, user: Any) -> tuple[Message, Conversation]:

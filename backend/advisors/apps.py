@@ -1,0 +1,23 @@
+from django.apps import AppConfig
+
+
+class AdvisorsConfig(AppConfig):
+    name = "backend.advisors"
+    label = "advisors"
+    verbose_name = "Client managers"
+
+    def ready(self) -> None:
+        from celery.schedules import crontab
+
+        from backend.accounts import signals as account_signals
+        from backend.core import message_hooks
+        from backend.notifications import schedule
+
+        from . import office_hours, security
+
+        # Chat tells core.message_hooks about each new message; a customer writing outside their manager's
+        # office hours gets one automatic reply per closed window.
+        message_hooks.register_message_listener(office_hours.on_message_posted)
+        schedule.register_periodic("advisors.compute_tiers", "advisors.compute_tiers", crontab=crontab(hour=2, minute=30))
+        # Login alerts also arrive as messages from the "Security" service account (when operations created one).
+        account_signals.security_event.connect(security.on_security_event, dispatch_uid="advisors.security_account")

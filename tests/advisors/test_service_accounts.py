@@ -1,0 +1,74 @@
+"""Service accounts: verified senders; marketing ones can be unsubscribed, security ones cannot; login alerts
+come from the Security account."""
+
+import pytest
+
+from backend.accounts import signals
+from backend.advisors import services
+from backend.advisors.models import Subscription
+from backend.chat import selectors as chat_selectors
+from backend.core.ids import encode_id
+from tests.chat.conftest import token_for
+
+from .conftest import new_user
+
+pytestmark = pytest.mark.django_db
+
+UNSUBSCRIBE = """mutation($a: ID!) { unsubscribeServiceAccount(serviceAccountId: $a) {
+  serviceAccount { name subscribed mayUnsubscribe } errors { code } } }"""
+SUBSCRIBE = """mutation($a: ID!) { subscribeServiceAccount(serviceAccountId: $a) {
+  serviceAccount { subscribed } errors { code } } }"""
+LIST = "query { serviceAccounts { name category subscribed mayUnsubscribe sender { isVerified } } }"
+
+
+@pytest.fixture
+def accounts(db):
+    return (services.create_service_account(slug="security", name="Security", category="security"),
+            services.create_service_account(slug="offers", name="Wealth offers", category="marketing"),
+            services.create_service_account(slug="wallet", name="Wallet", category="service"))
+
+
+def test_marketing_may_be_unsubscribed_security_and_service_may_not(gql, accounts):
+    security, offers, wallet = accounts
+    ann = new_user("Ann")
+    token = token_for(ann)
+    services.post_notice(account=offers, user_id=ann.pk, key="o1", text="3.1% for 90 days")
+    result = gql(UNSUBSCRIBE, {"a": encode_id("ServiceAccount", offers.pk)}, token=token)["data"][
+        "unsubscribeServiceAccount"]
+    assert result == {"serviceAccount": {"name": "Wealth offers", "subscribed": False, "mayUnsubscribe": True},
+                      "errors": []}
+    with pytest.raises(services.Unsubscribed):
+        services.post_notice(account=offers, user_id=ann.pk, key="o2", text="another offer")
+    for account in (security, wallet):
+        refused = gql(UNSUBSCRIBE, {"a": encode_id("ServiceAccount", account.pk)}, token=token)["data"][
+            "unsubscribeServiceAccount"]
+        assert refused["errors"] == [{"code": "CANNOT_UNSUBSCRIBE"}]
+        services.post_notice(account=account, user_id=ann.pk, key=f"n-{account.slug}", text="notice")
+    assert not Subscription.objects.filter(user=ann, unsubscribed_at__isnull=False).exclude(service_account=offers)
+    assert gql(SUBSCRIBE, {"a": encode_id("ServiceAccount", offers.pk)}, token=token)["data"][
+        "subscribeServiceAccount"]["serviceAccount"] == {"subscribed": True}
+    services.post_notice(account=offers, user_id=ann.pk, key="o3", text="welcome back")
+    listed = {row["name"]: row for row in gql(LIST, token=token)["data"]["serviceAccounts"]}
+    assert listed["Security"] == {"name": "Security", "category": "SECURITY", "subscribed": True,
+                                  "mayUnsubscribe": False, "sender": {"isVerified": True}}
+
+
+def test_subscriber_cannot_post_into_a_service_conversation(accounts):
+    from backend.chat.services import ReadOnlyConversation, send_message
+
+    _, _, wallet = accounts
+    ann = new_user("Ann")
+    result = services.post_notice(account=wallet, user_id=ann.pk, key="w1", text="Your statement is ready")
+    with pytest.raises(ReadOnlyConversation):
+        send_message(conversation_id=result.message.conversation_id, sender=ann, client_msg_id="x", text="hi")
+
+
+def test_login_alert_arrives_from_the_security_account(accounts):
+    security = accounts[0]
+    ann = new_user("Ann")
+    signals.announce(user_id=ann.pk, event=signals.NEW_DEVICE_SIGN_IN, device_name="Pixel 9")
+    subscription = Subscription.objects.get(user=ann, service_account=security)
+    seat = chat_selectors.seat_of(ann.pk, subscription.conversation_id)
+    (message,) = chat_selectors.history(seat)[0]
+    assert message.sender_id == security.user_id and "Pixel 9" in message.body
+    assert chat_selectors.title_of(seat) == "Security"
