@@ -13,7 +13,7 @@ from backend.chat import selectors as chat_selectors
 from backend.chat.events import CONVERSATION
 from backend.chat.schema import Conversation, Message
 from backend.core import nodes, pagination
-from backend.core.graphql import BaseMutation, require_user
+from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, encode_id, fetch_scoped
 
 from . import selectors, services
@@ -24,6 +24,8 @@ from .models import Product as ProductModel
 from .models import QuickReply as QuickReplyModel
 from .models import ServiceAccount as ServiceAccountModel
 from .services.desk import PRODUCT
+
+AdvisorError = register_app_errors("Advisor", "backend.advisors", include=("backend.chat",))  # code: AdvisorErrorCode
 
 
 def _plain(value: object) -> object:
