@@ -3,6 +3,7 @@
 import graphene
 
 from backend.accounts import schema as accounts_schema
+from backend.campaigns import schema as campaigns_schema
 from backend.chat import schema as chat_schema
 from backend.circles import schema as circles_schema
 from backend.core import nodes
@@ -22,6 +23,7 @@ class Query(
     payments_schema.Query,
     circles_schema.Query,
     referrals_schema.Query,
+    campaigns_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -35,6 +37,7 @@ class Mutation(
     payments_schema.Mutation,
     circles_schema.Mutation,
     referrals_schema.Mutation,
+    campaigns_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

@@ -91,6 +91,9 @@ class PointsLeg(models.Model):
     class Meta:
         indexes = [models.Index(fields=["account", "id"])]
 
+    def __str__(self) -> str:
+        return f"{self.amount:+d} on {self.account_id}"
+
 
 class PointsLot(models.Model):
     """Points earned together and expiring together: spending takes from the lots expiring first; the expiry
@@ -106,6 +109,9 @@ class PointsLot(models.Model):
         indexes = [models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="points_lot_open")]
         constraints = [models.CheckConstraint(condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("amount")),
                                               name="points_lot_remaining_in_range")]
+
+    def __str__(self) -> str:
+        return f"lot {self.pk}: {self.remaining}/{self.amount}"
 
 
 class PointsRule(models.Model):
@@ -141,6 +147,9 @@ class Activity(models.Model):
 
 # --- campaigns ----------------------------------------------------------------------------------------------
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reference}"
+
 
 class Campaign(models.Model):
     """A campaign built from a template by staff, no code: which template, where, when, what budget."""
@@ -174,12 +183,12 @@ class Campaign(models.Model):
         constraints = [models.CheckConstraint(condition=Q(spent__gte=0) & Q(spent__lte=models.F("budget")),
                                               name="campaign_spent_within_budget")]
 
-    def save(self, *args, **kwargs):
-        self.seed_hash = hashlib.sha256(self.seed.encode()).hexdigest()
-        super().save(*args, **kwargs)
-
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.seed_hash = hashlib.sha256(self.seed.encode("ascii")).hexdigest()
+        super().save(*args, **kwargs)
 
     @property
     def remaining(self) -> int:
@@ -256,6 +265,9 @@ class Coupon(models.Model):
     class Meta:
         indexes = [models.Index(fields=["owner", "coupon_type"]), models.Index(fields=["status", "expires_at"])]
 
+    def __str__(self) -> str:
+        return f"coupon {self.pk} ({self.status})"
+
 
 class Prize(models.Model):
     """One line of a lottery campaign's odds table: what it gives, its weight and its stock."""
@@ -296,6 +308,9 @@ class DrawChance(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "activity"], name="one_chance_per_activity")]
 
+    def __str__(self) -> str:
+        return f"chance {self.pk}"
+
 
 class Draw(models.Model):
     """One draw: its outcome is HMAC-SHA256(seed, "<campaign id>:<draw id>") mod the total weight, mapped onto
@@ -325,3 +340,6 @@ class Draw(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["campaign", "user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"draw {self.pk} ({self.outcome})"

@@ -344,6 +344,7 @@ def claim_coupon(*, user: User, coupon_type_id: int) -> Coupon:
         if Coupon.objects.filter(owner=user, coupon_type=coupon_type).count() >= coupon_type.per_user_limit:
             raise CouponLimitReached(field="couponTypeId")
         CouponType.objects.filter(pk=coupon_type.pk).update(claimed_count=F("claimed_count") + 1)
+        coupon_type.claimed_count += 1
         return Coupon.objects.create(coupon_type=coupon_type, owner=user, source=Coupon.Source.CLAIMED,
                                      issued_at=now, expires_at=coupon_type.valid_until)
 
@@ -483,10 +484,10 @@ def _award(campaign: Campaign, result: Draw, prize: Prize | None) -> None:
 def verify_draw(*, draw: Draw, seed: str) -> dict[str, Any]:
     """Recompute a draw from a seed (the revealed one): does the seed match the published hash, and does it
     give the recorded roll and slot?"""
+    if not isinstance(seed, str) or not re.fullmatch(r"[0-9a-f]{64}", seed):
+        raise ValidationFailed("A seed is 64 lowercase hex characters.", code="SEED_INVALID", field="seed")
     campaign = draw.campaign
     matches_hash = fairness.seed_hash(seed) == campaign.seed_hash
-    if not re.fullmatch(r"[0-9a-f]{64}", seed or ""):
-        raise ValidationFailed("A seed is 64 hex characters.", code="SEED_INVALID", field="seed")
     value, prize_id = fairness.outcome(seed=seed, campaign_id=campaign.pk, draw_id=draw.pk,
                                        odds=[(p, w) for p, w in draw.odds])
     return {"seed_matches_hash": matches_hash, "roll": value, "slot_prize_id": prize_id,

@@ -17,8 +17,18 @@ from backend.campaigns.models import Coupon, Draw, PointsEntry, Prize
 from backend.core.errors import DomainError
 from tests.conftest import race
 
-from .conftest import activity, add_prize, assert_ledgers_ok, fund_marketing, give_points, make_campaign, \
-    make_coupon_type, marketing_balance, new_user, wallet_balance
+from .conftest import (
+    activity,
+    add_prize,
+    assert_ledgers_ok,
+    fund_marketing,
+    give_points,
+    make_campaign,
+    make_coupon_type,
+    marketing_balance,
+    new_user,
+    wallet_balance,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 24

@@ -12,8 +12,15 @@ from backend.campaigns.models import Campaign, Coupon, CouponType
 from backend.core import clock
 from backend.core.errors import DomainError
 
-from .conftest import assert_ledgers_ok, fund_marketing, make_campaign, make_coupon_type, marketing_balance, new_user, \
-    wallet_balance
+from .conftest import (
+    assert_ledgers_ok,
+    fund_marketing,
+    make_campaign,
+    make_coupon_type,
+    marketing_balance,
+    new_user,
+    wallet_balance,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,17 @@ from backend.campaigns.models import Campaign, Draw, Prize
 from backend.core import clock
 from backend.core.errors import DomainError
 
-from .conftest import activity, add_prize, assert_ledgers_ok, fund_marketing, give_points, make_campaign, \
-    make_coupon_type, new_user, wallet_balance
+from .conftest import (
+    activity,
+    add_prize,
+    assert_ledgers_ok,
+    fund_marketing,
+    give_points,
+    make_campaign,
+    make_coupon_type,
+    new_user,
+    wallet_balance,
+)
 
 pytestmark = pytest.mark.django_db
 
