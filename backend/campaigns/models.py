@@ -8,6 +8,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -186,6 +187,20 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """What staff must fill in for the template they chose (the admin form shows these errors)."""
+        errors = {}
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The campaign must end after it starts."
+        if self.budget is not None and self.spent is not None and self.budget < self.spent:
+            errors["budget"] = f"{self.spent} fen were already paid out: the budget cannot be lower."
+        if self.template == self.Template.TRANSACTION_LOTTERY and not self.trigger_kind:
+            errors["trigger_kind"] = "A lottery after a transaction needs the qualifying transaction kind."
+        if self.template == self.Template.SHARE_REWARD and not self.referral_campaign_id:
+            errors["referral_campaign"] = "A share reward hands off to a referrals campaign: choose it."
+        if errors:
+            raise ValidationError(errors)
+
     def save(self, *args, **kwargs):
         self.seed_hash = hashlib.sha256(self.seed.encode("ascii")).hexdigest()
         super().save(*args, **kwargs)
@@ -294,6 +309,16 @@ class Prize(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.POINTS and not self.points:
+            raise ValidationError({"points": "A points prize gives at least 1 point."})
+        if self.kind == self.Kind.COUPON and not self.coupon_type_id:
+            raise ValidationError({"coupon_type": "Choose the coupon type this prize gives."})
+        if self.kind == self.Kind.CASH and not self.cash_amount:
+            raise ValidationError({"cash_amount": "A cash prize pays at least 1 fen."})
+        if self.stock is not None and self.stock < (self.awarded or 0):
+            raise ValidationError({"stock": "Already awarded more than that."})
 
 
 class DrawChance(models.Model):
