@@ -52,6 +52,27 @@ class CampaignAdmin(AuditedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def save_model(self, request, obj, form, change):
+        """Draws move `spent` while staff edit: lock the row and keep the stored figure (the change view is one
+        transaction, so the lock holds until the save commits)."""
+        if change:
+            obj.spent = Campaign.objects.select_for_update().get(pk=obj.pk).spent
+            if obj.budget < obj.spent:  # paid out since the form was validated
+                obj.budget = obj.spent
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        """Likewise each prize's `awarded` (locked in id order, after the campaign, like a draw)."""
+        if formset.model is Prize:
+            ids = sorted(f.instance.pk for f in formset.forms if f.instance.pk)
+            stored = dict(Prize.objects.select_for_update().filter(pk__in=ids).order_by("id")
+                          .values_list("id", "awarded"))
+            for f in formset.forms:
+                if f.instance.pk in stored:
+                    f.instance.awarded = stored[f.instance.pk]
+                    f.instance.stock = max(f.instance.stock, f.instance.awarded)
+        super().save_formset(request, form, formset, change)
+
     @admin.display(description="Seed (revealed when the campaign ends)")
     def revealed_seed_display(self, obj: Campaign):
         return (obj.revealed_seed() or "hidden until the end") if obj.pk else "—"
@@ -67,6 +88,13 @@ class CouponTypeAdmin(AuditedAdmin):
                     "valid_until", "campaign")
     list_filter = ("kind",)
     readonly_fields = ("claimed_count",)
+
+    def save_model(self, request, obj, form, change):
+        """Claims move `claimed_count` while staff edit: keep the stored figure (row locked until commit)."""
+        if change:
+            obj.claimed_count = CouponType.objects.select_for_update().get(pk=obj.pk).claimed_count
+            obj.stock = max(obj.stock, obj.claimed_count)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(PointsRule)

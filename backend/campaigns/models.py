@@ -187,6 +187,10 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        self.seed_hash = hashlib.sha256(self.seed.encode("ascii")).hexdigest()
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         """What staff must fill in for the template they chose (the admin form shows these errors)."""
         errors = {}
@@ -200,10 +204,6 @@ class Campaign(models.Model):
             errors["referral_campaign"] = "A share reward hands off to a referrals campaign: choose it."
         if errors:
             raise ValidationError(errors)
-
-    def save(self, *args, **kwargs):
-        self.seed_hash = hashlib.sha256(self.seed.encode("ascii")).hexdigest()
-        super().save(*args, **kwargs)
 
     @property
     def remaining(self) -> int:

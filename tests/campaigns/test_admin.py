@@ -64,3 +64,19 @@ def test_campaign_page_charts_coupons_and_cost_inline(ops, budget):
     assert "Cost ¥30.00 of budget ¥1,000.00 (¥970.00 left)" in html
     assert "&lt;b&gt;返现&lt;/b&gt;" in client.get("/admin/campaigns/coupontype/").content.decode()
     assert "hidden until the end" in html
+
+
+def test_saving_a_campaign_in_the_admin_keeps_what_draws_paid_meanwhile(ops):
+    client, _ = ops
+    client.post("/admin/campaigns/campaign/add/", FORM)
+    campaign = Campaign.objects.get(name="春节抽奖")
+    prize = campaign.prizes.get()
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")  # staff open the form …
+    assert page.status_code == 200
+    Campaign.objects.filter(pk=campaign.pk).update(spent=8_800)  # … a draw pays out …
+    Prize.objects.filter(pk=prize.pk).update(awarded=1)
+    change = {**FORM, "name": "春节抽奖2", "prizes-INITIAL_FORMS": 1, "prizes-0-id": prize.pk, "prizes-0-campaign": campaign.pk}
+    assert client.post(f"/admin/campaigns/campaign/{campaign.pk}/change/", change).status_code == 302
+    campaign.refresh_from_db()
+    prize.refresh_from_db()
+    assert (campaign.name, campaign.spent, prize.awarded) == ("春节抽奖2", 8_800, 1)
