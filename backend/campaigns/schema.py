@@ -18,7 +18,7 @@ from .models import Coupon as CouponModel
 from .models import CouponType as CouponTypeModel
 from .models import Draw as DrawModel
 
-CampaignError = register_app_errors("Campaign", "backend.campaigns", include=("backend.wallet",))
+CampaignError = register_app_errors("Campaign", "backend.campaigns", include=("backend.wallet", "backend.referrals"))
 
 CAMPAIGN, COUPON, COUPON_TYPE, DRAW, PRIZE = "MarketingCampaign", "Coupon", "CouponType", "LotteryDraw", "Prize"
 

@@ -20,6 +20,7 @@ from backend.accounts.models import User
 from backend.core import clock
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.notifications.services import notify
+from backend.referrals.services import BudgetExhausted  # one BUDGET_EXHAUSTED for every marketing payout
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 
@@ -57,11 +58,6 @@ class InsufficientPoints(DomainError):
 class ReferenceConflict(Conflict):
     code = "REFERENCE_CONFLICT"
     default_message = "This reference was already reported with different details."
-
-
-class BudgetExhausted(DomainError):
-    code = "BUDGET_EXHAUSTED"
-    default_message = "The campaign's marketing budget is used up."
 
 
 class CouponExpired(Conflict):

@@ -13,6 +13,7 @@ from backend.campaigns import services
 from backend.campaigns.models import Campaign, CouponType, PointsRule, Prize, UserRegion
 from backend.campaigns.selectors import points_invariant_problems
 from backend.core import clock
+from backend.core.errors import DomainError
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.selectors import reconcile
@@ -83,6 +84,13 @@ def give_points(user: User, points: int, *, valid_days: int = 365) -> None:
 def activity(user: User, kind: str = "transfer", amount: int = 10_000, *, reference: str | None = None):
     return services.record_activity(user=user, kind=kind, amount=amount, reference=reference or f"t:{next(_n)}",
                                     occurred_at=clock.now())
+
+
+def error_code(fn, **kwargs) -> str:
+    """The code of the DomainError fn(**kwargs) raises (the test fails when it raises none)."""
+    with pytest.raises(DomainError) as err:
+        fn(**kwargs)
+    return err.value.code
 
 
 @pytest.fixture

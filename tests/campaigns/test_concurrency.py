@@ -1,7 +1,7 @@
 """PostgreSQL, threads: draws racing never pass prize stock or budget; a coupon racing redemptions pays once;
 claims never pass stock; points balances always equal the sum of their entries.
 
-200 users draw, spread over 24 threads (each thread draws for its users in turn, twice each): six helpers share
+200 users draw once each, spread over 24 threads (each thread draws for its users in turn): six helpers share
 one PostgreSQL, so 200 simultaneous connections would pass its connection limit."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_200_users_drawing_at_once_never_pass_prize_stock_or_budget(require_post
                         weight=3, stock=10)
     users = [new_user() for _ in range(200)]
     for user in users:
-        give_points(user, 10)  # two draws each
+        give_points(user, 5)  # one draw each
     before = marketing_balance()
     queues = [users[i::THREADS] for i in range(THREADS)]
     counter = itertools.count()
@@ -62,17 +62,17 @@ def test_200_users_drawing_at_once_never_pass_prize_stock_or_budget(require_post
     def drawer():
         with lock:
             mine = queues[next(counter)]
-        return [_attempt(lambda u=u: services.draw(user=u, campaign_id=campaign.pk))() for u in mine + mine]
+        return [_attempt(lambda u=u: services.draw(user=u, campaign_id=campaign.pk))() for u in mine]
 
     answers = [a for batch in race(drawer, THREADS) for a in batch]
-    assert len(answers) == 400
+    assert len(answers) == 200
     assert all(isinstance(a, Draw) for a in answers), {a for a in answers if not isinstance(a, Draw)}
     campaign.refresh_from_db()
     for prize in (cash, points, coupons):
         prize.refresh_from_db()
         assert prize.awarded <= prize.stock
         assert Draw.objects.filter(prize=prize).count() == prize.awarded
-    assert points.awarded == 20 and coupons.awarded == 10  # their weights make sure 400 draws empty them
+    assert points.awarded == 20 and coupons.awarded == 10  # ~50 slots each expected in 200 draws
     assert cash.awarded == 15 and campaign.spent == 15_000 == before - marketing_balance()
     assert Draw.objects.filter(outcome=Draw.Outcome.OVER_BUDGET).exists()
     assert Coupon.objects.filter(coupon_type=coupons.coupon_type).count() == 10

@@ -10,7 +10,6 @@ import pytest
 from backend.campaigns import services
 from backend.campaigns.models import Campaign, Coupon, CouponType
 from backend.core import clock
-from backend.core.errors import DomainError
 
 from .conftest import (
     assert_ledgers_ok,
@@ -21,14 +20,11 @@ from .conftest import (
     new_user,
     wallet_balance,
 )
+from .conftest import (
+    error_code as _code,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def _code(fn, **kwargs) -> str:
-    with pytest.raises(DomainError) as err:
-        fn(**kwargs)
-    return err.value.code
 
 
 def test_claim_and_redeem_cash_back_pays_once_from_the_budget(budget):

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from backend.campaigns import fairness, selectors, services
 from backend.campaigns.models import Campaign, Draw, Prize
 from backend.core import clock
-from backend.core.errors import DomainError
 
 from .conftest import (
     activity,
@@ -25,14 +24,11 @@ from .conftest import (
     new_user,
     wallet_balance,
 )
+from .conftest import (
+    error_code as _code,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def _code(fn, **kwargs) -> str:
-    with pytest.raises(DomainError) as err:
-        fn(**kwargs)
-    return err.value.code
 
 
 def test_points_lottery_spends_points_and_awards_the_slot_prize(budget):
