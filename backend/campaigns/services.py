@@ -20,7 +20,9 @@ from backend.accounts.models import User
 from backend.core import clock
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.notifications.services import notify
-from backend.referrals.services import BudgetExhausted  # one BUDGET_EXHAUSTED for every marketing payout
+
+# One error per meaning across marketing apps: the same codes and messages as referrals'.
+from backend.referrals.services import BudgetExhausted, CampaignNotRunning, ReferenceConflict
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 
@@ -55,11 +57,6 @@ class InsufficientPoints(DomainError):
     default_message = "You do not have enough points."
 
 
-class ReferenceConflict(Conflict):
-    code = "REFERENCE_CONFLICT"
-    default_message = "This reference was already reported with different details."
-
-
 class CouponExpired(Conflict):
     code = "COUPON_EXPIRED"
     default_message = "This coupon has expired."
@@ -88,11 +85,6 @@ class CouponLimitReached(Conflict):
 class NotEligible(PermissionDenied):
     code = "NOT_ELIGIBLE"
     default_message = "This offer is not available in your branch or tier."
-
-
-class CampaignNotRunning(Conflict):
-    code = "CAMPAIGN_NOT_RUNNING"
-    default_message = "This campaign is not running."
 
 
 class CampaignNotDrawable(Conflict):
