@@ -116,3 +116,16 @@ def test_every_campaigns_payload_renders(gql, sign_in, budget):
     assert drawn["draw"]["campaign"]["myDrawChances"] == 0
     assert sorted(dict.fromkeys(run.seen)) == sorted(
         name for name, why in NOT_WALKABLE.items() if "tests/campaigns" in why)
+
+
+def test_a_share_reward_campaign_names_its_referrals_campaign_and_has_no_draws(gql, sign_in, db):
+    from tests.referrals.conftest import make_campaign as make_referral_campaign
+
+    referral = make_referral_campaign()
+    share = make_campaign(Campaign.Template.SHARE_REWARD, referral_campaign=referral)
+    gql.token = sign_in("+8613900000351")["tokens"]["accessToken"]
+    data = gql("{ marketingCampaigns { template referralCampaign { id name } } }")["data"]["marketingCampaigns"]
+    assert data == [{"template": "SHARE_REWARD",
+                     "referralCampaign": {"id": encode_id("ReferralCampaign", referral.pk), "name": "任性理财"}}]
+    result = gql(DRAW, {"c": encode_id("MarketingCampaign", share.pk)})["data"]["drawLottery"]
+    assert result["errors"] == [{"code": "CAMPAIGN_NOT_DRAWABLE", "field": "campaignId"}]
