@@ -4,6 +4,7 @@ import graphene
 
 from backend.accounts import schema as accounts_schema
 from backend.advisors import schema as advisors_schema
+from backend.campaigns import schema as campaigns_schema
 from backend.chat import schema as chat_schema
 from backend.circles import schema as circles_schema
 from backend.core import nodes
@@ -24,6 +25,7 @@ class Query(
     circles_schema.Query,
     referrals_schema.Query,
     advisors_schema.Query,
+    campaigns_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -38,6 +40,7 @@ class Mutation(
     circles_schema.Mutation,
     referrals_schema.Mutation,
     advisors_schema.Mutation,
+    campaigns_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

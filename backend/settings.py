@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "backend.payments",
     "backend.referrals",
     "backend.advisors",
+    "backend.campaigns",
     "backend.demo",
 ]
 

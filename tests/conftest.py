@@ -58,9 +58,9 @@ def _isolation(settings):
     clock.reset()
 
 
-def race(fn, threads: int) -> list:
+def race(fn, threads: int, *, timeout: float = 30) -> list:
     """Run `fn` in this many threads released together (a barrier), each with its own database connection;
-    returns their results (concurrency tests on PostgreSQL)."""
+    returns their results (concurrency tests on PostgreSQL). `timeout`: how long to wait for each thread."""
     import threading
 
     barrier, results = threading.Barrier(threads), []
@@ -76,7 +76,7 @@ def race(fn, threads: int) -> list:
     for thread in running:
         thread.start()
     for thread in running:
-        thread.join(30)
+        thread.join(timeout)
     return results
 @pytest.fixture(autouse=True)
 def _documented_frames_only(monkeypatch):

@@ -73,6 +73,9 @@ NOT_WALKABLE: dict[str, str] = {  # mutation name → why it cannot run here wit
         "openMyClientManager", "requestDifferentManager", "addCustomerNote", "setCustomerTags", "createQuickReply",
         "sendQuickReply", "deleteQuickReply", "sendProductCard", "shareProduct", "setOfficeHours",
         "subscribeServiceAccount", "unsubscribeServiceAccount", "sendBroadcast")},
+    **{name: "needs coupon types and a campaign: walked with every payload field in "
+             "tests/campaigns/test_graphql.py::test_every_campaigns_payload_renders"
+       for name in ("claimCoupon", "redeemCoupon", "drawLottery")},
 }
 NESTING = 4  # object levels below the payload: enough for payload → conversation → lastMessage → sender
 
