@@ -96,7 +96,7 @@ def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
         "Wallet": statement["id"], "Notification": encode_id("Notification", alert.pk), "Device": device_id,
         "BankOperation": encode_id("BankOperation", ada.ledger_accounts.get().bank_operations.get().pk),
     }
-    assert set(mine) | CIRCLES_AND_PAYMENTS | REFERRALS | ADVISORS == set(nodes.registered())
+    assert set(mine) | CIRCLES_AND_PAYMENTS | REFERRALS | ADVISORS | CAMPAIGNS == set(nodes.registered())
     for type_name, gid in mine.items():
         assert gql(NODE, {"i": gid}, token=ta)["data"]["node"] == {"__typename": type_name, "id": gid}, type_name
         expected = {"__typename": "User", "id": gid} if type_name == "User" else None  # public profiles only
@@ -149,6 +149,8 @@ CIRCLES_AND_PAYMENTS = {"Circle", "FriendRequest", "CircleJoinRequest", "Verific
 REFERRALS = {"ShareCode", "ReferralCampaign", "DoublingCard"}
 # refetched by who may see them and null for anyone else in tests/advisors/test_nodes.py
 ADVISORS = {"Product", "ServiceAccount", "QuickReply", "CustomerNote", "Broadcast"}
+# in tests/campaigns/test_nodes.py
+CAMPAIGNS = {"MarketingCampaign", "CouponType", "Coupon", "LotteryDraw"}
 
 
 def refetch(gql, gid: str, token: str):
