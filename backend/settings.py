@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "backend.circles",
     "backend.payments",
     "backend.referrals",
+    "backend.loans",
     "backend.demo",
 ]
 

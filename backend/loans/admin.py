@@ -1,0 +1,36 @@
+from django.contrib import admin
+
+from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
+
+from .models import Instalment, Loan, Pledge, RevealAudit
+
+
+class InstalmentInline(admin.TabularInline):
+    model = Instalment
+    extra = 0
+    can_delete = False
+    readonly_fields = [f.name for f in Instalment._meta.fields]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Loan)
+class LoanAdmin(ReadOnlyAdminMixin, AuditedAdmin):
+    """Operations read loans (arrears by status); money only moves through the services."""
+
+    list_display = ["id", "pseudonym", "borrower", "amount", "funded", "status", "rate_bp", "term_months",
+                    "disbursed_at", "defaulted_at"]
+    list_filter = ["status", "method"]
+    inlines = [InstalmentInline]
+
+
+@admin.register(Pledge)
+class PledgeAdmin(ReadOnlyAdminMixin, AuditedAdmin):
+    list_display = ["id", "loan", "lender", "amount", "status", "received", "boost_received"]
+    list_filter = ["status"]
+
+
+@admin.register(RevealAudit)
+class RevealAuditAdmin(ReadOnlyAdminMixin, AuditedAdmin):
+    list_display = ["id", "loan", "revealed_user", "to_user", "to_circle", "revealed_at"]
