@@ -125,6 +125,7 @@ def test_bad_input_gets_clear_codes_and_moves_nothing(people):
     assert codes(request, borrower=unverified, circle=circle) == "KYC_REQUIRED"
     assert Loan.objects.count() == 0
     loan = request(borrower, circle)
+    poor = new_user()
     before = snapshot()
     assert codes(services.pledge, lender=lenders[0], loan_id=loan.pk, amount=150 * YUAN,
                  idempotency_key="pledge-key-0") == "NOT_TICKET_MULTIPLE"
@@ -136,11 +137,11 @@ def test_bad_input_gets_clear_codes_and_moves_nothing(people):
                  idempotency_key="pledge-key-0") == "OWN_LOAN"
     assert codes(services.pledge, lender=lenders[0], loan_id=loan.pk, amount=3_100 * YUAN,
                  idempotency_key="pledge-key-0") == "OVER_FUNDING"
-    poor = new_user()
     circles.join_circle(user=poor, circle_id=circle.pk)
     assert codes(services.pledge, lender=poor, loan_id=loan.pk, amount=100 * YUAN,
                  idempotency_key="pledge-key-0") == "INSUFFICIENT_FUNDS"
     assert codes(services.repay, borrower=lenders[0], loan_id=loan.pk, amount=100,
                  idempotency_key="repay-0000") == "NOT_FOUND"  # someone else's loan
     assert codes(services.cancel_loan_request, borrower=lenders[0], loan_id=loan.pk) == "NOT_FOUND"
-    assert snapshot() == before
+    after = snapshot()
+    assert after == before, (after["accounts"], before["accounts"])
