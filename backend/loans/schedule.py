@@ -3,7 +3,8 @@
 Exact amounts are computed in Decimal; each instalment is rounded half-even once. Principal is rounded on the
 *cumulative* exact principal (part k = round(cum_k) - round(cum_k-1)), so every part is within 1 fen of the
 exact one and the parts add up to the principal exactly — the last instalment absorbs what is left. Interest
-is the rounded exact interest of each period. For 等额本息 the exact figures are the annuity's (numpy-financial's
+is the exact interest of each period rounded half-even — or, when both roundings leaned the same way, the other
+way — so principal, interest and the instalment's total are each within 1 fen of the exact figures. For 等额本息 the exact figures are the annuity's (numpy-financial's
 pmt/ipmt/ppmt agree within 1 fen per instalment, tests/loans/test_schedule.py).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, getcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, getcontext
 
 getcontext().prec = 50
 
@@ -43,7 +44,12 @@ def _from_exact(principals: list[Decimal], interests: list[Decimal]) -> list[Lin
     for number, (p, i) in enumerate(zip(principals, interests, strict=True), start=1):
         cumulative += p
         after = fen(cumulative)
-        lines.append(Line(number=number, principal=after - before, interest=fen(i)))
+        principal, interest = after - before, fen(i)
+        if abs(principal + interest - (p + i)) > 1:
+            # the two roundings leaned the same way: round the interest the other way (still within 1 fen),
+            # so the instalment's total stays within 1 fen of the exact one too
+            interest = int(i.to_integral_value(rounding=ROUND_FLOOR if interest > i else ROUND_CEILING))
+        lines.append(Line(number=number, principal=principal, interest=interest))
         before = after
     return lines
 

@@ -5,7 +5,9 @@ Each repayment splits the new cumulative total with the largest-remainder rule (
 pays each lender the difference from what they already received. That difference can come out at -1 fen in a
 rare case (the Alabama paradox of the largest-remainder method, with a repayment smaller than a fen per
 lender); such a part is paid as 0 and the fen is taken from the lender(s) furthest ahead of their exact share,
-so the parts of every repayment still sum exactly to it and no part is negative.
+so the parts of every repayment still sum exactly to it and no part is negative. The 1-fen bound therefore holds
+whenever each repayment is worth at least 1 fen to every lender (always, for real repayments); with sub-fen
+repayments receipts stay within 2 fen (tests/loans/test_schedule.py checks both with Hypothesis).
 """
 
 from __future__ import annotations
