@@ -7,6 +7,7 @@ from backend.chat import schema as chat_schema
 from backend.circles import schema as circles_schema
 from backend.core import nodes
 from backend.core.nodes import NodeQuery
+from backend.loans import schema as loans_schema
 from backend.notifications import schema as notifications_schema
 from backend.payments import schema as payments_schema
 from backend.referrals import schema as referrals_schema
@@ -22,6 +23,7 @@ class Query(
     payments_schema.Query,
     circles_schema.Query,
     referrals_schema.Query,
+    loans_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -35,6 +37,7 @@ class Mutation(
     payments_schema.Mutation,
     circles_schema.Mutation,
     referrals_schema.Mutation,
+    loans_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

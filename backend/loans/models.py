@@ -81,6 +81,9 @@ class LoanCircle(models.Model):
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["loan", "circle"], name="loans_circle_once")]
 
+    def __str__(self) -> str:
+        return f"loan #{self.loan_id} in circle #{self.circle_id}"
+
 
 class Pledge(models.Model):
     class Status(models.TextChoices):
@@ -105,6 +108,9 @@ class Pledge(models.Model):
             models.UniqueConstraint(fields=["lender", "idempotency_key"], name="loans_pledge_key_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"pledge #{self.pk} {self.amount} fen {self.status}"
+
 
 class Instalment(models.Model):
     loan = models.ForeignKey(Loan, on_delete=models.CASCADE, related_name="instalments")
@@ -125,6 +131,9 @@ class Instalment(models.Model):
     class Meta:
         ordering = ["loan_id", "number"]
         constraints = [models.UniqueConstraint(fields=["loan", "number"], name="loans_instalment_once")]
+
+    def __str__(self) -> str:
+        return f"loan #{self.loan_id} instalment {self.number}"
 
     @property
     def due(self) -> int:
@@ -147,6 +156,9 @@ class Repayment(models.Model):
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["loan", "idempotency_key"], name="loans_repayment_once")]
 
+    def __str__(self) -> str:
+        return f"repayment #{self.pk} {self.amount} fen"
+
 
 class LenderReceipt(models.Model):
     repayment = models.ForeignKey(Repayment, on_delete=models.PROTECT, related_name="receipts")
@@ -157,6 +169,9 @@ class LenderReceipt(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"receipt #{self.pk} {self.amount} fen"
 
 
 class RevealAudit(models.Model):
@@ -178,3 +193,6 @@ class RevealAudit(models.Model):
             models.UniqueConstraint(fields=["loan", "to_circle"], condition=Q(to_circle__isnull=False),
                                     name="loans_reveal_circle_once"),
         ]
+
+    def __str__(self) -> str:
+        return f"reveal #{self.pk} of loan #{self.loan_id}"

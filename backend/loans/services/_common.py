@@ -11,7 +11,7 @@ from backend.notifications.services import notify
 
 from ..models import Loan
 
-TYPE = "Loan"
+TYPE = "LoanRequest"  # the id lenders and borrowers both may resolve (node)
 
 
 class RateTooHigh(ValidationFailed):

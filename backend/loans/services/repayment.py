@@ -25,7 +25,7 @@ from backend.wallet.money import format_fen
 from .. import schedule
 from ..models import Instalment, LenderReceipt, Loan, Pledge, Repayment
 from ..split import lender_shares
-from ._common import LoanClosed, circle_ids_of, OverRepayment, lender_ids, lock_loan, tell
+from ._common import LoanClosed, OverRepayment, circle_ids_of, lender_ids, lock_loan, tell
 from .funding import escrow
 
 log = logging.getLogger("quanzi.loans")
