@@ -2,7 +2,10 @@ from django.contrib import admin
 
 from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
 
+from backend.core import clock
+
 from .models import Instalment, Loan, Pledge, RevealAudit
+from .services import bucket, days_overdue
 
 
 class InstalmentInline(admin.TabularInline):
@@ -20,9 +23,16 @@ class LoanAdmin(ReadOnlyAdminMixin, AuditedAdmin):
     """Operations read loans (arrears by status); money only moves through the services."""
 
     list_display = ["id", "pseudonym", "borrower", "amount", "funded", "status", "rate_bp", "term_months",
-                    "disbursed_at", "defaulted_at"]
+                    "disbursed_at", "arrears", "defaulted_at"]
     list_filter = ["status", "method"]
     inlines = [InstalmentInline]
+
+    @admin.display(description="arrears (days, bucket)")
+    def arrears(self, loan: Loan) -> str:
+        if loan.status not in (Loan.Status.ACTIVE, Loan.Status.DEFAULTED, Loan.Status.WRITTEN_OFF):
+            return "-"
+        days = days_overdue(loan, clock.now().date())
+        return f"{days} ({bucket(days)})" if days else "-"
 
 
 @admin.register(Pledge)

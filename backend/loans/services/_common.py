@@ -98,3 +98,11 @@ def tell(user_ids: list[int], *, loan: Loan, event: str, title: str, body: str, 
     for user_id in user_ids:
         notify(recipient_id=user_id, kind="loan", event=event, title=title, body=body, payload=payload,
                collapse_key=f"loan:{loan.pk}:{event}")
+
+
+def clean_key(value: object) -> str:
+    """A client's idempotency key for a pledge or repayment (replays return the first result)."""
+    if not isinstance(value, str) or not 8 <= len(value) <= 64:
+        raise ValidationFailed("An idempotency key of 8-64 characters.", code="IDEMPOTENCY_KEY_INVALID",
+                               field="idempotencyKey")
+    return value

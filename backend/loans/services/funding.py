@@ -13,7 +13,7 @@ from django.db import transaction
 
 from backend.circles import selectors as circles
 from backend.core import clock
-from backend.core.errors import NotFound, ValidationFailed
+from backend.core.errors import NotFound
 from backend.referrals import services as referrals
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
@@ -28,6 +28,7 @@ from ._common import (
     NotATicketMultiple,
     OverFunding,
     OwnLoan,
+    clean_key,
     lender_ids,
     lock_loan,
     may_see,
@@ -44,9 +45,7 @@ def escrow() -> LedgerAccount:
 def pledge(*, lender: Any, loan_id: object, amount: object, idempotency_key: object) -> Pledge:
     """Lend part of a request: a hold of `amount` on the lender's wallet. Replaying a key returns the pledge."""
     amount = wallet.validate_amount(amount)
-    if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
-        raise ValidationFailed("An idempotency key of 8-64 characters.", code="IDEMPOTENCY_KEY_INVALID",
-                               field="idempotencyKey")
+    clean_key(idempotency_key)
     if amount % loans_setting("TICKET_FEN"):
         raise NotATicketMultiple(f"Pledges are multiples of {format_fen(loans_setting('TICKET_FEN'))}.",
                                  field="amount")

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from backend.circles import services as circles
 from backend.core import clock
-from backend.core.errors import NotFound, ValidationFailed
+from backend.core.errors import NotFound
 from backend.referrals import selectors as referrals
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
@@ -25,7 +25,7 @@ from backend.wallet.money import format_fen
 from .. import schedule
 from ..models import Instalment, LenderReceipt, Loan, Pledge, Repayment
 from ..split import lender_shares
-from ._common import LoanClosed, OverRepayment, circle_ids_of, lender_ids, lock_loan, tell
+from ._common import LoanClosed, OverRepayment, circle_ids_of, clean_key, lender_ids, lock_loan, tell
 from .funding import escrow
 
 log = logging.getLogger("quanzi.loans")
@@ -103,9 +103,7 @@ def _allocate(loan: Loan, instalments: list[Instalment], amount: int, today: dt.
 def repay(*, borrower: Any, loan_id: object, amount: object, idempotency_key: object) -> Repayment:
     """The borrower pays `amount` towards their loan. Replaying a key returns the first repayment."""
     amount = wallet.validate_amount(amount)
-    if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
-        raise ValidationFailed("An idempotency key of 8-64 characters.", code="IDEMPOTENCY_KEY_INVALID",
-                               field="idempotencyKey")
+    clean_key(idempotency_key)
     with transaction.atomic():
         loan = lock_loan(loan_id)
         if loan.borrower_id != borrower.pk:
