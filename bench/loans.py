@@ -39,9 +39,12 @@ def main() -> None:
     try:
         bench()
     finally:
-        from django.db import connections
+        try:
+            from django.db import connections
 
-        connections.close_all()
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - settings refused to load: nothing to close, still drop the database
+            pass
         admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
