@@ -143,5 +143,10 @@ def test_bad_input_gets_clear_codes_and_moves_nothing(people):
     assert codes(services.repay, borrower=lenders[0], loan_id=loan.pk, amount=100,
                  idempotency_key="repay-0000") == "NOT_FOUND"  # someone else's loan
     assert codes(services.cancel_loan_request, borrower=lenders[0], loan_id=loan.pk) == "NOT_FOUND"
+    assert codes(services.repay, borrower=borrower, loan_id=loan.pk, amount=100,
+                 idempotency_key="repay-0001") == "LOAN_NOT_OPEN"  # nothing to repay before disbursement
+    circles.blacklist_for_default(user=lenders[2], loan_ref="loan:elsewhere", circles=[])
+    assert codes(services.pledge, lender=lenders[2], loan_id=loan.pk, amount=100 * YUAN,
+                 idempotency_key="pledge-key-2") == "BLACKLISTED"
     after = snapshot()
     assert after == before, (after["accounts"], before["accounts"])
