@@ -1,8 +1,7 @@
 from django.contrib import admin
 
-from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
-
 from backend.core import clock
+from backend.core.audit import AuditedAdmin, ReadOnlyAdminMixin
 
 from .models import Instalment, Loan, Pledge, RevealAudit
 from .services import bucket, days_overdue
