@@ -9,6 +9,7 @@ from backend.chat import schema as chat_schema
 from backend.circles import schema as circles_schema
 from backend.core import nodes
 from backend.core.nodes import NodeQuery
+from backend.loans import schema as loans_schema
 from backend.notifications import schema as notifications_schema
 from backend.payments import schema as payments_schema
 from backend.referrals import schema as referrals_schema
@@ -26,6 +27,7 @@ class Query(
     referrals_schema.Query,
     advisors_schema.Query,
     campaigns_schema.Query,
+    loans_schema.Query,
     graphene.ObjectType,
 ):
     pass
@@ -41,6 +43,7 @@ class Mutation(
     referrals_schema.Mutation,
     advisors_schema.Mutation,
     campaigns_schema.Mutation,
+    loans_schema.Mutation,
     graphene.ObjectType,
 ):
     pass

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "backend.referrals",
     "backend.advisors",
     "backend.campaigns",
+    "backend.loans",
     "backend.demo",
 ]
 

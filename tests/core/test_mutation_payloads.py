@@ -76,6 +76,9 @@ NOT_WALKABLE: dict[str, str] = {  # mutation name → why it cannot run here wit
     **{name: "needs coupon types and a campaign: walked with every payload field in "
              "tests/campaigns/test_graphql.py::test_every_campaigns_payload_renders"
        for name in ("claimCoupon", "redeemCoupon", "drawLottery")},
+    **{name: "needs a circle, a verified borrower and funded lenders: walked with every payload field in "
+             "tests/loans/test_graphql.py::test_every_loans_payload_renders_and_the_whole_path_works"
+       for name in ("createLoanRequest", "cancelLoanRequest", "pledgeToLoan", "repayLoan")},
 }
 NESTING = 4  # object levels below the payload: enough for payload → conversation → lastMessage → sender
 
