@@ -37,6 +37,9 @@ class NodeType:
 _registry: dict[str, NodeType] = {}
 
 
+NODE_TYPE_TAG = "_quanzi_node_type"  # set on a value resolve_node returns: the type its id named
+
+
 def register(graphene_type: type[graphene.ObjectType], *, scoped: Callable[[Any], QuerySet],
              model: type[Model] | None = None, lookup: str | None = None,
              render: Callable[[Any], Any] | None = None) -> type[graphene.ObjectType]:
@@ -53,8 +56,15 @@ def register(graphene_type: type[graphene.ObjectType], *, scoped: Callable[[Any]
     _registry[name] = NodeType(graphene_type=graphene_type, scoped=scoped, model=model, lookup=lookup,
                                render=render)
     # `node` returns the Node interface: GraphQL asks each type whether a resolved value is one of its own.
-    graphene_type.is_type_of = classmethod(
-        lambda cls, root, info: isinstance(root, cls) or (model is not None and isinstance(root, model)))
+    # Two types may resolve from one model (a loan is a LoanRequest to lenders and a MyLoan to its borrower):
+    # a value resolve_node tagged with the type its id named belongs to that type only.
+    def is_type_of(cls, root, info) -> bool:
+        tagged = getattr(root, NODE_TYPE_TAG, None)
+        if tagged is not None:
+            return tagged == name
+        return isinstance(root, cls) or (model is not None and isinstance(root, model))
+
+    graphene_type.is_type_of = classmethod(is_type_of)
     return graphene_type
 
 
@@ -73,7 +83,12 @@ def resolve_node(info, global_id: object) -> Any:
                            lookup=entry.lookup)
     except NotFound:
         return None
-    return entry.render(row) if entry.render else row
+    value = entry.render(row) if entry.render else row
+    try:
+        setattr(value, NODE_TYPE_TAG, entry.graphene_type._meta.name)
+    except AttributeError:  # a value that takes no attributes is its own type (isinstance decides)
+        pass
+    return value
 
 
 class NodeQuery(graphene.ObjectType):

@@ -96,7 +96,7 @@ def test_node_refetches_my_objects_and_hides_everyone_elses(gql):
         "Wallet": statement["id"], "Notification": encode_id("Notification", alert.pk), "Device": device_id,
         "BankOperation": encode_id("BankOperation", ada.ledger_accounts.get().bank_operations.get().pk),
     }
-    assert set(mine) | CIRCLES_AND_PAYMENTS | REFERRALS | ADVISORS | CAMPAIGNS == set(nodes.registered())
+    assert set(mine) | CIRCLES_AND_PAYMENTS | REFERRALS | ADVISORS | CAMPAIGNS | LOANS == set(nodes.registered())
     for type_name, gid in mine.items():
         assert gql(NODE, {"i": gid}, token=ta)["data"]["node"] == {"__typename": type_name, "id": gid}, type_name
         expected = {"__typename": "User", "id": gid} if type_name == "User" else None  # public profiles only
@@ -151,6 +151,8 @@ REFERRALS = {"ShareCode", "ReferralCampaign", "DoublingCard"}
 ADVISORS = {"Product", "ServiceAccount", "QuickReply", "CustomerNote", "Broadcast"}
 # in tests/campaigns/test_nodes.py
 CAMPAIGNS = {"MarketingCampaign", "CouponType", "Coupon", "LotteryDraw"}
+# in tests/loans/test_nodes.py
+LOANS = {"LoanRequest", "MyLoan", "LoanPledge"}
 
 
 def refetch(gql, gid: str, token: str):
