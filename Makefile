@@ -47,7 +47,7 @@ schema: install
 	DEBUG=1 $(PY) manage.py graphql_schema --schema backend.schema.schema --out graphql/schema.graphql
 
 # Benchmarks print figures (PostgreSQL and Redis on 127.0.0.1 required). bench/echo_asgi.py is a helper, not a bench.
-BENCHES := bench/ledger.py bench/chat.py bench/moments.py
+BENCHES := bench/ledger.py bench/chat.py bench/moments.py bench/money.py bench/loans.py
 bench: install
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done
 

@@ -131,6 +131,8 @@ def prepare_data(env: dict) -> dict:
     code = f"""
 import json, django
 django.setup()
+from django.conf import settings
+settings.QUANZI_CIRCLES = {{"FRIEND_REQUESTS_PER_HOUR": 10**9}}  # the group's owner befriends 199 people
 from backend.accounts.models import User
 from backend.accounts.services import DeviceInfo, _start_session
 from backend.chat import services

@@ -102,11 +102,13 @@ def bench() -> None:
     celery_app.conf.task_always_eager = False
     celery_app.conf.broker_url = "memory://"
     settings.QUANZI_PAYMENTS = {"MONEY_ACTIONS_PER_MINUTE": 10**9, "PACKET_MAX_PARTS": 500}
+    settings.QUANZI_CIRCLES = {"FRIEND_REQUESTS_PER_HOUR": 10**9}  # the sender befriends every member
     os.environ["QUANZI_CHAT_SEND_LIMIT"] = str(10**9)  # the sender posts a card per packet and bill
     call_command("migrate", verbosity=0)
 
     from backend.accounts.models import User
     from backend.chat import services as chat
+    from backend.circles import services as circles
     from backend.payments import services
     from backend.wallet import services as wallet
     from backend.wallet.models import LedgerAccount
@@ -123,6 +125,9 @@ def bench() -> None:
 
     sender = person(0)
     members = [person(n) for n in range(1, CONTENDERS + 1)]
+    for member in members:  # only friends (or circle co-members) may share a group (core.reach)
+        circles.accept_friend_request(user=member, request_id=circles.send_friend_request(
+            user=sender, to_user_id=member.pk).pk)
     group = chat.create_group(owner=sender, title="Bench", member_ids=[m.pk for m in members])
     connection.close()
     print(f"money bench: PostgreSQL, {THREADS} threads, {CONTENDERS} contenders, {SECONDS:.0f} s per phase")
