@@ -24,7 +24,6 @@ from backend.notifications.services import notify
 # One error per meaning across marketing apps: the same codes and messages as referrals'.
 from backend.referrals.services import BudgetExhausted, CampaignNotRunning, ReferenceConflict
 from backend.wallet import services as wallet
-from backend.wallet.models import LedgerAccount
 
 from . import fairness
 from .models import (
@@ -123,26 +122,6 @@ def in_region(allowed: str, user_id: int) -> bool:
 def _tell(user_id: int, *, event: str, title: str, body: str) -> None:
     notify(recipient_id=user_id, kind="marketing", event=event, title=title, body=body, payload={},
            collapse_key=f"campaigns:{event}")
-
-
-def _pay_from_budget(campaign: Campaign | None, *, user_id: int, amount: int, kind: str, key: str,
-                     memo: str) -> Any:
-    """Marketing budget → the user's wallet, counted against `campaign` (its row locked by the caller). Neither
-    the campaign's allocation nor the marketing account goes below zero: BUDGET_EXHAUSTED, nothing moves."""
-    if campaign is not None and amount > campaign.remaining:
-        raise BudgetExhausted()
-    budget = wallet.system_account(LedgerAccount.Kind.MARKETING_BUDGET)
-    destination = wallet.ensure_wallet(user_id=user_id)
-    try:
-        with transaction.atomic():
-            entry = wallet.transfer(source_id=budget.pk, destination_id=destination.pk, amount=amount, kind=kind,
-                                    idempotency_key=key, memo=memo).entry
-    except wallet.InsufficientFunds as exc:
-        raise BudgetExhausted() from exc
-    if campaign is not None:
-        Campaign.objects.filter(pk=campaign.pk).update(spent=F("spent") + amount)
-        campaign.spent += amount
-    return entry
 
 
 # --- points ledger ------------------------------------------------------------------------------------------
@@ -367,9 +346,9 @@ def redeem_coupon(*, user: User, coupon_id: int, reference: str) -> tuple[Coupon
         if coupon_type.kind == CouponType.Kind.CASH_BACK and coupon_type.value:
             campaign = (Campaign.objects.select_for_update().get(pk=coupon_type.campaign_id)
                         if coupon_type.campaign_id else None)
-            coupon.cash_back_entry = _pay_from_budget(
-                campaign, user_id=user.pk, amount=coupon_type.value, kind=CASH_BACK_KIND,
-                key=f"campaigns:cashback:{coupon.pk}", memo=f"返现 {coupon_type.name}"[:100])
+            coupon.cash_back_entry = wallet.pay_from_marketing_budget(
+                user_id=user.pk, amount=coupon_type.value, kind=CASH_BACK_KIND, allocation=campaign,
+                idempotency_key=f"campaigns:cashback:{coupon.pk}", memo=f"返现 {coupon_type.name}"[:100])
         coupon.status, coupon.redeemed_at, coupon.redeem_reference = Coupon.Status.REDEEMED, now, reference
         coupon.save(update_fields=["status", "redeemed_at", "redeem_reference", "cash_back_entry"])
         return coupon, False
@@ -453,9 +432,9 @@ def _award(campaign: Campaign, result: Draw, prize: Prize | None) -> None:
         return
     if prize.kind == Prize.Kind.CASH:
         try:
-            result.cash_entry = _pay_from_budget(campaign, user_id=result.user_id, amount=prize.cash_amount,
-                                                 kind=CASH_PRIZE_KIND, key=f"campaigns:prize:{result.pk}",
-                                                 memo=f"中奖 {prize.name}"[:100])
+            result.cash_entry = wallet.pay_from_marketing_budget(
+                user_id=result.user_id, amount=prize.cash_amount, kind=CASH_PRIZE_KIND, allocation=campaign,
+                idempotency_key=f"campaigns:prize:{result.pk}", memo=f"中奖 {prize.name}"[:100])
         except BudgetExhausted:
             result.outcome = Draw.Outcome.OVER_BUDGET
             return

@@ -24,7 +24,7 @@ try:  # the per-app error-code enum (core.graphql.register_app_errors) once the 
 except ImportError:  # pragma: no cover - before that merge every mutation shares the generic Error type
     register_app_errors = None
 if register_app_errors is not None:  # pragma: no branch
-    ReferralsError = register_app_errors("Referrals", "backend.referrals")
+    ReferralsError = register_app_errors("Referrals", "backend.referrals", include=("backend.wallet",))
 
 CAMPAIGN = "ReferralCampaign"
 SHARE_CODE = "ShareCode"

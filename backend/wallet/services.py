@@ -90,6 +90,11 @@ class AccountFrozen(DomainError):
     default_message = "This account is frozen."
 
 
+class BudgetExhausted(DomainError):
+    code = "BUDGET_EXHAUSTED"
+    default_message = "The campaign's marketing budget is used up."
+
+
 class IdempotencyConflict(Conflict):
     code = "IDEMPOTENCY_CONFLICT"
     default_message = "This idempotency key was already used for a different request."
@@ -391,6 +396,28 @@ def transfer(
                              initiated_by_id=initiated_by_id)
         _remember(scope, key, "transfer", fingerprint, entry=entry)
         return Movement(entry=entry)
+
+
+def pay_from_marketing_budget(*, user_id: int, amount: int, kind: str, idempotency_key: str, memo: str,
+                              allocation=None) -> JournalEntry:
+    """Marketing budget → the user's wallet: one helper for every promotional payout (campaign prizes and
+    cash-back, referral welcome bonuses and doubling cards). `allocation` is the promoting app's campaign row,
+    locked by the caller, with a `spent` field and a `remaining` property; it is charged `amount`. Neither the
+    allocation nor the marketing account ever goes below zero: BUDGET_EXHAUSTED instead, and nothing moves."""
+    if allocation is not None and amount > allocation.remaining:
+        raise BudgetExhausted()
+    budget = system_account(LedgerAccount.Kind.MARKETING_BUDGET)
+    destination = ensure_wallet(user_id=user_id)
+    try:
+        with transaction.atomic():
+            entry = transfer(source_id=budget.pk, destination_id=destination.pk, amount=amount, kind=kind,
+                             idempotency_key=idempotency_key, memo=memo).entry
+    except InsufficientFunds as exc:
+        raise BudgetExhausted() from exc
+    if allocation is not None:
+        type(allocation).objects.filter(pk=allocation.pk).update(spent=F("spent") + amount)
+        allocation.spent += amount
+    return entry
 
 
 def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_key: object,

@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from backend.core.crypto import keyring
-from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.notifications.services import notify
+from backend.wallet.services import BudgetExhausted  # noqa: F401  (raised by wallet.pay_from_marketing_budget)
 
 from ..models import LENDING
 
@@ -78,11 +79,6 @@ class ChannelInvalid(ValidationFailed):
 class ReferenceConflict(Conflict):
     code = "REFERENCE_CONFLICT"
     default_message = "This reference was already reported with different details."
-
-
-class BudgetExhausted(DomainError):
-    code = "BUDGET_EXHAUSTED"
-    default_message = "The campaign's marketing budget is used up."
 
 
 class DayInvalid(ValidationFailed):

@@ -12,11 +12,12 @@ from django.db import IntegrityError, transaction
 from backend.core import clock
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.values import is_int
+from backend.wallet import services as wallet
 from backend.wallet.money import format_fen
 
 from ..models import Campaign, DoublingCard
 from ._common import REFERENCE_RE, CardNotUsable, DayInvalid, clean_scope, scopes_covering, tell
-from .rewards import DOUBLING_KIND, _pay_from_budget
+from .rewards import DOUBLING_KIND
 
 
 def choose_doubling_day(*, user: Any, card_id: int, day: object) -> DoublingCard:
@@ -69,8 +70,9 @@ def pay_doubling_day(*, user: Any, scope: str, day: dt.date, interest: int, refe
             return 0  # revoked meanwhile
         if card.status == DoublingCard.Status.PAID:
             return card.paid_amount if card.paid_reference == reference else 0
-        entry = _pay_from_budget(campaign, user_id=user.pk, amount=interest, kind=DOUBLING_KIND,
-                                 key=f"referrals:doubling:{card.pk}", memo=f"收益翻倍卡 {reference}"[:140])
+        entry = wallet.pay_from_marketing_budget(
+            user_id=user.pk, amount=interest, kind=DOUBLING_KIND, allocation=campaign,
+            idempotency_key=f"referrals:doubling:{card.pk}", memo=f"收益翻倍卡 {reference}"[:140])
         card.status, card.paid_amount, card.paid_entry = DoublingCard.Status.PAID, interest, entry
         card.paid_reference = reference
         card.save(update_fields=["status", "paid_amount", "paid_entry", "paid_reference"])

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from typing import Any
 
-from django.db import transaction
 from django.db.models import Sum
 
 from backend.accounts.models import Device
@@ -97,8 +95,9 @@ def decide(*, event: QualifyingEvent) -> Reward:
     if not reason:
         amount = draw_welcome_amount(campaign)
         try:
-            entry = _pay_from_budget(campaign, user_id=attribution.referee_id, amount=amount, kind=BONUS_KIND,
-                                     key=f"referrals:welcome:{attribution.pk}", memo="新人红包 Welcome bonus")
+            entry = wallet.pay_from_marketing_budget(
+                user_id=attribution.referee_id, amount=amount, kind=BONUS_KIND, allocation=campaign,
+                idempotency_key=f"referrals:welcome:{attribution.pk}", memo="新人红包 Welcome bonus")
         except BudgetExhausted:
             reason = Reason.BUDGET_EXHAUSTED
         else:
@@ -125,25 +124,6 @@ def decide(*, event: QualifyingEvent) -> Reward:
          body=f"好友已完成首笔出借，你的收益率提升 {reward.boost_bp / 100:.2f}%。" if reward.boost_bp
          else "好友已完成首笔出借；你的加息已达上限。")
     return reward
-
-
-def _pay_from_budget(campaign: Campaign, *, user_id: int, amount: int, kind: str, key: str, memo: str) -> Any:
-    """Move `amount` from the marketing budget to the user's wallet, counted against the campaign's budget
-    (the caller holds the campaign lock). Neither the campaign's allocation nor the marketing account ever
-    goes below zero: BUDGET_EXHAUSTED instead, and nothing moves."""
-    if amount > campaign.remaining:
-        raise BudgetExhausted()
-    budget = wallet.system_account(LedgerAccount.Kind.MARKETING_BUDGET)
-    destination = wallet.ensure_wallet(user_id=user_id)
-    try:
-        with transaction.atomic():
-            entry = wallet.transfer(source_id=budget.pk, destination_id=destination.pk, amount=amount, kind=kind,
-                                    idempotency_key=key, memo=memo).entry
-    except wallet.InsufficientFunds as exc:
-        raise BudgetExhausted() from exc
-    campaign.spent += amount
-    campaign.save(update_fields=["spent"])
-    return entry
 
 
 def claw_back(*, event: QualifyingEvent) -> Reward | None:
