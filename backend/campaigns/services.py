@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core import clock
+from backend.core.activity_hooks import ReportedActivity
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.notifications.services import notify
 
@@ -260,6 +261,15 @@ def _record_new_activity(*, user: User, kind: str, amount: int, reference: str, 
         if in_region(campaign.regions, user.pk):
             DrawChance.objects.create(campaign=campaign, user=user, activity=activity, created_at=clock.now())
     return activity
+
+
+def on_reported_activity(activity: ReportedActivity) -> Activity:
+    """The listener campaigns registers in core.activity_hooks: a transfer, repayment or referral reward
+    reported by a lower app (after its commit) earns points and draws like any record_activity call; the
+    reference makes a replayed event earn nothing twice."""
+    user = User.objects.get(pk=activity.user_id)
+    return record_activity(user=user, kind=activity.kind, amount=activity.amount, reference=activity.reference,
+                           occurred_at=activity.occurred_at)
 
 
 def reverse_activity(*, reference: str) -> Activity:

@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from backend.accounts.models import User
-from backend.core import clock, ratelimit, reach
+from backend.core import activity_hooks, clock, ratelimit, reach
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
@@ -441,8 +441,13 @@ def send_money(*, sender: User, recipient_id: int, amount: object, idempotency_k
     with transaction.atomic():  # a wallet opened for this transfer disappears if the transfer fails
         source = ensure_wallet(user_id=sender.pk)
         destination = ensure_wallet(user_id=recipient_id)
-        return transfer(source_id=source.pk, destination_id=destination.pk, amount=amount, idempotency_key=key,
-                        memo=memo, initiated_by_id=sender.pk)
+        movement = transfer(source_id=source.pk, destination_id=destination.pk, amount=amount,
+                            idempotency_key=key, memo=memo, initiated_by_id=sender.pk)
+        if not movement.replayed:  # campaigns hears of it after commit (core.activity_hooks)
+            activity_hooks.report_activity(user_id=sender.pk, kind="transfer", amount=amount,
+                                           reference=f"wallet:entry:{movement.entry.pk}",
+                                           occurred_at=movement.entry.created_at)
+        return movement
 
 
 # --- holds (two-phase transfers) -----------------------------------------------------------------

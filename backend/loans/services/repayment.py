@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from backend.circles import services as circles
-from backend.core import clock
+from backend.core import activity_hooks, clock
 from backend.core.errors import NotFound
 from backend.referrals import selectors as referrals
 from backend.wallet import services as wallet
@@ -133,6 +133,8 @@ def repay(*, borrower: Any, loan_id: object, amount: object, idempotency_key: ob
         repayment = Repayment.objects.create(loan=loan, amount=amount, penalty=penalty, interest=interest,
                                              principal=principal, entry=entry, idempotency_key=idempotency_key)
         _pay_lenders(loan, repayment, pledges, lender_wallets, marketing)
+        activity_hooks.report_activity(user_id=borrower.pk, kind="loan_repayment", amount=amount,
+                                       reference=f"loans:repayment:{repayment.pk}", occurred_at=entry.created_at)
         if not loan.instalments.filter(paid_at__isnull=True).exists():
             _settled(loan)
         tell([borrower.pk], loan=loan, event="loans.repaid", title="还款成功",

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from backend.chat.models import Conversation
-from backend.core import clock
+from backend.core import activity_hooks, clock
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.values import is_int
@@ -161,6 +161,9 @@ def accept_transfer(*, user: Any, transfer_id: int) -> FriendTransfer:
         transfer = _locked_for_recipient(user, transfer_id)
         transfer.entry = wallet.post_hold(hold_id=transfer.hold_id,
                                           idempotency_key=f"payments:transfer:{transfer.pk}:accept").entry
+        activity_hooks.report_activity(user_id=transfer.sender_id, kind="transfer", amount=transfer.amount,
+                                       reference=f"wallet:entry:{transfer.entry.pk}",
+                                       occurred_at=transfer.entry.created_at)
         return _resolve(transfer, FriendTransfer.Status.ACCEPTED, event="payments.transfer_accepted",
                         title="转账已收款", body=f"对方已收款 {format_fen(transfer.amount)}。")
 

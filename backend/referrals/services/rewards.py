@@ -21,7 +21,7 @@ import secrets
 from django.db.models import Sum
 
 from backend.accounts.models import Device
-from backend.core import clock
+from backend.core import activity_hooks, clock
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.money import format_fen
@@ -118,6 +118,8 @@ def decide(*, event: QualifyingEvent) -> Reward:
         DoublingCard.objects.create(user_id=reward.referrer_id, scope=campaign.scope, campaign=campaign,
                                     reward=reward, expires_at=now + dt.timedelta(
                                         days=referrals_setting("DOUBLING_CARD_VALID_DAYS")))
+    activity_hooks.report_activity(user_id=reward.referrer_id, kind="referral_rewarded", amount=0,
+                                   reference=f"referrals:reward:{reward.pk}", occurred_at=now)
     tell(reward.referee_id, event="referrals.welcome_bonus", title="新人红包到账",
          body=f"欢迎加入！新人红包 {format_fen(reward.welcome_amount)} 已存入钱包。")
     tell(reward.referrer_id, event="referrals.reward_granted", title="邀请奖励",
