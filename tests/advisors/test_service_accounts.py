@@ -72,3 +72,64 @@ def test_login_alert_arrives_from_the_security_account(accounts):
     (message,) = chat_selectors.history(seat)[0]
     assert message.sender_id == security.user_id and "Pixel 9" in message.body
     assert chat_selectors.title_of(seat) == "Security"
+
+
+def _security_history(account, user):
+    subscription = Subscription.objects.filter(user=user, service_account=account).first()
+    if subscription is None:
+        return []
+    return chat_selectors.history(chat_selectors.seat_of(user.pk, subscription.conversation_id))[0]
+
+
+def test_balance_alert_arrives_from_the_security_account_after_the_money_moves(
+        accounts, django_capture_on_commit_callbacks):
+    from backend.wallet import services as wallet_services
+    from backend.wallet.models import LedgerAccount
+
+    security = accounts[0]
+    ann = new_user("Ann")
+    wallet = wallet_services.ensure_wallet(user_id=ann.pk)
+    bank = wallet_services.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_services.transfer(source_id=bank.pk, destination_id=wallet.pk, amount=12345,
+                                 idempotency_key="advisors:balance-alert", kind="top_up")
+    (message,) = _security_history(security, ann)
+    assert message.sender_id == security.user_id
+    assert wallet_services.ALERT_TITLE in message.body and "123.45" in message.body
+
+
+def test_a_failed_security_post_never_undoes_the_money_movement(accounts, monkeypatch,
+                                                                django_capture_on_commit_callbacks):
+    from backend.wallet import services as wallet_services
+    from backend.wallet.models import LedgerAccount
+
+    def broken(**kwargs):
+        raise RuntimeError("chat is down")
+
+    monkeypatch.setattr(services, "post_notice", broken)
+    ann = new_user("Ann")
+    wallet = wallet_services.ensure_wallet(user_id=ann.pk)
+    bank = wallet_services.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_services.transfer(source_id=bank.pk, destination_id=wallet.pk, amount=500,
+                                 idempotency_key="advisors:balance-alert-broken", kind="top_up")
+    wallet.refresh_from_db()
+    assert wallet.balance == 500
+    assert _security_history(accounts[0], ann) == []
+
+
+def test_a_rolled_back_movement_posts_no_security_message(accounts, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    from backend.wallet import services as wallet_services
+    from backend.wallet.models import LedgerAccount
+
+    ann = new_user("Ann")
+    wallet = wallet_services.ensure_wallet(user_id=ann.pk)
+    bank = wallet_services.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        with transaction.atomic():
+            wallet_services.transfer(source_id=bank.pk, destination_id=wallet.pk, amount=500,
+                                     idempotency_key="advisors:balance-alert-rolled-back", kind="top_up")
+            raise RuntimeError("the caller failed after the transfer")
+    assert _security_history(accounts[0], ann) == []
