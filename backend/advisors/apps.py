@@ -12,6 +12,7 @@ class AdvisorsConfig(AppConfig):
         from backend.accounts import signals as account_signals
         from backend.core import message_hooks
         from backend.notifications import schedule
+        from backend.notifications.signals import notification_recorded
 
         from . import office_hours, security
 
@@ -21,3 +22,5 @@ class AdvisorsConfig(AppConfig):
         schedule.register_periodic("advisors.compute_tiers", "advisors.compute_tiers", crontab=crontab(hour=2, minute=30))
         # Login alerts also arrive as messages from the "Security" service account (when operations created one).
         account_signals.security_event.connect(security.on_security_event, dispatch_uid="advisors.security_account")
+        # So do balance-change alerts, posted after the money movement commits.
+        notification_recorded.connect(security.on_notification_recorded, dispatch_uid="advisors.security_money")

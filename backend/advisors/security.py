@@ -32,3 +32,30 @@ def on_security_event(sender, *, user_id: int, event: str, details: dict, **kwar
                                  text=f"{title}\n{body.format(**values)}")
     except Exception:
         log.exception("security notice for user %s could not be posted from the security account", user_id)
+
+
+# Money events whose notice the Security account also posts (wallet writes them through notifications.notify;
+# advisors does not import wallet, it hears notifications' `notification_recorded`).
+MONEY_ALERT_EVENTS = frozenset({"wallet.balance_changed"})
+
+
+def on_notification_recorded(sender, *, notification, **kwargs) -> None:
+    """A balance-change alert is also posted from the Security account, after the money movement commits (in
+    its own transaction), so a failure to post can never undo or block the movement it reports."""
+    if notification.event not in MONEY_ALERT_EVENTS:
+        return
+    user_id, notice_id = notification.recipient_id, notification.pk
+    text = f"{notification.title}\n{notification.body}".strip()
+
+    def post() -> None:
+        account = services.security_account()
+        if account is None:
+            return
+        try:
+            with transaction.atomic():
+                services.post_notice(account=account, user_id=user_id, key=f"balance:{notice_id}", text=text)
+        except Exception:
+            log.exception("balance alert %s for user %s could not be posted from the security account",
+                          notice_id, user_id)
+
+    transaction.on_commit(post)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 
+from backend.accounts.admin import UserAdmin as AccountsUserAdmin
+from backend.accounts.models import User
 from backend.core import clock
 from backend.core.audit import AuditedAdmin
 from backend.core.errors import DomainError
@@ -154,3 +157,55 @@ class BlacklistEntryAdmin(AuditedAdmin):
                 services.lift_blacklist(entry=obj, by_staff=request.user, reason=reason)
             except DomainError as exc:
                 self.message_user(request, f"Not lifted: {exc.message}", level=messages.ERROR)
+
+
+# --- the defaulter mark on Operations' user screen ---------------------------------------------------------
+# accounts may not import circles (layers contract), so circles extends accounts' registered user admin: the
+# same AuditedAdmin subclass with a column, a filter and a read-only field that show the active blacklist mark.
+
+def _active_entries(user_ref):
+    return BlacklistEntry.objects.filter(user=user_ref, lifted_at__isnull=True)
+
+
+class BlacklistedFilter(admin.SimpleListFilter):
+    title = "defaulter blacklist"
+    parameter_name = "blacklisted"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Blacklisted"), ("no", "Not blacklisted")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(blacklist_active=self.value() == "yes")
+        return queryset
+
+
+class UserWithBlacklistAdmin(AccountsUserAdmin):
+    """accounts' user admin plus the defaulter mark (lifted entries do not show)."""
+
+    list_display = (*AccountsUserAdmin.list_display, "blacklist_column")
+    list_filter = (*AccountsUserAdmin.list_filter, BlacklistedFilter)
+    readonly_fields = (*AccountsUserAdmin.readonly_fields, "blacklist_mark")
+    fields = (*AccountsUserAdmin.fields, "blacklist_mark")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            blacklist_active=Exists(_active_entries(OuterRef("pk"))))
+
+    @admin.display(description="blacklist", ordering="blacklist_active")
+    def blacklist_column(self, obj) -> str:
+        active = getattr(obj, "blacklist_active", None)
+        if active is None:
+            active = _active_entries(obj.pk).exists()
+        return "BLACKLISTED" if active else ""
+
+    @admin.display(description="defaulter blacklist")
+    def blacklist_mark(self, obj) -> str:
+        """Each active entry (lift it from the blacklist entry screen, with a reason)."""
+        rows = _active_entries(obj.pk).order_by("created_at") if obj.pk else []
+        return "; ".join(f"BLACKLISTED for loan {e.loan_ref} since {e.created_at:%Y-%m-%d}: {e.reason} (entry #{e.pk})"
+                         for e in rows) or "—"
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserWithBlacklistAdmin)

@@ -29,6 +29,7 @@ from backend.core.values import is_int
 
 from . import push, selectors
 from .models import ConversationMute, Notification, NotificationPreferences, PushDelivery
+from .signals import notification_recorded
 
 log = logging.getLogger("quanzi.notifications")
 
@@ -94,6 +95,7 @@ def notify(
         {"type": "client.event", "frame": {"type": "notification", "notification": inbox_frame(notification)}},
     )
     _push_on_commit(notification.pk)
+    notification_recorded.send(sender=Notification, notification=notification)
     return notification
 
 

@@ -57,3 +57,23 @@ def test_concurrent_my_client_manager_gives_one_assignment(require_postgres):
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert Assignment.objects.filter(customer=ann).count() == 1
     assert len({r.conversation_id for r in results}) == 1
+
+
+def test_frequency_cap_holds_when_broadcasts_are_delivered_at_once(require_postgres, settings):
+    """Four broadcasts from two accounts delivered at the same instant reach a user at most BROADCAST_CAP times."""
+    from backend.advisors.models import Broadcast, BroadcastDelivery
+
+    settings.QUANZI_ADVISORS = {"BROADCAST_CAP": 2}
+    ops = new_user("Ops", is_staff=True)
+    ann, bob = new_user("Ann"), new_user("Bob")
+    accounts = [services.create_service_account(slug=slug, name=slug, category="marketing")
+                for slug in ("offers", "funds")]
+    services.post_notice(account=accounts[0], user_id=bob.pk, key="earlier", text="x")  # not a broadcast
+    broadcasts = [Broadcast.objects.create(sender=ops, service_account=accounts[i % 2], text=f"offer {i}",
+                                           target=Broadcast.Target.LIST, target_user_ids=[ann.pk, bob.pk])
+                  for i in range(4)]
+    results = run_all([lambda b=b: services.deliver_broadcast(broadcast_id=b.pk) for b in broadcasts])
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    for person in (ann, bob):
+        assert BroadcastDelivery.objects.filter(user=person).count() == 2
+    assert sum(Broadcast.objects.get(pk=b.pk).capped_count for b in broadcasts) == 4  # 2 each for Ann and Bob

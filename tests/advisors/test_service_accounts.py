@@ -72,3 +72,60 @@ def test_login_alert_arrives_from_the_security_account(accounts):
     (message,) = chat_selectors.history(seat)[0]
     assert message.sender_id == security.user_id and "Pixel 9" in message.body
     assert chat_selectors.title_of(seat) == "Security"
+
+
+def _security_history(account, user):
+    subscription = Subscription.objects.filter(user=user, service_account=account).first()
+    if subscription is None:
+        return []
+    return chat_selectors.history(chat_selectors.seat_of(user.pk, subscription.conversation_id))[0]
+
+
+def _top_up(user, amount: int, key: str):
+    """Credit the user's wallet from the external bank through the real ledger; returns the wallet."""
+    from backend.wallet import services as wallet_services
+    from backend.wallet.models import LedgerAccount
+
+    wallet = wallet_services.ensure_wallet(user_id=user.pk)
+    bank = wallet_services.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    wallet_services.transfer(source_id=bank.pk, destination_id=wallet.pk, amount=amount, idempotency_key=key,
+                             kind="top_up")
+    return wallet
+
+
+def test_balance_alert_arrives_from_the_security_account_after_the_money_moves(
+        accounts, django_capture_on_commit_callbacks):
+    from backend.wallet.services import ALERT_TITLE
+
+    security = accounts[0]
+    ann = new_user("Ann")
+    with django_capture_on_commit_callbacks(execute=True):
+        _top_up(ann, 12345, "advisors:balance-alert")
+    (message,) = _security_history(security, ann)
+    assert message.sender_id == security.user_id
+    assert ALERT_TITLE in message.body and "123.45" in message.body
+
+
+def test_a_failed_security_post_never_undoes_the_money_movement(accounts, monkeypatch,
+                                                                django_capture_on_commit_callbacks):
+    def broken(**kwargs):
+        raise RuntimeError("chat is down")
+
+    monkeypatch.setattr(services, "post_notice", broken)
+    ann = new_user("Ann")
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet = _top_up(ann, 500, "advisors:balance-alert-broken")
+    wallet.refresh_from_db()
+    assert wallet.balance == 500
+    assert _security_history(accounts[0], ann) == []
+
+
+def test_a_rolled_back_movement_posts_no_security_message(accounts, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    ann = new_user("Ann")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        with transaction.atomic():
+            _top_up(ann, 500, "advisors:balance-alert-rolled-back")
+            raise RuntimeError("the caller failed after the transfer")
+    assert _security_history(accounts[0], ann) == []

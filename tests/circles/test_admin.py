@@ -47,3 +47,23 @@ def test_staff_approve_alumni_proof(client, people):
     assert seat.verified_by_id == staff.pk and seat.verified_at is not None
     for path in ("circle", "abusereport", "verificationrequest", "blacklistentry"):
         assert client.get(f"/admin/circles/{path}/").status_code == 200
+
+
+def test_user_admin_shows_the_defaulter_mark_only_for_blacklisted_users(client, people):
+    ada, bob, *_ = people
+    circle = services.create_circle(owner=ada, kind="alumni", name="Told")
+    services.join_circle(user=bob, circle_id=circle.pk)
+    services.blacklist_for_default(user=bob, loan_ref="L-9", circles=[circle])
+    client, staff = staff_client(client)
+    listing = client.get("/admin/accounts/user/").content.decode()
+    assert listing.count("BLACKLISTED") == 1
+    only_marked = client.get("/admin/accounts/user/?blacklisted=yes").content.decode()
+    assert f"/admin/accounts/user/{bob.pk}/change/" in only_marked
+    assert f"/admin/accounts/user/{ada.pk}/change/" not in only_marked
+    unmarked = client.get("/admin/accounts/user/?blacklisted=no").content.decode()
+    assert f"/admin/accounts/user/{bob.pk}/change/" not in unmarked
+    bob_page = client.get(f"/admin/accounts/user/{bob.pk}/change/").content.decode()
+    assert "BLACKLISTED for loan L-9" in bob_page
+    assert "BLACKLISTED" not in client.get(f"/admin/accounts/user/{ada.pk}/change/").content.decode()
+    services.lift_blacklist(entry=BlacklistEntry.objects.get(user=bob), by_staff=staff, reason="Repaid")
+    assert "BLACKLISTED" not in client.get("/admin/accounts/user/").content.decode()  # a lifted mark does not show

@@ -113,6 +113,14 @@ def deliver_broadcast(*, broadcast_id: int) -> Broadcast:
             continue
         try:
             with transaction.atomic():
+                # The recipient's row lock makes the cap hold when several broadcasts reach them at once: the
+                # count above was a cheap pre-filter; this one, under the lock, is the one that decides.
+                User.objects.select_for_update().filter(pk=uid).first()
+                if BroadcastDelivery.objects.filter(broadcast=broadcast, user_id=uid).exists():
+                    continue  # a concurrent run of this broadcast got here first
+                if BroadcastDelivery.objects.filter(user_id=uid, delivered_at__gt=since).count() >= cap:
+                    capped += 1
+                    continue
                 result = post_notice(account=broadcast.service_account, user_id=uid,
                                      key=f"broadcast:{broadcast.pk}:{uid}", text=broadcast.text, card=card)
                 BroadcastDelivery.objects.create(broadcast=broadcast, user_id=uid, seq=result.message.seq,
