@@ -7,4 +7,9 @@ class LoansConfig(AppConfig):
     verbose_name = "Acquaintance lending"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the periodic scans)
+        from backend.core import customer_metrics
+
+        from . import selectors, tasks  # noqa: F401  (tasks registers the periodic scans)
+
+        # Loans repaid feed the advisors app's customer tiers without advisors importing loans.
+        customer_metrics.register_metric(customer_metrics.LOANS_REPAID, selectors.loans_repaid_counts)

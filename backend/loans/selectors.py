@@ -4,9 +4,10 @@ in a circle they belong to, through the anonymised view (loans.views); staff see
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from backend.circles.models import CircleMember
 from backend.core import clock
@@ -100,3 +101,11 @@ def arrears(today: dt.date | None = None) -> list[ArrearsRow]:
         rows.append(ArrearsRow(loan=loan, days_overdue=days, bucket=bucket(days) or "",
                                outstanding=sum(i.due for i in loan.instalments.filter(paid_at__isnull=True))))
     return sorted(rows, key=lambda r: -r.days_overdue)
+
+
+def loans_repaid_counts(user_ids: Sequence[int]) -> dict[int, int]:
+    """Loans each borrower repaid in full without ever defaulting: the `loans_repaid` customer measure
+    (core.customer_metrics), which the advisors app's tier rules read."""
+    rows = (Loan.objects.filter(borrower_id__in=list(user_ids), status=Loan.Status.REPAID, defaulted_at__isnull=True)
+            .values("borrower_id").annotate(n=Count("id")).values_list("borrower_id", "n"))
+    return dict(rows)

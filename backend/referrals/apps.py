@@ -7,4 +7,9 @@ class ReferralsConfig(AppConfig):
     verbose_name = "Referrals"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the periodic jobs)
+        from backend.core import customer_metrics
+
+        from . import selectors, tasks  # noqa: F401  (tasks registers the periodic jobs)
+
+        # Rewarded referrals feed the advisors app's customer tiers without advisors importing referrals.
+        customer_metrics.register_metric(customer_metrics.REFERRALS, selectors.rewarded_referral_counts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,3 +184,11 @@ def staff_leaderboard(campaign: Campaign | None = None, *, branch: str | None = 
     ranked = sorted(rows.values(), key=lambda r: (-r.funnel.rewarded, -r.funnel.qualified, -r.funnel.signups,
                                                   r.user_id))
     return ranked[:limit]
+
+
+def rewarded_referral_counts(user_ids: Sequence[int]) -> dict[int, int]:
+    """Friends each referrer brought in who qualified and were rewarded (not clawed back): the `referrals`
+    customer measure (core.customer_metrics), which the advisors app's tier rules read."""
+    rows = (Reward.objects.filter(referrer_id__in=list(user_ids), status=Reward.Status.GRANTED)
+            .values("referrer_id").annotate(n=Count("id")).values_list("referrer_id", "n"))
+    return dict(rows)
