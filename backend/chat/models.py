@@ -120,6 +120,9 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="chat_gapless_seq"),
             models.UniqueConstraint(fields=["sender", "client_msg_id"], name="chat_idempotent_send"),
+            # Sender-less server cards (post_server_card) are idempotent on their key per conversation.
+            models.UniqueConstraint(fields=["conversation", "client_msg_id"], name="chat_idempotent_server_card",
+                                    condition=models.Q(sender__isnull=True, client_msg_id__isnull=False)),
         ]
         indexes = [models.Index(fields=["conversation", "change_no"])]
 

@@ -75,3 +75,24 @@ async def test_card_updates_arrive_live_and_on_resume():
     assert missed["message"]["card"]["state"]["status"] == "done" and missed["message"]["card"]["version"] == 2
     assert (await next_frame(wb2))["conversations"][c] == {"last_seq": 1, "last_change": 2}
     await wb2.disconnect()
+
+
+@pytest.mark.django_db
+def test_server_card_has_no_sender_is_idempotent_on_its_key_and_only_its_owner_updates_it(client):
+    ada, bob = new_user("Ada"), new_user("Bob")
+    conversation = services.open_direct_conversation(user=ada, other_user_id=bob.pk)
+    card = {"kind": "loan_request", "owner": "loans", "loan_id": "L1", "state": {"status": "funding"}}
+    posted, created = services.post_server_card(conversation_id=conversation.pk, key="loan:1", card=card)
+    again, created_again = services.post_server_card(conversation_id=conversation.pk, key="loan:1", card=card)
+    assert created and not created_again and again.pk == posted.pk and posted.sender_id is None
+    assert conversation.messages.filter(kind="card").count() == 1
+    assert codes(services.post_server_card, conversation_id=conversation.pk, key="x",
+                 card={"kind": "loan_request"}) == "INVALID_CARD"  # no owner app: nobody could ever update it
+    assert codes(services.update_card, message_id=posted.pk, owner="payments", state={}, expected_version=0) \
+        == "NOT_FOUND"
+    services.update_card(message_id=posted.pk, owner="loans", state={"status": "active"}, expected_version=0)
+    query = """query($id: ID!) { messages(conversationId: $id, last: 5) { edges { node { sender { id } card } } } }"""
+    body = client.post("/graphql/", {"query": query, "variables": {"id": gid("Conversation", conversation.pk)}},
+                       content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token_for(bob)}").json()
+    assert [e["node"] for e in body["data"]["messages"]["edges"]] == [
+        {"sender": None, "card": {**card, "state": {"status": "active"}, "version": 1}}]

@@ -147,6 +147,18 @@ def test_anonymity_walk_before_default_and_reveal_after(gql, world):
             assert_anonymous(json.dumps(inbox_frame(n), ensure_ascii=False, default=str), borrower)
     for message in Message.objects.filter(conversation_id=circle.conversation_id).exclude(sender=borrower):
         assert_anonymous(f"{message.body} {json.dumps(message.data, ensure_ascii=False)}", borrower)
+    # the loan_request cards in the circle chat, as a lender's history renders them: sender-less, no trace of
+    # the borrower, and their state follows each loan (one fully funded and disbursed, one half funded)
+    history = ask(gql, t_ada, "query($id: ID!) { messages(conversationId: $id, last: 50) "
+                              f"{every_field('MessageConnection', 4)} }}", {"id": encode_id("Conversation",
+                                                                               circle.conversation_id)})
+    assert_anonymous(json.dumps(history, ensure_ascii=False), borrower)
+    cards = [e["node"] for e in history["messages"]["edges"] if e["node"]["card"]]
+    assert [c["sender"] for c in cards] == [None, None]
+    assert [(c["card"]["kind"], c["card"]["borrower"], c["card"]["amount"], c["card"]["state"]) for c in cards] == [
+        ("loan_request", requests[0]["pseudonym"], 100_000, {"status": "active", "funded": 100_000}),
+        ("loan_request", requests[1]["pseudonym"], 200_000, {"status": "funding", "funded": 100_000})]
+    assert [c["card"]["version"] for c in cards] == [2, 1]
     # default: the lenders of that loan learn who it was (audited); the other loan's view stays anonymous
     services.scan_loans(today=due + dt.timedelta(days=30))
     revealed = ask(gql, token_for(bob), f"query {{ loanRequest(id: {lit(encode_id('LoanRequest', loans[0].pk))}) "
@@ -159,6 +171,10 @@ def test_anonymity_walk_before_default_and_reveal_after(gql, world):
         other = ask(gql, token_for(bob), f"query {{ loanRequest(id: {lit(encode_id('LoanRequest', loans[1].pk))}) "
                                          "{ borrower { id } } }")["loanRequest"]
     assert other == {"borrower": None}
+    # the card only changes status on default; the 公开通报 that names the borrower is a separate system notice
+    card = Message.objects.get(conversation_id=circle.conversation_id, card_kind="loan_request",
+                               client_msg_id=f"loan:{loans[0].pk}")
+    assert card.card_version == 3 and '"status":"defaulted"' in card.data and borrower.display_name not in card.data
 
 
 def test_mutations_are_declared_not_walkable_with_this_test():

@@ -16,7 +16,7 @@ from ._base import (
     SendResult,
 )
 from .advisor import hand_over_advisor_conversation
-from .cards import CardVersionConflict, update_card
+from .cards import CardVersionConflict, post_server_card, update_card
 from .conversations import (
     add_members,
     create_circle_conversation,
@@ -36,7 +36,7 @@ from .presence import announce_presence
 from .read_state import mark_read, relay_typing, set_muted
 
 __all__ = [
-    "CardVersionConflict", "update_card",
+    "CardVersionConflict", "post_server_card", "update_card",
     "ManagedByCircle", "Muted", "NotAllowed", "NotSupportedForKind", "ReadOnlyConversation", "SendResult",
     "add_members", "create_circle_conversation", "create_group", "leave_conversation",
     "open_advisor_conversation", "open_direct_conversation", "open_service_conversation", "remove_member",

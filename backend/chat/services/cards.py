@@ -19,13 +19,33 @@ from backend.core.errors import Conflict, NotFound, ValidationFailed
 
 from .. import events, limits
 from ..models import Message
-from ._base import _lock_conversation
-from .messages import _announce_change
+from ._base import _append, _lock_conversation
+from .messages import _announce_change, _check_card, _clean_client_msg_id
 
 
 class CardVersionConflict(Conflict):
     code = "CARD_VERSION_CONFLICT"
     default_message = "The card changed meanwhile; read it again."
+
+
+def post_server_card(*, conversation_id: int, key: str, card: dict[str, Any]) -> tuple[Message, bool]:
+    """Trusted server code only: a card with no sender, like a system message, for an app that must not speak
+    as any member (loans' anonymous request). ``card`` names its ``owner`` app, which alone may
+    ``update_card`` it. Idempotent on ``key`` per conversation: a re-run (a retried task, a repeated scan)
+    returns ``(the original, False)`` instead of posting twice. Members are rung, nobody is pushed."""
+    key = _clean_client_msg_id(key)
+    _check_card(card)
+    if not isinstance(card.get("owner"), str) or not card["owner"]:
+        raise ValidationFailed("A server card names its owner app.", code="INVALID_CARD", field="card")
+    with transaction.atomic():
+        conversation = _lock_conversation(conversation_id)
+        original = Message.objects.filter(conversation=conversation, sender__isnull=True,
+                                          client_msg_id=key).first()
+        if original is not None:
+            return original, False
+        message = _append(conversation, sender_id=None, kind=Message.Kind.CARD, body="", data={"card": card},
+                          client_msg_id=key, card_kind=card["kind"])
+    return message, True
 
 
 def update_card(*, message_id: int, owner: str, state: dict[str, Any], expected_version: int,

@@ -18,6 +18,7 @@ from .. import schedule
 from ..limits import loans_setting
 from ..models import Instalment, Loan, RevealAudit
 from ._common import circle_ids_of, lender_ids, lock_loan, tell
+from .cards import refresh_loan_cards
 
 BUCKETS = ((1, 30, "1-30"), (31, 90, "31-90"), (91, None, "90+"))
 
@@ -62,6 +63,7 @@ def _scan_one(loan_id: int, today: dt.date) -> bool:
             if loan.defaulted_at.date() + dt.timedelta(days=loans_setting("WRITE_OFF_AFTER_DAYS")) <= today:
                 loan.status, loan.written_off_at = Loan.Status.WRITTEN_OFF, clock.now()
                 loan.save(update_fields=["status", "written_off_at"])
+                refresh_loan_cards(loan)
                 tell(lender_ids(loan), loan=loan, event="loans.written_off", title="借款已核销",
                      body="违约借款已核销；若借款人日后还款，回款仍会分配给你。")
                 changed = True
@@ -116,6 +118,7 @@ def default_loan(loan: Loan) -> None:
     now, borrower = clock.now(), loan.borrower
     loan.status, loan.defaulted_at = Loan.Status.DEFAULTED, now
     loan.save(update_fields=["status", "defaulted_at"])
+    refresh_loan_cards(loan)
     circle_ids = circle_ids_of(loan)
     lenders = lender_ids(loan)
     for lender_id in lenders:

@@ -34,6 +34,7 @@ from ._common import (
     may_see,
     tell,
 )
+from .cards import refresh_loan_cards
 
 QUALIFYING_KIND = "lending_pledge_disbursed"
 
@@ -76,6 +77,7 @@ def pledge(*, lender: Any, loan_id: object, amount: object, idempotency_key: obj
         loan.save(update_fields=["funded"])
         if loan.funded == loan.amount:
             disburse(loan)
+        refresh_loan_cards(loan)
         return made
 
 
@@ -134,6 +136,7 @@ def expire_unfunded_requests(*, limit: int = 500) -> int:
             void_pledges(loan, reason="expired")
             loan.status, loan.closed_at = Loan.Status.EXPIRED, clock.now()
             loan.save(update_fields=["status", "closed_at", "funded"])
+            refresh_loan_cards(loan)
             tell([loan.borrower_id], loan=loan, event="loans.request_expired", title="借款请求已过期",
                  body="募集期内未满标，请求已关闭。")
             tell(lenders, loan=loan, event="loans.request_expired", title="出借已解冻",

@@ -26,6 +26,7 @@ from .. import schedule
 from ..models import Instalment, LenderReceipt, Loan, Pledge, Repayment
 from ..split import lender_shares
 from ._common import LoanClosed, OverRepayment, circle_ids_of, clean_key, lender_ids, lock_loan, tell
+from .cards import refresh_loan_cards
 from .funding import escrow
 
 log = logging.getLogger("quanzi.loans")
@@ -187,6 +188,7 @@ def _settled(loan: Loan) -> None:
         loan.recovered_at = now
     loan.status, loan.closed_at = Loan.Status.REPAID, now
     loan.save(update_fields=["status", "closed_at", "recovered_at"])
+    refresh_loan_cards(loan)
     outcome = "late" if (loan.was_late or recovered) else "on_time"
     circles.record_loan_outcome(user_id=loan.borrower_id, circle_ids=circle_ids_of(loan), loan_ref=loan.ref,
                                 outcome=outcome)

@@ -9,15 +9,13 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Sum
 
-from backend.chat import services as chat
 from backend.circles import selectors as circles
-from backend.circles.models import Circle, CircleMember
+from backend.circles.models import CircleMember
 from backend.core import clock
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.text import is_clean_line
 from backend.core.values import is_int
 from backend.wallet import services as wallet
-from backend.wallet.money import format_fen
 
 from ..limits import loans_setting
 from ..models import Loan, LoanCircle
@@ -31,6 +29,7 @@ from ._common import (
     lock_loan,
     tell,
 )
+from .cards import post_loan_cards, refresh_loan_cards
 from .funding import void_pledges
 
 OPEN_STATUSES = (Loan.Status.FUNDING, Loan.Status.ACTIVE, Loan.Status.DEFAULTED)
@@ -109,11 +108,7 @@ def create_loan_request(*, borrower: Any, amount: object, term_months: object, r
             purpose=purpose.strip(), anonymous=anonymous, pseudonym=f"{PSEUDONYM_PREFIX}·{secrets.token_hex(3)}",
             funding_deadline=now + dt.timedelta(days=funding_days), created_at=now)
         LoanCircle.objects.bulk_create([LoanCircle(loan=loan, circle_id=c) for c in wanted])
-        who = loan.pseudonym if anonymous else borrower.display_name
-        for circle in Circle.objects.filter(pk__in=wanted, conversation__isnull=False).order_by("id"):
-            chat.post_system_notice(
-                conversation_id=circle.conversation_id, event="loan_requested",
-                text=f"借款请求 {who}：{format_fen(amount)}，{term_months} 个月，年利率 {rate_bp / 100:.2f}%。")
+        post_loan_cards(loan, who=loan.pseudonym if anonymous else borrower.display_name)
         return loan
 
 
@@ -129,6 +124,7 @@ def cancel_loan_request(*, borrower: Any, loan_id: object) -> Loan:
         void_pledges(loan, reason="cancel")
         loan.status, loan.closed_at = Loan.Status.CANCELLED, clock.now()
         loan.save(update_fields=["status", "closed_at", "funded"])
+        refresh_loan_cards(loan)
         tell(lenders, loan=loan, event="loans.request_cancelled", title="借款请求已取消",
              body=f"{loan.pseudonym} 取消了借款请求，你的出借金额已解冻。")
         return loan
