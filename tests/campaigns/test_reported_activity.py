@@ -1,5 +1,5 @@
 """Lower apps report activity to campaigns through core.activity_hooks (campaigns may not be imported by them):
-a real sendMoney or accepted friend transfer earns points by an active rule and a lottery draw chance, only
+a real sendMoney, accepted friend transfer, red packet or AA payment earns points by an active rule and a lottery draw chance, only
 after its transaction commits; a replayed payment earns nothing twice; a failing listener never undoes money."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from backend.campaigns import services
-from backend.campaigns.models import Activity, Campaign, DrawChance
+from backend.campaigns.models import Activity, Campaign, DrawChance, PointsRule
+from backend.chat import services as chat
 from backend.core import activity_hooks
 from backend.payments import services as payments
 from backend.wallet import services as wallet
@@ -95,3 +96,28 @@ def test_a_failing_listener_never_undoes_the_payment(friends, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         wallet.send_money(sender=ada, recipient_id=bob.pk, amount=1_000, idempotency_key="send-key-03")
     assert wallet_balance(bob) == 1_000 and wallet_balance(ada) == 99_000
+
+
+def test_red_packets_and_aa_payments_earn_points_once(friends, django_capture_on_commit_callbacks):
+    ada, bob = friends
+    rules = [("red_packet", 7), ("aa_payment", 3)]
+    for kind, points in rules:
+        PointsRule.objects.create(activity_kind=kind, min_amount=1, fixed_points=points, points_per_yuan=0,
+                                  valid_days=30)
+    group = chat.create_group(owner=ada, title="饭局", member_ids=[bob.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        payments.send_red_packet(sender=ada, conversation_id=group.pk, kind="fixed", amount=200, count=1,
+                                 idempotency_key="packet-activity-1")
+        payments.send_red_packet(sender=ada, conversation_id=group.pk, kind="fixed", amount=200, count=1,
+                                 idempotency_key="packet-activity-1")  # a replay earns nothing more
+    assert _points(ada) == 7
+    _fund(bob, 10_000)
+    bill, _ = payments.create_bill(creator=ada, conversation_id=group.pk, title="火锅", amount=1_000, method="equal",
+                                   participants=[ada.pk, bob.pk], idempotency_key="bill-activity-1")
+    share = bill.shares.get(participant=bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        payments.pay_share(user=bob, share_id=share.pk)
+        payments.pay_share(user=bob, share_id=share.pk)  # a retry moves and earns nothing again
+    assert _points(bob) == 3 and _points(ada) == 7
+    assert sorted(Activity.objects.values_list("kind", flat=True)) == ["aa_payment", "red_packet"]
+    assert_ledgers_ok()

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from backend.chat.models import Conversation
-from backend.core import clock
+from backend.core import activity_hooks, clock
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.money import split_by_weights
@@ -257,6 +257,8 @@ def pay_share(*, user: Any, share_id: int, risk_confirmation: object = None) -> 
         ).entry
         share.status, share.paid_at = Share.Status.PAID, clock.now()
         share.save(update_fields=["entry", "status", "paid_at"])
+        activity_hooks.report_activity(user_id=user.pk, kind="aa_payment", amount=share.amount,
+                                       reference=f"wallet:entry:{share.entry.pk}", occurred_at=share.entry.created_at)
         tell([bill.creator_id], event="payments.share_paid", title=f"AA收款：{bill.title}",
              body=f"{user.display_name} 已支付 {format_fen(share.amount)}。", payload={"id": encode_id(TYPE, bill.pk)},
              conversation_id=bill.conversation_id)

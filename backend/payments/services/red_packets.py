@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from backend.chat.models import Conversation
-from backend.core import clock
+from backend.core import activity_hooks, clock
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.money import split_equally
@@ -162,6 +162,9 @@ def _send(*, sender: Any, conversation_id: object, kind: object, amount: object,
         initiated_by_id=sender.pk,
     ).entry
     packet.save(update_fields=["send_entry"])
+    activity_hooks.report_activity(user_id=sender.pk, kind="red_packet", amount=total,
+                                   reference=f"wallet:entry:{packet.send_entry.pk}",
+                                   occurred_at=packet.send_entry.created_at)
     post_card(packet, sender=sender, kind="red_packet", id_field="red_packet_id", type_name=TYPE,
               title=greeting, state=card_state(packet))
     return packet
