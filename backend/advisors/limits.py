@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
+from backend.core.appsettings import app_setting
 
 DEFAULTS: dict[str, int] = {
     "BROADCAST_CAP": 3,  # at most this many broadcasts reach one user ...
@@ -15,4 +15,4 @@ DEFAULTS: dict[str, int] = {
 
 
 def get(name: str) -> int:
-    return int(getattr(settings, "QUANZI_ADVISORS", {}).get(name, DEFAULTS[name]))
+    return int(app_setting("QUANZI_ADVISORS", DEFAULTS, name))

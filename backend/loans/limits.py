@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from backend.core.appsettings import app_setting
 
 DEFAULTS: dict[str, Any] = {
     # The annual rate a request may ask, in basis points (12%).
@@ -34,5 +34,4 @@ DEFAULTS: dict[str, Any] = {
 
 
 def loans_setting(name: str) -> Any:
-    overrides = getattr(settings, "QUANZI_LOANS", None) or {}
-    return overrides.get(name, DEFAULTS[name])
+    return app_setting("QUANZI_LOANS", DEFAULTS, name)

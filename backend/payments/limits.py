@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from backend.core.appsettings import app_setting
 
 DEFAULTS: dict[str, Any] = {
     # Friend transfers not accepted within this many hours are refunded (the hold is voided) by a scan.
@@ -30,5 +30,4 @@ DEFAULTS: dict[str, Any] = {
 
 
 def payments_setting(name: str) -> Any:
-    overrides = getattr(settings, "QUANZI_PAYMENTS", None) or {}
-    return overrides.get(name, DEFAULTS[name])
+    return app_setting("QUANZI_PAYMENTS", DEFAULTS, name)

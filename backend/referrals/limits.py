@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from backend.core.appsettings import app_setting
 
 DEFAULTS: dict[str, Any] = {
     # A new user may claim a referral code only this many hours after sign-up (and only once, ever).
@@ -26,5 +26,4 @@ DEFAULTS: dict[str, Any] = {
 
 
 def referrals_setting(name: str) -> Any:
-    overrides = getattr(settings, "QUANZI_REFERRALS", None) or {}
-    return overrides.get(name, DEFAULTS[name])
+    return app_setting("QUANZI_REFERRALS", DEFAULTS, name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from backend.core.appsettings import app_setting
 
 DEFAULTS: dict[str, Any] = {
     # The largest single movement, in fen (¥1,000,000). Anything bigger is AMOUNT_TOO_LARGE.
@@ -31,5 +31,4 @@ DEFAULTS: dict[str, Any] = {
 
 
 def wallet_setting(name: str) -> Any:
-    overrides = getattr(settings, "QUANZI_WALLET", None) or {}
-    return overrides.get(name, DEFAULTS[name])
+    return app_setting("QUANZI_WALLET", DEFAULTS, name)

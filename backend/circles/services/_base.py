@@ -6,9 +6,8 @@ import secrets
 from typing import Any
 from urllib.parse import urlparse
 
-from django.conf import settings
-
 from backend.core import text as text_rules
+from backend.core.appsettings import app_setting
 from backend.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 from .. import selectors
@@ -36,8 +35,7 @@ DEFAULTS = {
 
 def limit(name: str) -> int:
     """`settings.QUANZI_CIRCLES[name]` beats the default (read at call time so tests can change it)."""
-    configured = getattr(settings, "QUANZI_CIRCLES", {}) or {}
-    return int(configured.get(name, DEFAULTS[name]))
+    return int(app_setting("QUANZI_CIRCLES", DEFAULTS, name))
 
 
 class Blacklisted(PermissionDenied):
