@@ -97,7 +97,7 @@ def bench(scratch_url: str) -> None:
     # As in production, a push is enqueued for the notifications worker, not delivered inline: tasks go to
     # Celery's in-process memory broker and no worker runs. (Without REDIS_URL settings make Celery eager.)
     celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_url = "memory://localhost/"  # a host keeps kombu from warning
 
     call_command("migrate", verbosity=0)
 

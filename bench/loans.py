@@ -58,7 +58,7 @@ def bench() -> None:
     from backend.celery import app as celery_app
 
     celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_url = "memory://localhost/"  # a host keeps kombu from warning
     call_command("migrate", verbosity=0)
 
     from backend.accounts.models import User

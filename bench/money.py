@@ -100,7 +100,7 @@ def bench() -> None:
     from backend.celery import app as celery_app
 
     celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_url = "memory://localhost/"  # a host keeps kombu from warning
     settings.QUANZI_PAYMENTS = {"MONEY_ACTIONS_PER_MINUTE": 10**9, "PACKET_MAX_PARTS": 500}
     settings.QUANZI_CIRCLES = {"FRIEND_REQUESTS_PER_HOUR": 10**9}  # the sender befriends every member
     os.environ["QUANZI_CHAT_SEND_LIMIT"] = str(10**9)  # the sender posts a card per packet and bill
