@@ -247,8 +247,9 @@ class Post(graphene.ObjectType):
     card = GenericScalar(description="A product or loan-request card: {kind, ...ids}.")
     like_count = graphene.Int(required=True)
     liked_by_me = graphene.Boolean(required=True)
-    comments = graphene.List(graphene.NonNull(PostComment), required=True,
-                             description="Only comments by me or my friends (WeChat's rule).")
+    comments = graphene.List(graphene.NonNull(PostComment), required=True, first=graphene.Int(default_value=10),
+                             description="Only comments by me or my friends (WeChat's rule), oldest first; `first` "
+                                         "(1–100) bounds them so a timeline page stays within the query cost limit.")
     created_at = graphene.DateTime(required=True)
 
     @staticmethod
@@ -259,11 +260,12 @@ class Post(graphene.ObjectType):
         return liked
 
     @staticmethod
-    def resolve_comments(root: PostModel, info):
+    def resolve_comments(root: PostModel, info, first: int = 10):
+        limit = pagination.page_size(first, default=10)
         comments = getattr(root, "visible_comments", None)
         if comments is None:
             comments = list(selectors.visible_comments(info.context.user.pk, [root.pk]))
-        return comments
+        return comments[:limit]
 
 
 PostConnection = pagination.connection_type(Post, name="Post")
