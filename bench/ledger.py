@@ -69,12 +69,18 @@ def run_threads(target, seconds: float) -> tuple[int, int, float]:
     return sum(c[0] for c in counts), sum(c[1] for c in counts), elapsed
 
 
-def main() -> None:
-    admin_url, scratch_url, name = scratch_database()
+def use_scratch_database(scratch_url: str) -> None:
+    """This process's Django runs on the scratch database with DEBUG off, as production, with the explicit
+    development stand-ins (QUANZI_TESTING is refused there) and no Redis (tasks in memory)."""
     os.environ.update({"DATABASE_URL": scratch_url, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "backend.settings",
-                       **STAGING_OPT_INS, **throwaway_secrets()})  # DEBUG off, as production
+                       **STAGING_OPT_INS, **throwaway_secrets()})
     os.environ.pop("QUANZI_TESTING", None)
     os.environ.pop("REDIS_URL", None)
+
+
+def main() -> None:
+    admin_url, scratch_url, name = scratch_database()
+    use_scratch_database(scratch_url)
     admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     try:
         bench(scratch_url)

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ledger import admin_sql, scratch_database  # noqa: E402
+from bench.ledger import admin_sql, scratch_database, use_scratch_database  # noqa: E402
 from bench.money import pool  # noqa: E402
 
 LENDERS = int(os.environ.get("BENCH_LENDERS", "100"))
@@ -32,9 +32,7 @@ def main() -> None:
     admin_url, scratch_url, name = scratch_database()
     name = name.replace("ledger", "loans")
     scratch_url = scratch_url.replace("quanzi_bench_ledger_", "quanzi_bench_loans_")
-    os.environ.update({"DATABASE_URL": scratch_url, "QUANZI_TESTING": "1", "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "backend.settings"})
-    os.environ.pop("REDIS_URL", None)
+    use_scratch_database(scratch_url)
     admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     try:
         bench()
