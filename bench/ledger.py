@@ -1,19 +1,29 @@
-"""Ledger transfers per second under concurrency on PostgreSQL: the Django services vs the same SQL by hand.
+"""Ledger throughput under concurrency on PostgreSQL: the Django services vs the same SQL by hand.
 
-    .venv/bin/python bench/ledger.py          (from the repository root; about 25 s)
+    .venv/bin/python bench/ledger.py          (from the repository root; about 60 s, BENCH_QUICK=1 about 20 s)
 
 Creates a scratch PostgreSQL database next to DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/),
-migrates it, runs both phases against the same wallets, and drops it at the end. No Redis: the channel layer
-is in-memory and Celery eager, as in the embedded mode. Prints figures; asserts nothing about them.
+migrates it, runs every phase, and drops it at the end. No Redis: the channel layer is in-memory and Celery's
+broker is in memory (no worker runs), as in the embedded mode. Figures go through bench/report.py.
 
-Both phases do the same double-entry transfer in one transaction, between random pairs of a few wallets
-(so threads contend on the same rows):
+Three cases, each run twice — through `wallet.services` and as hand-written SQL over psycopg — with 16 threads:
+- contended: transfers between random pairs of 8 wallets (threads queue on the same rows);
+- uncontended: transfers between random pairs of 10,000 wallets (rarely the same rows);
+- topups: top-ups and withdrawals of random wallets among the 10,000 through the bank gateway (SANDBOX):
+  every one of them also posts on the external-bank system account.
+
+The raw transfer is what a correct double-entry transfer needs, no less:
     lock both accounts FOR UPDATE in ascending id order → look up the idempotency key → check funds →
-    insert the entry and its two legs → update both cached balances → insert the idempotency record →
-    insert the two balance-change notification rows → commit (the deferred zero-sum trigger runs here).
-The Django phase additionally does what the services do around that: input validation, and after commit the
-socket doorbell (in-memory channel layer) and the push enqueue (Celery's in-memory broker; no worker runs,
-push delivery is the notifications worker's cost, not the ledger's) of each notification. The ratio django/raw is what we track.
+    insert the entry and its two legs → update both balances → insert the idempotency record →
+    insert the two balance-change notification rows (body encrypted) → commit (the deferred zero-sum trigger).
+The raw top-up / withdrawal is the services' protocol by hand: one transaction records the operation (and a
+withdrawal's hold) under the wallet's lock with its idempotency key; the sandbox bank records the reference;
+a second transaction locks wallet and external-bank account, posts the entry (or the hold), updates the
+balances, writes the notification and settles the operation. It posts on the same external-bank account row
+the services would pick for that wallet (`services.external_bank_account_for`).
+The Django phases additionally do what the services do around that: input validation, rate limiting, and after
+commit the socket doorbell (in-memory channel layer) and the push enqueue (in-memory broker). The ratio
+django/raw is what we track (issue 15: >= 0.5 contended, >= 0.7 uncontended).
 """
 
 from __future__ import annotations
@@ -24,16 +34,20 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.core.standins import STAGING_OPT_INS, throwaway_secrets  # noqa: E402
+from bench.report import figure, quick  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
-WALLETS = int(os.environ.get("BENCH_WALLETS", "8"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+CONTENDED_WALLETS = int(os.environ.get("BENCH_WALLETS", "8"))
+UNCONTENDED_WALLETS = int(os.environ.get("BENCH_MANY_WALLETS", "10000"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2.5" if quick() else "8"))
+FUND_FEN = 1_000_000_00  # ¥1,000,000 a wallet: nobody runs dry
 
 
 def scratch_database() -> tuple[str, str, str]:
@@ -56,7 +70,7 @@ def admin_sql(url: str, sql: str) -> None:
 
 
 def run_threads(target, seconds: float) -> tuple[int, int, float]:
-    """Run `target(n, deadline, counts)` on THREADS threads; returns (transfers, errors, elapsed)."""
+    """Run `target(n, deadline, counts)` on THREADS threads; returns (operations, errors, elapsed)."""
     counts = [[0, 0] for _ in range(THREADS)]
     started = time.perf_counter()
     deadline = started + seconds
@@ -91,6 +105,38 @@ def main() -> None:
         admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def open_funded_wallets(count: int) -> list:
+    """`count` users with wallets, each funded FUND_FEN from the external bank in one bulk entry (setup, not
+    measured: 10,000 transfers one by one would take minutes)."""
+    from django.db import connection, transaction
+
+    from backend.accounts.models import User, phone_index
+    from backend.wallet import services
+    from backend.wallet.models import JournalEntry, LedgerAccount, Leg
+
+    users = []
+    for n in range(count):
+        phone = f"+86137{n:08d}"
+        user = User(phone=phone, phone_index=phone_index(phone), display_name=f"Bench {n}")
+        user.set_unusable_password()
+        users.append(user)
+    users = User.objects.bulk_create(users, batch_size=2000)
+    wallets = LedgerAccount.objects.bulk_create(
+        [LedgerAccount(kind=LedgerAccount.Kind.USER_WALLET, owner_id=u.pk) for u in users], batch_size=2000)
+    bank = services.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    with transaction.atomic():
+        bank = LedgerAccount.objects.select_for_update().get(pk=bank.pk)
+        entry = JournalEntry.objects.create(kind=JournalEntry.Kind.TOP_UP, memo="bench funding")
+        total = FUND_FEN * len(wallets)
+        legs = [Leg(entry=entry, account=bank, amount=-total, balance_after=bank.balance - total)]
+        legs += [Leg(entry=entry, account=w, amount=FUND_FEN, balance_after=FUND_FEN) for w in wallets]
+        Leg.objects.bulk_create(legs, batch_size=2000)
+        LedgerAccount.objects.filter(pk=bank.pk).update(balance=bank.balance - total)
+        LedgerAccount.objects.filter(pk__in=[w.pk for w in wallets]).update(balance=FUND_FEN)
+    connection.close()
+    return wallets
+
+
 def bench(scratch_url: str) -> None:
     import django
 
@@ -109,127 +155,229 @@ def bench(scratch_url: str) -> None:
 
     from backend.accounts.models import User
     from backend.wallet import services
-    from backend.wallet.models import LedgerAccount
     from backend.wallet.selectors import reconcile
 
-    users = [User.objects.create_user(f"+86137{n:08d}", display_name=f"Bench {n}") for n in range(WALLETS)]
-    wallets = [services.ensure_wallet(user_id=u.pk) for u in users]
-    bank = services.system_account(LedgerAccount.Kind.EXTERNAL_BANK)
-    for wallet in wallets:
-        for i in range(10):  # 10 × ¥1,000,000: nobody runs dry
-            services.transfer(source_id=bank.pk, destination_id=wallet.pk, amount=100_000_000,
-                              idempotency_key=f"bench:fund:{wallet.pk}:{i}", kind="top_up")
-    ids = [w.pk for w in wallets]
+    wallets = open_funded_wallets(UNCONTENDED_WALLETS)
+    contended_ids = [w.pk for w in wallets[:CONTENDED_WALLETS]]
+    all_ids = [w.pk for w in wallets]
     owner_of = {w.pk: w.owner_id for w in wallets}
+    name_of = dict(User.objects.filter(pk__in=owner_of.values()).values_list("pk", "display_name"))
     connection.close()
-    print(f"ledger bench: PostgreSQL, {THREADS} threads, {WALLETS} wallets, {SECONDS:.0f} s per phase")
+    print(f"ledger bench: PostgreSQL, {THREADS} threads, {SECONDS:.1f} s per phase; contended {CONTENDED_WALLETS} "
+          f"wallets, uncontended {UNCONTENDED_WALLETS:,} wallets")
 
-    # --- phase 1: the Django services -----------------------------------------------------------
-    def django_worker(n: int, deadline: float, count: list[int]) -> None:
+    raw = RawLedger(scratch_url, owner_of, name_of)
+
+    def django_transfers(ids: list[int], tag: str):
+        def worker(n: int, deadline: float, count: list[int]) -> None:
+            from django.db import connection as conn
+
+            rng = random.Random(n)
+            i = 0
+            try:
+                while time.perf_counter() < deadline:
+                    src, dst = rng.sample(ids, 2)
+                    i += 1
+                    try:
+                        services.transfer(source_id=src, destination_id=dst, amount=rng.randint(1, 100),
+                                          idempotency_key=f"bench:{tag}:{n}:{i}")
+                        count[0] += 1
+                    except Exception as exc:  # counted, reported, never hidden
+                        count[1] += 1
+                        if count[1] == 1:
+                            print(f"  django thread {n}: {type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
+        return worker
+
+    def raw_transfers(ids: list[int], tag: str):
+        def worker(n: int, deadline: float, count: list[int]) -> None:
+            rng = random.Random(1000 + n)
+            raw.loop(deadline, count, lambda conn, i: raw.transfer(conn, *rng.sample(ids, 2), rng.randint(1, 100),
+                                                                   f"bench:{tag}:{n}:{i}"), f"raw thread {n}")
+        return worker
+
+    user_of = {}
+
+    def django_bank(n: int, deadline: float, count: list[int]) -> None:
         from django.db import connection as conn
 
-        rng = random.Random(n)
+        rng = random.Random(2000 + n)
         i = 0
         try:
             while time.perf_counter() < deadline:
-                src, dst = rng.sample(ids, 2)
+                wallet_id = rng.choice(all_ids)
+                user = user_of.get(wallet_id) or User.objects.get(pk=owner_of[wallet_id])
+                user_of[wallet_id] = user
                 i += 1
+                operation = services.top_up if i % 2 else services.withdraw
                 try:
-                    services.transfer(source_id=src, destination_id=dst, amount=rng.randint(1, 100),
-                                      idempotency_key=f"bench:dj:{n}:{i}")
+                    result = operation(user=user, amount=rng.randint(1, 40), idempotency_key=f"bench-{n}-{i}")
+                    if result.operation.status != "succeeded":
+                        raise RuntimeError(f"bank operation {result.operation.status}")
                     count[0] += 1
-                except Exception as exc:  # counted, reported, never hidden
+                except Exception as exc:
                     count[1] += 1
                     if count[1] == 1:
                         print(f"  django thread {n}: {type(exc).__name__}: {exc}")
         finally:
             conn.close()
 
-    done, errors, elapsed = run_threads(django_worker, SECONDS)
-    django_rate = done / elapsed
-    print(f"django services : {done:7d} transfers in {elapsed:5.1f} s = {django_rate:8.1f} transfers/s"
-          f"  ({errors} errors)")
+    def raw_bank(n: int, deadline: float, count: list[int]) -> None:
+        rng = random.Random(3000 + n)
+        raw.loop(deadline, count, lambda conn, i: raw.bank_operation(
+            conn, rng.choice(all_ids), rng.randint(1, 40), f"bench-raw-{n}-{i}", withdrawal=not i % 2),
+            f"raw thread {n}")
 
-    # --- phase 2: the same transfer as hand-written SQL over psycopg -------------------------------
-    import json
+    cases = [
+        ("contended", django_transfers(contended_ids, "dj-c"), raw_transfers(contended_ids, "raw-c"), ">= 0.5"),
+        ("uncontended", django_transfers(all_ids, "dj-u"), raw_transfers(all_ids, "raw-u"), ">= 0.7"),
+        ("topups", django_bank, raw_bank, ""),
+    ]
+    for name, django_worker, raw_worker, goal in cases:
+        done, errors, elapsed = run_threads(django_worker, SECONDS)
+        django_rate = done / elapsed
+        print(f"{name:<11} django services: {done:6d} in {elapsed:4.1f} s ({errors} errors)")
+        done, errors, elapsed = run_threads(raw_worker, SECONDS)
+        raw_rate = done / elapsed
+        print(f"{name:<11} raw SQL psycopg: {done:6d} in {elapsed:4.1f} s ({errors} errors)")
+        unit = "ops/s" if name == "topups" else "transfers/s"
+        figure(f"ledger.{name}.django_per_s", round(django_rate, 1), unit)
+        figure(f"ledger.{name}.raw_per_s", round(raw_rate, 1), unit)
+        figure(f"ledger.{name}.ratio", round(django_rate / raw_rate, 2) if raw_rate else None, "ratio", goal)
 
-    import psycopg
+    report = reconcile()
+    print(f"reconcile after every phase: {'ok' if report.ok else report.problems[:5]} "
+          f"({report.entries_checked} entries, ledger total {report.ledger_total})")
+    connection.close()
+    if not report.ok:
+        raise SystemExit("the ledger does not reconcile after the bench")
 
-    from backend.core.crypto import keyring
-    from backend.notifications.models import Notification
 
-    note_fields = [f for f in Notification._meta.concrete_fields if not f.primary_key]
-    note_columns = ", ".join(f.column for f in note_fields)
-    note_marks = ", ".join(["%s"] * len(note_fields))
-    sealed_body = keyring().encrypt("收入 ¥0.50，来自 Bench。可用余额 ¥1,000,000.00。",
-                                    context="notifications.notification.body")
+class RawLedger:
+    """The ledger's statements by hand (psycopg, no ORM): the baseline the services are compared with."""
 
-    def note_values(recipient_id: int, entry_id: int) -> list:
-        from backend.core import clock
+    def __init__(self, url: str, owner_of: dict[int, int], name_of: dict[int, str]) -> None:
+        from backend.core.crypto import keyring
+        from backend.notifications.models import Notification
+        from backend.wallet import services
+        from backend.wallet.models import LedgerAccount
 
-        note = Notification(recipient_id=recipient_id, kind="money", event="wallet.balance_changed",
-                            title="资金变动提醒", payload={"entry_id": f"JournalEntry:{entry_id}"},
-                            created_at=clock.now())
-        values = []
-        for field in note_fields:
-            if field.attname == "body":
-                values.append(sealed_body)
-            elif field.attname == "payload":
-                values.append(json.dumps(note.payload))
-            else:
-                values.append(getattr(note, field.attname))
-        return values
+        self.url, self.owner_of, self.name_of = url, owner_of, name_of
+        self.keyring = keyring()
+        self.note_columns = [f.column for f in Notification._meta.concrete_fields if not f.primary_key]
+        self.bank_for = {wallet_id: services.external_bank_account_for(wallet_id).pk for wallet_id in owner_of}
+        self.bank_ids = set(self.bank_for.values()) | set(
+            LedgerAccount.objects.filter(kind=LedgerAccount.Kind.EXTERNAL_BANK).values_list("pk", flat=True))
 
-    def raw_worker(n: int, deadline: float, count: list[int]) -> None:
-        rng = random.Random(1000 + n)
+    def loop(self, deadline: float, count: list[int], step, label: str) -> None:
+        import psycopg
+
         i = 0
-        with psycopg.connect(scratch_url) as conn:
+        with psycopg.connect(self.url) as conn:
             while time.perf_counter() < deadline:
-                src, dst = rng.sample(ids, 2)
-                amount = rng.randint(1, 100)
                 i += 1
-                key = f"bench:raw:{n}:{i}"
                 try:
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.execute("SELECT id, balance, held FROM wallet_ledgeraccount WHERE id = ANY(%s) "
-                                    "ORDER BY id FOR UPDATE", (sorted((src, dst)),))
-                        rows = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-                        cur.execute("SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %s AND key = %s",
-                                    (f"acct:{src}", key))
-                        if cur.fetchone() is not None or rows[src][0] - rows[src][1] < amount:
-                            raise RuntimeError("replay or insufficient funds: not expected in the bench")
-                        now = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
-                        cur.execute("INSERT INTO wallet_journalentry (kind, memo, created_at) "
-                                    "VALUES ('transfer', '', %s) RETURNING id", (now,))
-                        entry_id = cur.fetchone()[0]
-                        src_after, dst_after = rows[src][0] - amount, rows[dst][0] + amount
-                        cur.execute("INSERT INTO wallet_leg (entry_id, account_id, amount, balance_after) "
-                                    "VALUES (%s, %s, %s, %s), (%s, %s, %s, %s)",
-                                    (entry_id, src, -amount, src_after, entry_id, dst, amount, dst_after))
-                        cur.execute("UPDATE wallet_ledgeraccount SET balance = %s WHERE id = %s", (src_after, src))
-                        cur.execute("UPDATE wallet_ledgeraccount SET balance = %s WHERE id = %s", (dst_after, dst))
-                        cur.execute("INSERT INTO wallet_idempotencyrecord (scope, key, operation, fingerprint, "
-                                    "entry_id, created_at) VALUES (%s, %s, 'transfer', %s, %s, %s)",
-                                    (f"acct:{src}", key, "0" * 64, entry_id, now))
-                        for account in (src, dst):
-                            cur.execute(f"INSERT INTO notifications_notification ({note_columns}) "
-                                        f"VALUES ({note_marks})", note_values(owner_of[account], entry_id))
+                    step(conn, i)
                     count[0] += 1
                 except Exception as exc:
                     count[1] += 1
                     if count[1] == 1:
-                        print(f"  raw thread {n}: {type(exc).__name__}: {exc}")
+                        print(f"  {label}: {type(exc).__name__}: {exc}")
 
-    done, errors, elapsed = run_threads(raw_worker, SECONDS)
-    raw_rate = done / elapsed
-    print(f"raw SQL psycopg : {done:7d} transfers in {elapsed:5.1f} s = {raw_rate:8.1f} transfers/s"
-          f"  ({errors} errors)")
-    print(f"ratio django/raw: {django_rate / raw_rate:.2f}" if raw_rate else "ratio: n/a")
+    def _notify(self, cur, account: int, entry_id: int, line: str, available: int, now: str) -> None:
+        import json
 
-    report = reconcile()
-    print(f"reconcile after both phases: {'ok' if report.ok else report.problems[:5]} "
-          f"({report.entries_checked} entries, ledger total {report.ledger_total})")
-    connection.close()
+        body = self.keyring.encrypt(f"{line}。可用余额 ¥{available / 100:,.2f}。",
+                                    context="notifications.notification.body")
+        values = {"recipient_id": self.owner_of[account], "kind": "money", "event": "wallet.balance_changed",
+                  "title": "资金变动提醒", "body": body, "created_at": now, "collapse_key": "",
+                  "payload": json.dumps({"entry_id": f"JournalEntry:{entry_id}", "wallet_id": f"Wallet:{account}"}),
+                  "push_state": "pending", "push_reason": "", "push_attempts": 0}
+        columns = [c for c in self.note_columns if c in values]
+        cur.execute(f"INSERT INTO notifications_notification ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(['%s'] * len(columns))})", [values[c] for c in columns])
+
+    def _lock(self, cur, ids) -> dict[int, tuple[int, int]]:
+        cur.execute("SELECT id, balance, held FROM wallet_ledgeraccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                    (sorted(ids),))
+        return {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+
+    def _post(self, cur, src: int, dst: int, amount: int, rows, kind: str, now: str, *, hold_id=None) -> int:
+        cur.execute("INSERT INTO wallet_journalentry (kind, memo, hold_id, created_at) VALUES (%s, '', %s, %s) "
+                    "RETURNING id", (kind, hold_id, now))
+        entry_id = cur.fetchone()[0]
+        src_after, dst_after = rows[src][0] - amount, rows[dst][0] + amount
+        cur.execute("INSERT INTO wallet_leg (entry_id, account_id, amount, balance_after) "
+                    "VALUES (%s, %s, %s, %s), (%s, %s, %s, %s)",
+                    (entry_id, src, -amount, src_after, entry_id, dst, amount, dst_after))
+        for account, after in ((src, src_after), (dst, dst_after)):
+            cur.execute("UPDATE wallet_ledgeraccount SET balance = %s WHERE id = %s", (after, account))
+        for account, after, sign in ((src, src_after, "支出"), (dst, dst_after, "收入")):
+            if account in self.owner_of:
+                self._notify(cur, account, entry_id, f"{sign} ¥{amount / 100:.2f}", after - rows[account][1], now)
+        return entry_id
+
+    def transfer(self, conn, src: int, dst: int, amount: int, key: str) -> None:
+        now = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
+        with conn.transaction(), conn.cursor() as cur:
+            rows = self._lock(cur, (src, dst))
+            cur.execute("SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %s AND key = %s", (f"acct:{src}", key))
+            if cur.fetchone() is not None or rows[src][0] - rows[src][1] < amount:
+                raise RuntimeError("replay or insufficient funds: not expected in the bench")
+            entry_id = self._post(cur, src, dst, amount, rows, "transfer", now)
+            cur.execute("INSERT INTO wallet_idempotencyrecord (scope, key, operation, fingerprint, entry_id, "
+                        "created_at) VALUES (%s, %s, 'transfer', %s, %s, %s)",
+                        (f"acct:{src}", key, "0" * 64, entry_id, now))
+
+    def bank_operation(self, conn, wallet: int, amount: int, key: str, *, withdrawal: bool) -> None:
+        now = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
+        kind, bank, reference = ("withdrawal" if withdrawal else "top_up"), self.bank_for[wallet], uuid.uuid4()
+        with conn.transaction(), conn.cursor() as cur:  # 1: record the operation under the wallet's lock
+            rows = self._lock(cur, (wallet,))
+            cur.execute("SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %s AND key = %s",
+                        (f"acct:{wallet}", key))
+            if cur.fetchone() is not None:
+                raise RuntimeError("replay: not expected in the bench")
+            hold_id = None
+            if withdrawal:
+                if rows[wallet][0] - rows[wallet][1] < amount:
+                    raise RuntimeError("insufficient funds: not expected in the bench")
+                cur.execute("UPDATE wallet_ledgeraccount SET held = held + %s WHERE id = %s", (amount, wallet))
+                cur.execute("INSERT INTO wallet_hold (source_id, destination_id, amount, status, kind, memo, "
+                            "created_at) VALUES (%s, %s, %s, 'pending', 'withdrawal', '', %s) RETURNING id",
+                            (wallet, bank, amount, now))
+                hold_id = cur.fetchone()[0]
+            cur.execute("INSERT INTO wallet_bankoperation (kind, account_id, amount, status, reference, "
+                        "gateway_reference, failure_code, hold_id, created_at, last_sent_at) "
+                        "VALUES (%s, %s, %s, 'pending', %s, '', '', %s, %s, %s) RETURNING id",
+                        (kind, wallet, amount, reference, hold_id, now, now))
+            operation_id = cur.fetchone()[0]
+            cur.execute("INSERT INTO wallet_idempotencyrecord (scope, key, operation, fingerprint, "
+                        "bank_operation_id, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                        (f"acct:{wallet}", key, kind, "0" * 64, operation_id, now))
+        with conn.transaction():  # the sandbox bank records the reference (its own commit)
+            conn.execute("INSERT INTO wallet_sandboxbankrecord (reference, operation, amount, succeeded, "
+                         "failure_code, times_received, created_at) VALUES (%s, %s, %s, true, '', 1, %s)",
+                         (str(reference), "payout" if withdrawal else "collect", amount, now))
+        with conn.transaction(), conn.cursor() as cur:  # 2: settle: post on the wallet and the bank account
+            rows = self._lock(cur, (wallet, bank))
+            cur.execute("SELECT status FROM wallet_bankoperation WHERE id = %s FOR UPDATE", (operation_id,))
+            if cur.fetchone()[0] != "pending":
+                raise RuntimeError("settled twice")
+            if withdrawal:
+                cur.execute("SELECT status FROM wallet_hold WHERE id = %s FOR UPDATE", (hold_id,))
+                cur.fetchone()
+                cur.execute("UPDATE wallet_ledgeraccount SET held = held - %s WHERE id = %s", (amount, wallet))
+                rows[wallet] = (rows[wallet][0], rows[wallet][1] - amount)
+                entry_id = self._post(cur, wallet, bank, amount, rows, kind, now, hold_id=hold_id)
+                cur.execute("UPDATE wallet_hold SET status = 'posted', posted_amount = %s, resolved_at = %s "
+                            "WHERE id = %s", (amount, now, hold_id))
+            else:
+                entry_id = self._post(cur, bank, wallet, amount, rows, kind, now)
+            cur.execute("UPDATE wallet_bankoperation SET status = 'succeeded', entry_id = %s, gateway_reference = %s, "
+                        "settled_at = %s, last_checked_at = %s WHERE id = %s",
+                        (entry_id, f"sandbox-{reference}", now, now, operation_id))
 
 
 if __name__ == "__main__":

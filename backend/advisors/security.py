@@ -13,6 +13,7 @@ import secrets
 
 from django.db import transaction
 
+from backend.core import realtime
 from backend.notifications.security import NOTICES
 
 from . import services
@@ -41,21 +42,23 @@ MONEY_ALERT_EVENTS = frozenset({"wallet.balance_changed"})
 
 def on_notification_recorded(sender, *, notification, **kwargs) -> None:
     """A balance-change alert is also posted from the Security account, after the money movement commits (in
-    its own transaction), so a failure to post can never undo or block the movement it reports."""
+    its own transaction), so a failure to post can never undo or block the movement it reports. The alerts of
+    one transaction (a transfer alerts both wallets) share one after-commit call and one account lookup."""
     if notification.event not in MONEY_ALERT_EVENTS:
         return
-    user_id, notice_id = notification.recipient_id, notification.pk
     text = f"{notification.title}\n{notification.body}".strip()
+    realtime.on_commit_batched("advisors.balance_notices", _post_balance_notices,
+                               (notification.recipient_id, notification.pk, text))
 
-    def post() -> None:
-        account = services.security_account()
-        if account is None:
-            return
+
+def _post_balance_notices(items: list[tuple[int, int, str]]) -> None:
+    account = services.security_account()
+    if account is None:
+        return
+    for user_id, notice_id, text in items:
         try:
             with transaction.atomic():
                 services.post_notice(account=account, user_id=user_id, key=f"balance:{notice_id}", text=text)
         except Exception:
             log.exception("balance alert %s for user %s could not be posted from the security account",
                           notice_id, user_id)
-
-    transaction.on_commit(post)

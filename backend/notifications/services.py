@@ -82,21 +82,38 @@ def notify(
 
     Rows of one conversation collapse by default (`conversation:<id>`), so a burst becomes one push.
     """
-    if kind not in Notification.Kind.values:
-        raise ValueError(f"unknown notification kind {kind!r}")
-    if not collapse_key and conversation_id is not None:
-        collapse_key = f"conversation:{conversation_id}"
-    notification = Notification.objects.create(
-        recipient_id=recipient_id, kind=kind, event=event[:60], title=title[:120], body=body,
-        payload=payload or {}, conversation_id=conversation_id, collapse_key=collapse_key[:100],
-    )
-    realtime.ring_on_commit(
-        realtime.user_group(recipient_id),
-        {"type": "client.event", "frame": {"type": "notification", "notification": inbox_frame(notification)}},
-    )
-    _push_on_commit(notification.pk)
-    notification_recorded.send(sender=Notification, notification=notification)
-    return notification
+    return notify_many([dict(recipient_id=recipient_id, kind=kind, event=event, title=title, body=body,
+                             payload=payload, conversation_id=conversation_id, collapse_key=collapse_key)])[0]
+
+
+def notify_many(items: list[dict[str, Any]]) -> list[Notification]:
+    """`notify` for several rows written by one transaction (a transfer alerts both wallets): one INSERT for
+    all of them, then each is announced exactly as `notify` announces one. Each item takes notify's keywords."""
+    rows = []
+    for item in items:
+        kind, conversation_id = item["kind"], item.get("conversation_id")
+        if kind not in Notification.Kind.values:
+            raise ValueError(f"unknown notification kind {kind!r}")
+        collapse_key = item.get("collapse_key") or ""
+        if not collapse_key and conversation_id is not None:
+            collapse_key = f"conversation:{conversation_id}"
+        rows.append(Notification(
+            recipient_id=item["recipient_id"], kind=kind, event=item["event"][:60], title=item["title"][:120],
+            body=item.get("body") or "", payload=item.get("payload") or {}, conversation_id=conversation_id,
+            collapse_key=collapse_key[:100],
+        ))
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+    else:
+        Notification.objects.bulk_create(rows)
+    for notification in rows:
+        realtime.ring_on_commit(
+            realtime.user_group(notification.recipient_id),
+            {"type": "client.event", "frame": {"type": "notification", "notification": inbox_frame(notification)}},
+        )
+        _push_on_commit(notification.pk)
+        notification_recorded.send(sender=Notification, notification=notification)
+    return rows
 
 
 def _push_on_commit(notification_id: int) -> None:

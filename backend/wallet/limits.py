@@ -27,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     # reference while the operation is younger than this, fail it (void the withdrawal hold) after.
     # Must be below the bank's deduplication window. See services.recheck_pending_bank_operations.
     "GATEWAY_RESEND_WITHIN_SECONDS": 15 * 60,
+    # Rows the external-bank account is spread over: a wallet's top-ups and withdrawals post on shard
+    # (wallet id mod N), so concurrent ones lock different rows. Raising it is safe at any time (shards are
+    # opened on first use); lowering it leaves the higher shards with their balances, still summed.
+    "EXTERNAL_BANK_SHARDS": 16,
 }
 
 

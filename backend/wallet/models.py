@@ -9,6 +9,9 @@ Conventions
   holds (TigerBeetle's ``debits_pending``): held money has not moved in the ledger yet, it is only reserved,
   so ``available = balance - held``. A CHECK constraint keeps ``available >= 0`` for every account except the
   external bank's, which is the only one allowed to go negative.
+- The external bank is one account in N shards (rows of kind ``external_bank``, ``shard`` 0…N-1): a top-up or
+  withdrawal posts on the shard its wallet maps to, so concurrent ones do not all queue on one row. Its
+  balance is the sum of its shards (``selectors.system_balance``). Every other system account is one row.
 - Entries and legs are immutable: corrections are new entries (``services.reverse_entry``). PostgreSQL
   triggers refuse UPDATE and DELETE on them; the models refuse too.
 """
@@ -48,6 +51,9 @@ class LedgerAccount(models.Model):
     )
     frozen_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=clock.now)
+    shard = models.PositiveSmallIntegerField(
+        default=0, help_text="Which row of a sharded system account this is (only the external bank has > 1)."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -56,8 +62,10 @@ class LedgerAccount(models.Model):
                 fields=["owner"], condition=Q(kind="user_wallet"), name="wallet_one_wallet_per_user"
             ),
             models.UniqueConstraint(
-                fields=["kind"], condition=~Q(kind="user_wallet"), name="wallet_one_system_account_per_kind"
+                fields=["kind", "shard"], condition=~Q(kind="user_wallet"),
+                name="wallet_one_system_account_per_kind_and_shard",
             ),
+            models.CheckConstraint(condition=Q(shard=0) | Q(kind="external_bank"), name="wallet_only_bank_sharded"),
             models.CheckConstraint(
                 condition=(Q(kind="user_wallet") & Q(owner__isnull=False))
                 | (~Q(kind="user_wallet") & Q(owner__isnull=True)),

@@ -96,6 +96,11 @@ def account_label(account: LedgerAccount) -> str:
     return SYSTEM_LABELS.get(account.kind, account.get_kind_display())
 
 
+def system_balance(kind: str) -> int:
+    """A system account's balance: the sum of its rows (the external bank is spread over shards)."""
+    return LedgerAccount.objects.filter(kind=kind).aggregate(s=Sum("balance"))["s"] or 0
+
+
 # --- reconciliation ---------------------------------------------------------------------------
 
 
@@ -104,6 +109,7 @@ class ReconciliationReport:
     accounts_checked: int = 0
     entries_checked: int = 0
     ledger_total: int = 0
+    system_totals: dict[str, int] = field(default_factory=dict)  # kind → sum of legs over all its rows (shards)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -117,7 +123,8 @@ def reconcile() -> ReconciliationReport:
     Checks: each entry has ≥ 2 legs summing to zero; each account's cached balance equals the sum of its
     legs and its last leg's balance_after; cached held equals its pending holds; no account but the
     external bank is below zero counting holds; the whole ledger sums to zero; each posted hold has exactly
-    one posting entry and no other hold has one.
+    one posting entry and no other hold has one; a sharded system account's cached balances sum to the legs
+    of all its shards (``system_totals``, what ``system_balance`` reports).
     """
     report = ReconciliationReport()
     unbalanced = (
@@ -136,10 +143,14 @@ def reconcile() -> ReconciliationReport:
     )
     last_leg_ids = Leg.objects.values("account").annotate(last=Max("id")).values_list("last", flat=True)
     last_after = dict(Leg.objects.filter(pk__in=list(last_leg_ids)).values_list("account", "balance_after"))
+    cached_totals: dict[str, int] = {}
     for account in LedgerAccount.objects.order_by("id").iterator():
         report.accounts_checked += 1
         rebuilt = leg_sums.get(account.pk) or 0
         report.ledger_total += rebuilt
+        if not account.is_user_wallet:
+            report.system_totals[account.kind] = report.system_totals.get(account.kind, 0) + rebuilt
+            cached_totals[account.kind] = cached_totals.get(account.kind, 0) + account.balance
         if rebuilt != account.balance:
             report.problems.append(f"account #{account.pk} ({account.kind}): cached balance {account.balance} "
                                    f"!= sum of legs {rebuilt}")
@@ -153,6 +164,9 @@ def reconcile() -> ReconciliationReport:
             report.problems.append(f"account #{account.pk} ({account.kind}) is overdrawn: {rebuilt - pending}")
     if report.ledger_total != 0:
         report.problems.append(f"the ledger sums to {report.ledger_total}, not zero")
+    for kind, total in report.system_totals.items():
+        if cached_totals[kind] != total:
+            report.problems.append(f"{kind}: its rows' balances sum to {cached_totals[kind]}, its legs to {total}")
 
     posted_without = Hold.objects.filter(status=Hold.Status.POSTED, posting__isnull=True).values_list("pk", flat=True)
     for pk in posted_without:

@@ -35,7 +35,7 @@ from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenie
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
 from backend.core.values import is_int
-from backend.notifications.services import notify
+from backend.notifications.services import notify, notify_many
 
 from . import risk, selectors
 from .gateway import BankGateway, GatewayResult, GatewayUnavailable, ReferenceUnknown, get_gateway
@@ -239,18 +239,33 @@ def ensure_wallet(*, user_id: int) -> LedgerAccount:
         return wallet
 
 
-def system_account(kind: str) -> LedgerAccount:
-    """The one system account of a kind (external bank, platform revenue, …), created on first use."""
+def system_account(kind: str, *, shard: int = 0) -> LedgerAccount:
+    """The system account of a kind (external bank, platform revenue, …), created on first use. Only the
+    external bank has more than one row (shard); shard 0 is the one other code and tests name."""
     if kind == LedgerAccount.Kind.USER_WALLET or kind not in LedgerAccount.Kind.values:
         raise ValueError(f"not a system account kind: {kind!r}")
-    account = LedgerAccount.objects.filter(kind=kind).first()
+    if shard and kind != LedgerAccount.Kind.EXTERNAL_BANK:
+        raise ValueError(f"only the external bank is sharded, not {kind!r}")
+    account = LedgerAccount.objects.filter(kind=kind, shard=shard).first()
     if account is not None:
         return account
     try:
         with transaction.atomic():
-            return LedgerAccount.objects.create(kind=kind)
+            return LedgerAccount.objects.create(kind=kind, shard=shard)
     except IntegrityError:
-        return LedgerAccount.objects.get(kind=kind)
+        return LedgerAccount.objects.get(kind=kind, shard=shard)
+
+
+def external_bank_account_for(account_id: int) -> LedgerAccount:
+    """The external-bank shard a wallet's top-ups and withdrawals post on: (wallet id mod EXTERNAL_BANK_SHARDS).
+
+    Why shards: every top-up and withdrawal moves money on the external bank too; with one row, all of them
+    would queue on its lock. Its balance needs no check (it is the one account allowed below zero), so it
+    can be spread over rows whose sum is the account's balance (``selectors.system_balance``). A given
+    wallet always maps to the same shard, so its movements keep one lock order.
+    """
+    return system_account(LedgerAccount.Kind.EXTERNAL_BANK,
+                          shard=account_id % max(1, int(wallet_setting("EXTERNAL_BANK_SHARDS"))))
 
 
 def set_frozen(*, account_id: int, frozen: bool, reason: str = "") -> LedgerAccount:
@@ -323,11 +338,54 @@ def _remember(scope: str, key: str, operation: str, fingerprint: str, **result) 
 # --- the ledger core --------------------------------------------------------------------------
 
 
+class _AlreadyRecorded(Exception):
+    """The idempotency key turned out to be recorded (found by the entry's own statement): nothing was written."""
+
+
+# One statement for an entry on locked accounts (PostgreSQL): the entry, its legs, the accounts' new balances
+# and, for a transfer, its idempotency record — unless that key is already recorded, in which case nothing is
+# written and no row comes back. Balances are absolute values computed from the locked rows.
+_ENTRY_SQL = """
+WITH prior AS (
+    SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %(scope)s AND key = %(key)s
+), entry AS (
+    INSERT INTO wallet_journalentry (kind, memo, hold_id, reverses_id, initiated_by_id, created_at)
+    SELECT %(kind)s, %(memo)s, %(hold)s, %(reverses)s, %(initiated_by)s, %(now)s
+    WHERE NOT EXISTS (SELECT 1 FROM prior)
+    RETURNING id
+), legs AS (
+    INSERT INTO wallet_leg (entry_id, account_id, amount, balance_after)
+    SELECT entry.id, v.account_id, v.amount, v.balance_after
+    FROM entry, unnest(%(accounts)s::bigint[], %(amounts)s::bigint[], %(afters)s::bigint[])
+         WITH ORDINALITY AS v(account_id, amount, balance_after, n)
+    ORDER BY v.n
+    RETURNING id, account_id
+), balances AS (
+    UPDATE wallet_ledgeraccount AS a SET balance = v.balance, held = v.held
+    FROM entry, unnest(%(accounts)s::bigint[], %(afters)s::bigint[], %(helds)s::bigint[]) AS v(id, balance, held)
+    WHERE a.id = v.id
+    RETURNING a.id
+), record AS (
+    INSERT INTO wallet_idempotencyrecord (scope, key, operation, fingerprint, entry_id, created_at)
+    SELECT %(scope)s, %(key)s, %(operation)s, %(fingerprint)s, entry.id, %(now)s FROM entry
+    WHERE %(scope)s::text IS NOT NULL
+    RETURNING id
+)
+SELECT entry.id, (SELECT array_agg(ARRAY[legs.id, legs.account_id]) FROM legs),
+       (SELECT count(*) FROM balances) FROM entry
+"""
+
+
 def _write_entry(
     *, kind: str, memo: str, legs: list[tuple[LedgerAccount, int]], hold: Hold | None = None,
     reverses: JournalEntry | None = None, initiated_by_id: int | None = None,
+    remember: tuple[str, str, str, str] | None = None,
 ) -> JournalEntry:
-    """Post an entry on locked accounts: legs, cached balances and alerts. Legs must sum to zero."""
+    """Post an entry on locked accounts: legs, cached balances and alerts. Legs must sum to zero.
+
+    ``remember`` = (scope, key, operation, fingerprint): also record the idempotency key for this entry, in
+    the same statement — or raise ``_AlreadyRecorded`` (writing nothing) if the key is recorded already.
+    """
     if len(legs) < 2 or sum(amount for _, amount in legs) != 0 or any(amount == 0 for _, amount in legs):
         raise AssertionError(f"unbalanced entry: {[(a.pk, amount) for a, amount in legs]}")
     if len({account.pk for account, _ in legs}) != len(legs):
@@ -335,22 +393,66 @@ def _write_entry(
     for account, amount in legs:
         if amount < 0:
             _check_funds(account, -amount)
-    entry = JournalEntry.objects.create(
-        kind=kind, memo=memo, hold=hold, reverses=reverses, initiated_by_id=initiated_by_id, created_at=clock.now()
-    )
-    rows = []
-    for account, amount in legs:
-        account.balance += amount
-        rows.append(Leg(entry=entry, account=account, amount=amount, balance_after=account.balance))
-    Leg.objects.bulk_create(rows)
-    for account, _ in legs:
-        LedgerAccount.objects.filter(pk=account.pk).update(balance=account.balance, held=account.held)
+    now = clock.now()
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        entry, rows = _insert_entry_statement(connection, kind=kind, memo=memo, legs=legs, hold=hold,
+                                              reverses=reverses, initiated_by_id=initiated_by_id, now=now,
+                                              remember=remember)
+    else:  # SQLite (development and the SQLite test run): the same rows through the ORM
+        if remember is not None and IdempotencyRecord.objects.filter(scope=remember[0], key=remember[1]).exists():
+            raise _AlreadyRecorded()
+        entry = JournalEntry.objects.create(kind=kind, memo=memo, hold=hold, reverses=reverses,
+                                            initiated_by_id=initiated_by_id, created_at=now)
+        rows = []
+        for account, amount in legs:
+            account.balance += amount
+            rows.append(Leg(entry=entry, account=account, amount=amount, balance_after=account.balance))
+        Leg.objects.bulk_create(rows)
+        for account, _ in legs:
+            LedgerAccount.objects.filter(pk=account.pk).update(balance=account.balance, held=account.held)
+        if remember is not None:
+            _remember(*remember, entry=entry)
     _alert(entry, rows)
     return entry
 
 
+def _insert_entry_statement(connection, *, kind: str, memo: str, legs: list[tuple[LedgerAccount, int]],
+                            hold: Hold | None, reverses: JournalEntry | None, initiated_by_id: int | None,
+                            now: dt.datetime, remember: tuple[str, str, str, str] | None,
+                            ) -> tuple[JournalEntry, list[Leg]]:
+    scope, key, operation, fingerprint = remember or (None, None, None, None)
+    afters = [account.balance + amount for account, amount in legs]
+    with connection.cursor() as cursor:
+        cursor.execute(_ENTRY_SQL, {
+            "scope": scope, "key": key, "operation": operation, "fingerprint": fingerprint,
+            "kind": kind, "memo": memo, "hold": hold.pk if hold else None,
+            "reverses": reverses.pk if reverses else None, "initiated_by": initiated_by_id, "now": now,
+            "accounts": [account.pk for account, _ in legs], "amounts": [amount for _, amount in legs],
+            "afters": afters, "helds": [account.held for account, _ in legs],
+        })
+        row = cursor.fetchone()
+    if row is None:
+        raise _AlreadyRecorded()
+    entry_id, leg_ids, updated = row
+    if updated != len(legs):
+        raise AssertionError(f"entry #{entry_id}: {updated} balances updated for {len(legs)} legs")
+    entry = JournalEntry(pk=entry_id, kind=kind, memo=memo, hold=hold, reverses=reverses,
+                         initiated_by_id=initiated_by_id, created_at=now)
+    entry._state.adding, entry._state.db = False, connection.alias
+    leg_of = {account_id: leg_id for leg_id, account_id in leg_ids}
+    rows = []
+    for (account, amount), after in zip(legs, afters, strict=True):
+        account.balance = after
+        leg = Leg(pk=leg_of[account.pk], entry=entry, account=account, amount=amount, balance_after=after)
+        leg._state.adding, leg._state.db = False, connection.alias
+        rows.append(leg)
+    return entry, rows
+
+
 def _alert(entry: JournalEntry, legs: list[Leg]) -> None:
     """资金变动提醒: one notification per user wallet the entry moved money on, in this transaction."""
+    alerts = []
     for leg in legs:
         account = leg.account
         if not account.is_user_wallet:
@@ -364,11 +466,13 @@ def _alert(entry: JournalEntry, legs: list[Leg]) -> None:
         body = f"{line}。可用余额 {format_fen(account.available)}。"
         if entry.memo:
             body += f"备注：{entry.memo}"
-        notify(
+        alerts.append(dict(
             recipient_id=account.owner_id, kind="money", event="wallet.balance_changed", title=ALERT_TITLE,
             body=body,
             payload={"entry_id": encode_id("JournalEntry", entry.pk), "wallet_id": encode_id("Wallet", account.pk)},
-        )
+        ))
+    if alerts:
+        notify_many(alerts)
 
 
 def transfer(
@@ -384,18 +488,39 @@ def transfer(
     scope = f"acct:{source_id}"
     fingerprint = _fingerprint("transfer", source=source_id, destination=destination_id, amount=amount,
                                memo=memo, kind=kind)
-    with transaction.atomic():
-        accounts = _lock_accounts([source_id, destination_id])
-        record = _replay(scope, key, "transfer", fingerprint)
-        if record is not None:
-            return Movement(entry=record.entry, replayed=True)
-        source, destination = accounts[source_id], accounts[destination_id]
-        _check_not_frozen(source, destination)
-        _check_funds(source, amount)
-        entry = _write_entry(kind=kind, memo=memo, legs=[(source, -amount), (destination, amount)],
-                             initiated_by_id=initiated_by_id)
-        _remember(scope, key, "transfer", fingerprint, entry=entry)
-        return Movement(entry=entry)
+    # No savepoint when a caller's transaction is open (two round trips saved): a refusal is raised only
+    # after the block has ended normally, having written nothing, so the caller's transaction stays usable.
+    # (An unexpected database error still marks the caller's transaction for rollback, as it should.)
+    refusal: Exception | None = None
+    with transaction.atomic(savepoint=False):
+        try:
+            entry = _transfer_locked(source_id, destination_id, amount=amount, memo=memo, kind=kind,
+                                     initiated_by_id=initiated_by_id, remember=(scope, key, "transfer", fingerprint))
+        except (DomainError, _AlreadyRecorded) as exc:
+            # A replay answers as the first request did, even if the accounts could not pay it again now.
+            try:
+                record = None if isinstance(exc, NotFound) else _replay(scope, key, "transfer", fingerprint)
+            except IdempotencyConflict as conflict:
+                record, refusal = None, conflict
+            if record is not None:
+                return Movement(entry=record.entry, replayed=True)
+            refusal = refusal or (exc if isinstance(exc, DomainError) else AssertionError("idempotency key vanished"))
+    if refusal is not None:
+        raise refusal
+    return Movement(entry=entry)
+
+
+def _transfer_locked(source_id: int, destination_id: int, *, amount: int, memo: str, kind: str,
+                     initiated_by_id: int | None, remember: tuple[str, str, str, str]) -> JournalEntry:
+    """The hot path: lock both accounts, then one statement for the key lookup, the entry, its legs, both
+    balances and the key's record, which writes nothing if the key is recorded already (``_AlreadyRecorded``;
+    the source's lock is held, so the lookup cannot be outraced). Refusals are raised before any write."""
+    accounts = _lock_accounts([source_id, destination_id])
+    source, destination = accounts[source_id], accounts[destination_id]
+    _check_not_frozen(source, destination)
+    _check_funds(source, amount)
+    return _write_entry(kind=kind, memo=memo, legs=[(source, -amount), (destination, amount)],
+                        initiated_by_id=initiated_by_id, remember=remember)
 
 
 def pay_from_marketing_budget(*, user_id: int, amount: int, kind: str, idempotency_key: str, memo: str,
@@ -408,10 +533,9 @@ def pay_from_marketing_budget(*, user_id: int, amount: int, kind: str, idempoten
         raise BudgetExhausted()
     budget = system_account(LedgerAccount.Kind.MARKETING_BUDGET)
     destination = ensure_wallet(user_id=user_id)
-    try:
-        with transaction.atomic():
-            entry = transfer(source_id=budget.pk, destination_id=destination.pk, amount=amount, kind=kind,
-                             idempotency_key=idempotency_key, memo=memo).entry
+    try:  # a refused transfer writes nothing and leaves the caller's transaction usable (no savepoint needed)
+        entry = transfer(source_id=budget.pk, destination_id=destination.pk, amount=amount, kind=kind,
+                         idempotency_key=idempotency_key, memo=memo).entry
     except InsufficientFunds as exc:
         raise BudgetExhausted() from exc
     if allocation is not None:
@@ -695,7 +819,6 @@ def _begin_bank_operation(*, user: User, kind: str, amount: object, idempotency_
     _rate_limit(user, idempotency_key=idempotency_key)
     amount = validate_amount(amount)
     key = _key(idempotency_key, public=True)
-    external = system_account(LedgerAccount.Kind.EXTERNAL_BANK)
     with transaction.atomic():
         wallet_id = ensure_wallet(user_id=user.pk).pk
         wallet = _lock_accounts([wallet_id])[wallet_id]
@@ -707,7 +830,7 @@ def _begin_bank_operation(*, user: User, kind: str, amount: object, idempotency_
         _check_not_frozen(wallet)
         hold = None
         if kind == BankOperation.Kind.WITHDRAWAL:
-            hold = _place_hold_locked(source=wallet, destination=external, amount=amount,
+            hold = _place_hold_locked(source=wallet, destination=external_bank_account_for(wallet.pk), amount=amount,
                                       kind=JournalEntry.Kind.WITHDRAWAL, memo="提现到银行卡 Withdrawal to bank card",
                                       expires_at=None, initiated_by_id=user.pk)
         now = clock.now()
@@ -832,13 +955,14 @@ def settle_bank_operation(*, operation_id: int, result: GatewayResult,
     ``unless_sent_after``: leave the operation pending if we (re)sent it after that moment (the answer
     may predate a request still in flight).
     """
-    row = BankOperation.objects.filter(pk=operation_id).values_list("account_id", "kind").first()
+    row = BankOperation.objects.filter(pk=operation_id).values_list("account_id", "kind", "hold__destination_id").first()
     if row is None:
         raise NotFound(field="operation")
-    wallet_id, kind = row
-    external = system_account(LedgerAccount.Kind.EXTERNAL_BANK)
+    wallet_id, kind, held_for = row
+    # A withdrawal posts to the shard its hold names; a top-up comes from the wallet's shard.
+    external_id = held_for if held_for is not None else external_bank_account_for(wallet_id).pk
     with transaction.atomic():
-        accounts = _lock_accounts([wallet_id, external.pk])
+        accounts = _lock_accounts([wallet_id, external_id])
         operation = BankOperation.objects.select_for_update().get(pk=operation_id)
         if operation.status != BankOperation.Status.PENDING:
             return operation  # a concurrent retry or the recheck task settled it first
@@ -851,7 +975,7 @@ def settle_bank_operation(*, operation_id: int, result: GatewayResult,
             if kind == BankOperation.Kind.TOP_UP:
                 operation.entry = _write_entry(
                     kind=JournalEntry.Kind.TOP_UP, memo="银行卡充值 Top-up from bank card",
-                    legs=[(accounts[external.pk], -operation.amount), (wallet, operation.amount)],
+                    legs=[(accounts[external_id], -operation.amount), (wallet, operation.amount)],
                     initiated_by_id=wallet.owner_id,
                 )
             else:

@@ -14,7 +14,7 @@ from backend.core.ids import encode_id
 from backend.notifications.models import Notification
 from backend.wallet import services
 from backend.wallet.models import BankOperation, LedgerAccount
-from backend.wallet.selectors import reconcile
+from backend.wallet.selectors import reconcile, system_balance
 from backend.wallet.tasks import recheck_pending_bank_operations
 from tests.conftest import befriend
 
@@ -278,7 +278,7 @@ def test_withdrawal_is_a_hold_posted_when_the_bank_confirms(gql, me, my_wallet):
     assert result["wallet"] == {"balance": 7_000, "held": 0, "available": 7_000}
     operation = BankOperation.objects.get()
     assert operation.hold.status == "posted" and operation.entry.hold_id == operation.hold_id
-    assert LedgerAccount.objects.get(kind="external_bank").balance == -7_000
+    assert system_balance(LedgerAccount.Kind.EXTERNAL_BANK) == -7_000  # over its shards
     assert reconcile().ok
 
 
