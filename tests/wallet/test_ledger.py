@@ -351,6 +351,7 @@ def test_reconcile_command_passes_on_a_healthy_ledger(alice_wallet, bob_wallet, 
     call_command("reconcile_ledger")
     out = capsys.readouterr().out
     assert "no mismatches" in out and "ledger total:     0 fen" in out
+    assert "system account external_bank: -10000 fen" in out  # alice's funding, summed over the bank's shards
 
 
 def test_reconcile_command_reports_a_drifted_cached_balance(alice_wallet, capsys):

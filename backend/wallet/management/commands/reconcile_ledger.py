@@ -13,6 +13,8 @@ class Command(BaseCommand):
         self.stdout.write(f"accounts checked: {report.accounts_checked}")
         self.stdout.write(f"entries checked:  {report.entries_checked}")
         self.stdout.write(f"ledger total:     {report.ledger_total} fen")
+        for kind, total in sorted(report.system_totals.items()):  # the external bank summed over its shards
+            self.stdout.write(f"system account {kind}: {total} fen")
         for problem in report.problems:
             self.stdout.write(self.style.ERROR(f"MISMATCH {problem}"))
         if not report.ok:
