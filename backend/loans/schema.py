@@ -8,10 +8,9 @@ from __future__ import annotations
 import graphene
 
 from backend.accounts.schema import User
-from backend.core import nodes
+from backend.core import nodes, pagination
 from backend.core.errors import PermissionDenied
 from backend.core.graphql import BaseMutation, register_app_errors, require_user
-from backend.core import pagination
 from backend.core.ids import decode_id, encode_id, fetch_scoped
 from backend.core.pagination import page_size
 from backend.wallet.schema import Fen
