@@ -1,7 +1,8 @@
 """Loans on PostgreSQL: pledges/s with LENDERS (100) lenders racing for one request, then the time of the daily
 scan job over ACTIVE_LOANS (10,000) active loans, and of re-running it the same day.
 
-    DATABASE_URL=postgresql://…/any PYTHONPATH=$PWD .venv/bin/python bench/loans.py     (BENCH_QUICK=1: ~15 s)
+    DATABASE_URL=postgresql://…/any PYTHONPATH=$PWD .venv/bin/python bench/loans.py
+    (BENCH_QUICK=1: 10 lenders, 300 loans; its phases take seconds on an idle machine, plus the migration)
 
 Creates a scratch PostgreSQL database next to DATABASE_URL, migrates it, and drops it at the end (also on
 Ctrl-C / SIGTERM). Figures (bench/report.py): loans.pledges_per_s, loans.scan_10k_s, loans.scan_rerun_s (the
@@ -41,10 +42,10 @@ from bench import money  # noqa: E402
 from bench.ledger import admin_sql, scratch_database, use_scratch_database  # noqa: E402
 from bench.report import figure, quick  # noqa: E402
 
-LENDERS = int(os.environ.get("BENCH_LENDERS", "20" if quick() else "100"))
+LENDERS = int(os.environ.get("BENCH_LENDERS", "10" if quick() else "100"))
 TICKETS = int(os.environ.get("BENCH_TICKETS", "2" if quick() else "5"))  # per lender, on the one request
-ACTIVE_LOANS = int(os.environ.get("BENCH_ACTIVE_LOANS", "600" if quick() else "10000"))
-BORROWERS = int(os.environ.get("BENCH_BORROWERS", "20" if quick() else "200"))
+ACTIVE_LOANS = int(os.environ.get("BENCH_ACTIVE_LOANS", "300" if quick() else "10000"))
+BORROWERS = int(os.environ.get("BENCH_BORROWERS", "10" if quick() else "200"))
 TICKET = 10_000  # fen: loans' default minimum ticket (100 yuan)
 
 
