@@ -42,4 +42,11 @@ class PledgeAdmin(ReadOnlyAdminMixin, AuditedAdmin):
 
 @admin.register(RevealAudit)
 class RevealAuditAdmin(ReadOnlyAdminMixin, AuditedAdmin):
-    list_display = ["id", "loan", "revealed_user", "to_user", "to_circle", "revealed_at"]
+    """The reveal audit: whose identity went to which lender or circle, when and why. Rows are written only by
+    the default service; here they are read, never changed (GraphQL `loanReveals` is the same list for staff)."""
+
+    list_display = ["id", "loan", "revealed_user", "to_user", "to_circle", "reason", "revealed_at"]
+    list_filter = ["reason"]
+    list_select_related = ["loan", "revealed_user", "to_user", "to_circle"]
+    date_hierarchy = "revealed_at"
+    search_fields = ["loan__pseudonym"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import graphene
 
 from backend.accounts.schema import User
-from backend.core import nodes
+from backend.core import nodes, pagination
 from backend.core.errors import PermissionDenied
 from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, encode_id, fetch_scoped
@@ -20,6 +20,8 @@ from .models import Loan as LoanModel
 from .models import Pledge as PledgeModel
 from .models import RevealAudit
 from .views import trust_bands
+
+PAGE = f"Page size, 1-{pagination.MAX_PAGE_SIZE}"
 
 LoanError = register_app_errors("Loan", "backend.loans", include=("backend.wallet", "backend.circles",
                                                                    "backend.referrals", "backend.chat"))
@@ -212,6 +214,9 @@ class CircleExposure(graphene.ObjectType):
     outstanding_principal = graphene.Field(Fen, required=True)
 
 
+CircleExposureConnection = pagination.connection_type(CircleExposure, name="CircleExposure")
+
+
 class LendingPortfolio(graphene.ObjectType):
     pledged = graphene.Field(Fen, required=True)
     outstanding_principal = graphene.Field(Fen, required=True)
@@ -219,12 +224,15 @@ class LendingPortfolio(graphene.ObjectType):
     received = graphene.Field(Fen, required=True)
     boost_received = graphene.Field(Fen, required=True)
     realised_xirr = graphene.Float(description="Annualised yield of the cash flows so far; null before any.")
-    exposure = graphene.List(graphene.NonNull(CircleExposure), required=True, first=graphene.Int(default_value=20))
+    exposure = graphene.Field(CircleExposureConnection, required=True, first=graphene.Int(default_value=20),
+                              after=graphene.String(), description="Outstanding principal per circle, by circle.")
 
     @staticmethod
-    def resolve_exposure(root, info, first=20):
-        return [CircleExposure(circle_id=encode_id("Circle", cid), name=name, outstanding_principal=amount)
-                for cid, name, amount in root.exposure[:page_size(first)]]
+    def resolve_exposure(root, info, first=20, after=None):
+        rows = [CircleExposure(circle_id=encode_id("Circle", cid), name=name, outstanding_principal=amount)
+                for cid, name, amount in root.exposure]
+        return _by_position(CircleExposureConnection, rows, first=first, after=after, kind="loan-exposure",
+                            default=20)
 
 
 class LoanArrears(graphene.ObjectType):
@@ -239,34 +247,100 @@ class LoanArrears(graphene.ObjectType):
         return root.loan.borrower
 
 
+class LoanReveal(graphene.ObjectType):
+    """One audited reveal of a defaulted borrower's identity: to a lender, or to a circle (its 公开通报)."""
+
+    loan = graphene.Field(MyLoan, required=True)
+    borrower = graphene.Field(User, required=True, description="Whose identity was revealed.")
+    to_user = graphene.Field(User, description="The lender told, for a reveal to a lender.")
+    to_circle = graphene.Field(LoanCircleRef, description="The circle told, for a reveal to a circle.")
+    reason = graphene.String(required=True, description="Why: `default` (the loan defaulted).")
+    revealed_at = graphene.DateTime(required=True)
+
+    @staticmethod
+    def resolve_borrower(root, info):
+        return root.revealed_user
+
+    @staticmethod
+    def resolve_to_circle(root, info):
+        if root.to_circle_id is None:
+            return None
+        return LoanCircleRef(circle_id=encode_id("Circle", root.to_circle_id), name=root.to_circle.name)
+
+
+MyLoanConnection = pagination.connection_type(MyLoan, name="MyLoan")
+LoanRequestConnection = pagination.connection_type(LoanRequest, name="LoanRequest")
+LoanPledgeConnection = pagination.connection_type(LoanPledge, name="LoanPledge")
+LoanArrearsConnection = pagination.connection_type(LoanArrears, name="LoanArrears")
+LoanRevealConnection = pagination.connection_type(LoanReveal, name="LoanReveal")
+
+
+def _by_id(connection, rows, *, first, after, kind: str, default: int):
+    """One page of a queryset ordered newest first (`-id`), keyed by id: `<kind>:<id>` cursors."""
+    size = page_size(first, default=default)
+    after_id = pagination.decode_int_cursor(after, kind=kind)
+    if after_id is not None:
+        rows = rows.filter(id__lt=after_id)
+    rows = list(rows[:size + 1])
+    edges = [connection.Edge(cursor=pagination.encode_cursor(kind, row.pk), node=row) for row in rows[:size]]
+    return connection(edges=edges, page_info=pagination.page_info(edges, has_next=len(rows) > size,
+                                                                  has_previous=after_id is not None))
+
+
+def _by_position(connection, rows: list, *, first, after, kind: str, default: int):
+    """One page of a list computed in memory (arrears by days overdue, exposure by circle): `<kind>:<offset>`."""
+    size = page_size(first, default=default)
+    start = pagination.decode_int_cursor(after, kind=kind) or 0
+    window = rows[start:start + size + 1]
+    edges = [connection.Edge(cursor=pagination.encode_cursor(kind, start + i + 1), node=row)
+             for i, row in enumerate(window[:size])]
+    return connection(edges=edges, page_info=pagination.page_info(edges, has_next=len(window) > size,
+                                                                  has_previous=start > 0))
+
+
+def _require_staff(info) -> None:
+    if not require_user(info).is_staff:
+        raise PermissionDenied()
+
+
 nodes.register(LoanRequest, model=LoanModel, scoped=lambda user: selectors.loans_visible_to(user.pk))
 nodes.register(MyLoan, model=LoanModel, scoped=lambda user: selectors.my_loans(user.pk))
 nodes.register(LoanPledge, model=PledgeModel, scoped=lambda user: selectors.my_pledges(user.pk))
 
 
 class Query(graphene.ObjectType):
-    my_loans = graphene.List(graphene.NonNull(MyLoan), required=True, first=graphene.Int(default_value=5),
-                             description="Newest first.")
-    loan_requests_for_me = graphene.List(graphene.NonNull(LoanRequest), required=True,
-                                         first=graphene.Int(default_value=10),
-                                         description="Open requests in your circles (not your own), newest first.")
-    my_pledges = graphene.List(graphene.NonNull(LoanPledge), required=True, first=graphene.Int(default_value=10))
+    my_loans = graphene.Field(MyLoanConnection, required=True, first=graphene.Int(default_value=5),
+                              after=graphene.String(), description=f"Newest first. {PAGE} (default 5).")
+    loan_requests_for_me = graphene.Field(LoanRequestConnection, required=True, first=graphene.Int(default_value=10),
+                                          after=graphene.String(),
+                                          description="Open requests in your circles (not your own), newest "
+                                                      f"first. {PAGE} (default 10).")
+    my_pledges = graphene.Field(LoanPledgeConnection, required=True, first=graphene.Int(default_value=10),
+                                after=graphene.String(), description=f"Newest first. {PAGE} (default 10).")
     loan_request = graphene.Field(LoanRequest, id=graphene.ID(required=True))
     my_lending_portfolio = graphene.Field(LendingPortfolio, required=True)
-    loan_arrears = graphene.List(graphene.NonNull(LoanArrears), required=True, first=graphene.Int(default_value=20),
-                                 description="Staff only: oldest arrears first.")
+    loan_arrears = graphene.Field(LoanArrearsConnection, required=True, first=graphene.Int(default_value=20),
+                                  after=graphene.String(),
+                                  description=f"Staff only: oldest arrears first. {PAGE} (default 20).")
+    loan_reveals = graphene.Field(LoanRevealConnection, required=True, first=graphene.Int(default_value=20),
+                                  after=graphene.String(),
+                                  description="Staff only: every audited reveal of a defaulted borrower's identity "
+                                              f"(to whom, when, why), newest first. {PAGE} (default 20).")
 
     @staticmethod
-    def resolve_my_loans(root, info, first=5):
-        return list(selectors.my_loans(require_user(info).pk)[:page_size(first, default=5)])
+    def resolve_my_loans(root, info, first=5, after=None):
+        return _by_id(MyLoanConnection, selectors.my_loans(require_user(info).pk), first=first, after=after,
+                      kind="my-loan", default=5)
 
     @staticmethod
-    def resolve_loan_requests_for_me(root, info, first=10):
-        return list(selectors.open_requests_for(require_user(info).pk)[:page_size(first, default=10)])
+    def resolve_loan_requests_for_me(root, info, first=10, after=None):
+        return _by_id(LoanRequestConnection, selectors.open_requests_for(require_user(info).pk), first=first,
+                      after=after, kind="loan-request", default=10)
 
     @staticmethod
-    def resolve_my_pledges(root, info, first=10):
-        return list(selectors.my_pledges(require_user(info).pk)[:page_size(first, default=10)])
+    def resolve_my_pledges(root, info, first=10, after=None):
+        return _by_id(LoanPledgeConnection, selectors.my_pledges(require_user(info).pk), first=first, after=after,
+                      kind="loan-pledge", default=10)
 
     @staticmethod
     def resolve_loan_request(root, info, id):
@@ -278,10 +352,16 @@ class Query(graphene.ObjectType):
         return selectors.portfolio(require_user(info).pk)
 
     @staticmethod
-    def resolve_loan_arrears(root, info, first=20):
-        if not require_user(info).is_staff:
-            raise PermissionDenied()
-        return selectors.arrears()[:page_size(first)]
+    def resolve_loan_arrears(root, info, first=20, after=None):
+        _require_staff(info)
+        return _by_position(LoanArrearsConnection, selectors.arrears(), first=first, after=after,
+                            kind="loan-arrears", default=20)
+
+    @staticmethod
+    def resolve_loan_reveals(root, info, first=20, after=None):
+        _require_staff(info)
+        return _by_id(LoanRevealConnection, selectors.reveals(), first=first, after=after, kind="loan-reveal",
+                      default=20)
 
 
 def _loan_pk(value: object, type_name: str, field: str) -> int:

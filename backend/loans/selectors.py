@@ -1,5 +1,5 @@
 """Reads of the loans app, scoped to the asking user: borrowers see their own loans; lenders see requests shown
-in a circle they belong to, through the anonymised view (loans.views); staff see arrears."""
+in a circle they belong to, through the anonymised view (loans.views); staff see arrears and the reveal audit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet
 from backend.circles.models import CircleMember
 from backend.core import clock
 
-from .models import LenderReceipt, Loan, LoanCircle, Pledge
+from .models import LenderReceipt, Loan, LoanCircle, Pledge, RevealAudit
 from .services.arrears import bucket, days_overdue
 from .xirr import xirr
 
@@ -101,6 +101,11 @@ def arrears(today: dt.date | None = None) -> list[ArrearsRow]:
         rows.append(ArrearsRow(loan=loan, days_overdue=days, bucket=bucket(days) or "",
                                outstanding=sum(i.due for i in loan.instalments.filter(paid_at__isnull=True))))
     return sorted(rows, key=lambda r: -r.days_overdue)
+
+
+def reveals() -> QuerySet[RevealAudit]:
+    """Staff: every audited reveal of a defaulted borrower's identity, newest first."""
+    return RevealAudit.objects.select_related("loan", "revealed_user", "to_user", "to_circle").order_by("-id")
 
 
 def loans_repaid_counts(user_ids: Sequence[int]) -> dict[int, int]:

@@ -138,3 +138,28 @@ def test_referral_boost_is_paid_from_the_marketing_budget(people):
     assert set(QualifyingEvent.objects.values_list("reference", flat=True)) == {
         f"loans:pledge:{p.pk}" for p in Pledge.objects.all()}
     assert_ledger_ok()
+
+
+def test_the_scan_does_not_lock_loans_with_nothing_due(people):
+    """Loans whose next instalment is beyond the reminder window cost the daily scan no per-loan work: its
+    queries do not grow with them, while a loan due soon still gets its reminder."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def scan_queries(day: dt.date) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            changed = services.scan_loans(today=day)
+        return changed, len(queries.captured_queries)
+
+    loan = active_loan(people, term_months=3)
+    due = loan.instalments.get(number=1).due_date
+    quiet_day = due - dt.timedelta(days=10)
+    assert scan_queries(quiet_day)[0] == 0
+    _, with_one = scan_queries(quiet_day)
+    for n in range(3):  # three more active loans, all far from due
+        more = request(people["borrower"], people["circle"], term_months=3, amount=100 * YUAN)
+        services.pledge(lender=people["lenders"][n], loan_id=more.pk, amount=100 * YUAN,
+                        idempotency_key=f"quiet-pledge-{n}")
+    assert scan_queries(quiet_day) == (0, with_one)
+    changed, _ = scan_queries(due - dt.timedelta(days=2))  # inside the reminder window: all four are due
+    assert changed == 4 and events_of(people["borrower"]).count("loans.due_soon") == 4

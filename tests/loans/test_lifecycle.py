@@ -150,3 +150,23 @@ def test_bad_input_gets_clear_codes_and_moves_nothing(people):
                  idempotency_key="pledge-key-2") == "BLACKLISTED"
     after = snapshot()
     assert after == before, (after["accounts"], before["accounts"])
+
+
+def test_fen_sized_repayments_keep_every_lender_within_a_fen_of_their_share(people):
+    """Repayments smaller than a fen per lender, through the real money path: every receipt row, every
+    pledge's running total and the ledger agree, and no lender is ever a fen or more off their exact share."""
+    borrower, lenders = people["borrower"], people["lenders"]
+    loan = request(borrower, people["circle"])
+    fund_fully(loan, lenders, parts=(1_100 * YUAN, 1_100 * YUAN, 800 * YUAN))
+    loan.refresh_from_db()
+    paid = 0
+    for n, amount in enumerate([1, 1, 2, 1, 1, 1, 5, 1, 2, 1, 10_007]):
+        services.repay(borrower=borrower, loan_id=loan.pk, amount=amount, idempotency_key=f"tiny-{n:03d}")
+        paid += amount
+        pledges = list(Pledge.objects.filter(loan=loan).order_by("id"))
+        assert sum(p.received for p in pledges) == paid
+        for p in pledges:
+            assert abs(p.received * loan.amount - paid * p.amount) < loan.amount  # |received - exact| < 1 fen
+            assert p.received == sum(LenderReceipt.objects.filter(pledge=p).values_list("amount", flat=True))
+    assert min(LenderReceipt.objects.values_list("amount", flat=True)) >= 0
+    assert_ledger_ok()

@@ -1,8 +1,6 @@
-"""Schedules agree with numpy-financial and add up exactly; pro-rata splits always sum exactly (Hypothesis)."""
+"""Schedules agree with numpy-financial and add up exactly (Hypothesis); pro-rata splits: tests/loans/test_split.py."""
 
 from __future__ import annotations
-
-from fractions import Fraction
 
 import numpy_financial as npf
 import pytest
@@ -10,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.loans import schedule
-from backend.loans.split import lender_shares
 
 
 @pytest.mark.parametrize(("principal", "rate_bp", "months"), [
@@ -50,31 +47,3 @@ def test_equal_principal_interest_falls_and_bullet_is_one_payment():
     assert [line.interest for line in lines] == [1200 - 100 * k for k in range(12)]
     (only,) = schedule.build(120_000, 1200, 12, schedule.BULLET)
     assert (only.principal, only.interest) == (120_000, 14_400)
-
-
-def _walk(weights: list[int], repayments: list[int]) -> float:
-    """Split each repayment; check every split; return the worst |cumulative receipt - exact share| seen."""
-    received, total, worst, whole = [0] * len(weights), 0, 0.0, sum(weights)
-    for amount in repayments:
-        parts = lender_shares(amount=amount, weights=weights, received=received)
-        assert sum(parts) == amount and min(parts) >= 0
-        received = [r + p for r, p in zip(received, parts, strict=True)]
-        total += amount
-        worst = max(worst, *(abs(r - Fraction(total * w, whole)) for r, w in zip(received, weights, strict=True)))
-    return worst
-
-
-@given(weights=st.lists(st.integers(1, 10**6), min_size=1, max_size=30),
-       repayments=st.lists(st.integers(1, 10**7), min_size=1, max_size=40))
-@settings(max_examples=200, deadline=None)
-def test_pro_rata_splits_always_sum_exactly(weights, repayments):
-    assert _walk(weights, repayments) < 2  # even with sub-fen repayments (Alabama paradox), never 2 fen off
-
-
-@given(tickets=st.lists(st.integers(1, 500), min_size=1, max_size=30), data=st.data())
-@settings(max_examples=200, deadline=None)
-def test_cumulative_receipts_within_one_fen_when_each_lender_gets_a_fen(tickets, data):
-    weights = [t * 10_000 for t in tickets]  # pledges are whole tickets of 100 yuan
-    smallest = -(-sum(weights) // min(weights))  # a repayment worth ≥ 1 fen to every lender
-    repayments = data.draw(st.lists(st.integers(smallest, 10**8), min_size=1, max_size=40))
-    assert _walk(weights, repayments) < 1

@@ -2,8 +2,10 @@
 already due (oldest first), then the following instalments in order. Paying the whole payoff amount settles
 the loan early: interest only to date (the current period's interest pro rata by days, later periods' waived).
 
-Money path: borrower wallet → loan escrow → each lender's wallet, split pro rata (loans.split); a lender's
-active referral boost is paid on top from the marketing budget, never from the borrower."""
+Money path: borrower wallet → loan escrow → each lender's wallet, split pro rata to pledges by
+core.money.split_onwards (each pledge's cumulative receipts stay within 1 fen of its exact share after every
+repayment, however small); a lender's active referral boost is paid on top from the marketing budget, never
+from the borrower."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from django.db import transaction
 from backend.circles import services as circles
 from backend.core import activity_hooks, clock
 from backend.core.errors import NotFound
+from backend.core.money import split_by_weights, split_onwards
 from backend.referrals import selectors as referrals
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
@@ -24,7 +27,6 @@ from backend.wallet.money import format_fen
 
 from .. import schedule
 from ..models import Instalment, LenderReceipt, Loan, Pledge, Repayment
-from ..split import lender_shares
 from ._common import LoanClosed, OverRepayment, circle_ids_of, clean_key, lender_ids, lock_loan, tell
 from .cards import refresh_loan_cards
 from .funding import escrow
@@ -146,9 +148,8 @@ def repay(*, borrower: Any, loan_id: object, amount: object, idempotency_key: ob
 def _pay_lenders(loan: Loan, repayment: Repayment, pledges: list[Pledge], lender_wallets: dict,
                  marketing: LedgerAccount) -> None:
     weights = [p.amount for p in pledges]
-    parts = lender_shares(amount=repayment.amount, weights=weights, received=[p.received for p in pledges])
-    interest_parts = lender_shares(amount=repayment.interest + repayment.penalty, weights=weights,
-                                   received=[0] * len(pledges))
+    parts = split_onwards(repayment.amount, weights, [p.received for p in pledges])
+    interest_parts = split_by_weights(repayment.interest + repayment.penalty, weights)  # what each boost is on
     box, now = escrow(), clock.now()
     for p, part, interest_part in zip(pledges, parts, interest_parts, strict=True):
         receipt = LenderReceipt(repayment=repayment, pledge=p, amount=part)
