@@ -20,7 +20,7 @@ import secrets
 
 from django.db.models import Sum
 
-from backend.accounts.models import Device
+from backend.accounts.models import Device, User
 from backend.core import activity_hooks, clock
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
@@ -54,9 +54,14 @@ def boost_sum(user_id: int, scope: str, at: dt.datetime) -> int:
 
 def _self_referral_reason(referrer_id: int, referee_id: int, attribution_device: str) -> str:
     """The self-referral rule the pair breaks, or ''. One verified phone is one account (User.phone_index is
-    unique), so 'same phone' is the same-user rule; no ID-number blind index exists yet (see docs)."""
+    unique), so 'same phone' is the same-user rule; one person with two phone numbers shows up as two accounts
+    verified with the same ID number (equal blind indexes, set by accounts at KYC)."""
     if referrer_id == referee_id:
         return Reason.SELF_REFERRAL_SAME_USER
+    id_indexes = dict(User.objects.filter(pk__in=[referrer_id, referee_id]).exclude(id_number_index="")
+                      .values_list("pk", "id_number_index"))
+    if len(id_indexes) == 2 and id_indexes[referrer_id] == id_indexes[referee_id]:
+        return Reason.SELF_REFERRAL_SAME_ID_NUMBER
     referrer_devices = {device_hash(i) for i in Device.objects.filter(user_id=referrer_id)
                         .exclude(installation_id="").values_list("installation_id", flat=True)}
     referee_devices = {device_hash(i) for i in Device.objects.filter(user_id=referee_id)
