@@ -20,7 +20,7 @@ class UserAdminForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = "__all__"
+        fields = ("display_name", "avatar_url", "role", "kyc_level", "is_active", "is_staff", "is_superuser")
 
     def clean_verified_id_number(self) -> str:
         value = self.cleaned_data.get("verified_id_number", "").strip()

@@ -21,7 +21,15 @@ from backend.core.phone import mask_phone, normalize_phone
 from backend.core.text import is_blank, is_clean_line, is_storable
 
 from . import names, signals
-from .models import Device, OtpChallenge, RefreshToken, User, id_number_index, normalize_id_number, phone_index
+from .models import (
+    Device,
+    OtpChallenge,
+    RefreshToken,
+    User,
+    id_number_index,
+    normalize_id_number,
+    phone_index,
+)
 from .sms import get_sms_sender
 from .tokens import (
     TokenExpired,
