@@ -1,6 +1,6 @@
 """Operations' screens: campaigns (with their funnel, budget burn and staff leaderboard per branch), share
-codes, attributions, qualifying events, rewards and clawbacks, abuse flags, staff branches. Rewards and money
-are read-only here: they change only through services."""
+codes, attributions, qualifying events, rewards and clawbacks, abuse flags. Branches are advisors' (read through
+core.staff_directory). Rewards and money are read-only here: they change only through services."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from .models import (
     RateBoost,
     Reward,
     ShareCode,
-    StaffBranch,
 )
 
 
@@ -125,9 +124,3 @@ class AbuseFlagAdmin(ReadOnlyAdmin):
             services.review_flag(flag_id=flag.pk, reviewer=request.user, resolution="reviewed in admin")
         self.message_user(request, f"Reviewed {queryset.count()} flag(s).")
 
-
-@admin.register(StaffBranch)
-class StaffBranchAdmin(AuditedAdmin):
-    list_display = ("user", "branch")
-    list_filter = ("branch",)
-    raw_id_fields = ("user",)

@@ -299,17 +299,3 @@ class AbuseFlag(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} flag on user {self.user_id}"
 
-
-class StaffBranch(models.Model):
-    """Which branch a client manager belongs to, for the per-branch staff leaderboard (set in the admin until
-    an advisors app owns staff records)."""
-
-    user = models.OneToOneField(USER, on_delete=models.CASCADE, related_name="+")
-    branch = models.CharField(max_length=100)
-
-    class Meta:
-        ordering = ["branch", "user_id"]
-        verbose_name_plural = "staff branches"
-
-    def __str__(self) -> str:
-        return self.branch

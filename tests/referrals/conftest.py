@@ -93,3 +93,12 @@ def referrer(db) -> User:
 
 def add_device(user: User, installation_id: str) -> Device:
     return Device.objects.create(user=user, installation_id=installation_id)
+
+
+def in_branch(user: User, branch: str) -> User:
+    """Make the user a client manager of a branch the way the bank does: an advisors ManagerProfile (referrals
+    reads the branch through core.staff_directory)."""
+    from backend.advisors.models import ManagerProfile
+
+    ManagerProfile.objects.create(user=user, branch=branch)
+    return user

@@ -14,7 +14,7 @@ from backend.core.ids import encode_id
 from backend.referrals.models import DoublingCard, ShareClick
 from tests.core.test_mutation_payloads import NOT_WALKABLE, Runner, lit
 
-from .conftest import after_holding, make_campaign, new_user, pledge, refer
+from .conftest import after_holding, in_branch, make_campaign, new_user, pledge, refer
 
 pytestmark = pytest.mark.django_db
 
@@ -104,12 +104,11 @@ def test_list_queries_do_not_grow_with_the_number_of_codes(gql, sign_in, budget)
 
 
 def test_staff_leaderboard_is_for_client_managers_only(gql, sign_in, campaign):
-    from backend.referrals.models import StaffBranch
     sign_in("+8613900000131")
     user = User.objects.order_by("-id").first()
     user.role, user.display_name = "client_manager", "Manager Wang"
     user.save()
-    StaffBranch.objects.create(user=user, branch="Haidian")
+    in_branch(user, "Haidian")
     pledge(refer(user, campaign))
     after_holding(campaign)
     gql.token = sign_in("+8613900000131")["tokens"]["accessToken"]
