@@ -3,8 +3,8 @@ yield-doubling cards and abuse flags.
 
 The funnel of a share code is read from these rows: shares (ShareCode.share_count) → clicks (ShareClick) →
 sign-ups (Attribution) → qualified (Attribution.qualified_at) → rewarded (Reward granted, not clawed back).
-Money (welcome bonuses, clawbacks, doubling-day payouts) moves only through wallet.services; the rows here
-reference the journal entries.
+Money (welcome bonuses, clawbacks, doubling-day payouts) moves only through wallet.services (the welcome bonus
+as a platform red packet through payments); the rows here reference the journal entries and the packet.
 """
 
 from __future__ import annotations
@@ -201,9 +201,14 @@ class Reward(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices)
     reason_code = models.CharField(max_length=40, blank=True, help_text="Why it was rejected or clawed back.")
     boost_bp = models.PositiveIntegerField(default=0, help_text="Granted (less than the campaign's near the cap).")
-    welcome_amount = models.BigIntegerField(default=0)
+    welcome_amount = models.BigIntegerField(default=0, help_text="The welcome red packet's amount, fen.")
+    welcome_packet = models.OneToOneField(
+        "payments.RedPacket", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The welcome bonus: a one-part red packet the platform sent the referee (marketing budget).")
     welcome_entry = models.ForeignKey("wallet.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
-                                      related_name="+")
+                                      related_name="+", help_text="Marketing budget → the packet's escrow.")
+    welcome_refunded = models.BigIntegerField(
+        default=0, help_text="The packet was never opened (expired, or withdrawn on clawback): back to the budget.")
     clawback_entry = models.ForeignKey("wallet.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="+")
     recovered_amount = models.BigIntegerField(default=0, help_text="Welcome bonus taken back on clawback.")
@@ -217,7 +222,9 @@ class Reward(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(welcome_amount__gte=0) & Q(recovered_amount__gte=0)
                                    & Q(owed_amount__gte=0)
-                                   & Q(recovered_amount__lte=F("welcome_amount") - F("owed_amount")),
+                                   & Q(welcome_refunded__gte=0)
+                                   & Q(recovered_amount__lte=F("welcome_amount") - F("owed_amount")
+                                       - F("welcome_refunded")),
                                    name="referrals_reward_clawback_within_bonus"),
         ]
 

@@ -78,7 +78,7 @@ def doubling_cards_of(user: Any) -> QuerySet[DoublingCard]:
 
 def welcome_bonus_of(user: Any) -> Reward | None:
     """The reward that paid (or refused) my welcome bonus as a referee."""
-    return Reward.objects.filter(referee_id=_pk(user)).select_related("campaign").first()
+    return Reward.objects.filter(referee_id=_pk(user)).select_related("campaign", "welcome_packet").first()
 
 
 def attribution_of(user: Any) -> Attribution | None:

@@ -102,3 +102,13 @@ def in_branch(user: User, branch: str) -> User:
 
     ManagerProfile.objects.create(user=user, branch=branch)
     return user
+
+
+def open_welcome_packet(referee: User) -> int:
+    """The referee opens their welcome red packet like any red packet (payments.grab_red_packet); returns the
+    amount that reached their wallet."""
+    from backend.payments import services as payments
+    from backend.referrals.models import Reward
+
+    reward = Reward.objects.get(referee=referee)
+    return payments.grab_red_packet(user=referee, packet_id=reward.welcome_packet_id).amount

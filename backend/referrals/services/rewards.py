@@ -2,15 +2,16 @@
 welcome bonus from the marketing budget, an optional yield-doubling card — or a rejection with a reason code.
 Clawback undoes a granted reward when its action is reversed.
 
-Welcome bonus: a platform-funded transfer (wallet.services.transfer, marketing budget → the referee's wallet)
-recorded on the Reward row, not a payments.RedPacket: a red packet lives in a chat conversation and posts a
-card there, while a welcome bonus goes to a brand-new user who has no conversation with anyone yet, and
-referrals may not import chat. The phone shows it as the welcome red packet (`myWelcomeBonus`).
+Welcome bonus: a real red packet (payments.send_platform_red_packet): one part, paid from the marketing budget
+into escrow and charged to the campaign, posted by the platform's red-packet sender in the referee's service
+conversation with it; the referee opens it like any red packet. One packet per reward (idempotency key from
+the attribution). An unopened packet goes back to the budget when it expires or on clawback, and the
+campaign's `spent` goes down with it (the `platform_red_packet_refunded` signal, `on_packet_refunded`).
 
-Locking, always in this order: the event row (caller) → the campaign row (budget) → the referrer's
-ReferrerState row (cap, daily count) → ledger accounts (inside wallet.services, ascending ids). Concurrent
-qualifications of one referrer therefore serialize and never pass the cap; rewards of one campaign serialize
-on its budget.
+Locking, always in this order: the event row (caller) → [clawback: the welcome packet] → the campaign row
+(budget) → the referrer's ReferrerState row (cap, daily count) → ledger accounts (inside wallet.services,
+ascending ids). A packet's expiry locks packet → campaign → ledger, the same order. Concurrent qualifications
+of one referrer therefore serialize and never pass the cap; rewards of one campaign serialize on its budget.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from backend.accounts.models import Device, User
 from backend.core import activity_hooks, clock
+from backend.core.ids import encode_id
+from backend.payments import services as payments
+from backend.payments.services.red_packets import PLATFORM_SENDER_NAME
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.money import format_fen
@@ -34,6 +38,7 @@ from ._common import BudgetExhausted, Reason, device_hash, tell
 BONUS_KIND = "referral_bonus"
 CLAWBACK_KIND = "referral_clawback"
 DOUBLING_KIND = "referral_doubling"
+WELCOME_GREETING = "新人红包，欢迎加入"
 
 
 def draw_welcome_amount(campaign: Campaign) -> int:
@@ -100,13 +105,14 @@ def decide(*, event: QualifyingEvent) -> Reward:
     if not reason:
         amount = draw_welcome_amount(campaign)
         try:
-            entry = wallet.pay_from_marketing_budget(
-                user_id=attribution.referee_id, amount=amount, kind=BONUS_KIND, allocation=campaign,
-                idempotency_key=f"referrals:welcome:{attribution.pk}", memo="新人红包 Welcome bonus")
+            packet, _replayed = payments.send_platform_red_packet(
+                recipient_id=attribution.referee_id, amount=amount, kind=BONUS_KIND, allocation=campaign,
+                idempotency_key=f"referrals-welcome-{attribution.pk}", greeting=WELCOME_GREETING)
         except BudgetExhausted:
             reason = Reason.BUDGET_EXHAUSTED
         else:
-            reward.welcome_amount, reward.welcome_entry = amount, entry
+            reward.welcome_amount, reward.welcome_packet, reward.welcome_entry = (packet.total, packet,
+                                                                                  packet.send_entry)
     if reason:
         reward.status, reward.reason_code = Reward.Status.REJECTED, reason
         reward.save()
@@ -125,8 +131,9 @@ def decide(*, event: QualifyingEvent) -> Reward:
                                         days=referrals_setting("DOUBLING_CARD_VALID_DAYS")))
     activity_hooks.report_activity(user_id=reward.referrer_id, kind="referral_rewarded", amount=0,
                                    reference=f"referrals:reward:{reward.pk}", occurred_at=now)
-    tell(reward.referee_id, event="referrals.welcome_bonus", title="新人红包到账",
-         body=f"欢迎加入！新人红包 {format_fen(reward.welcome_amount)} 已存入钱包。")
+    tell(reward.referee_id, event="referrals.welcome_bonus", title="新人红包",
+         body=f"欢迎加入！你有一个 {format_fen(reward.welcome_amount)} 的新人红包，请在「{PLATFORM_SENDER_NAME}」"
+              "会话中领取。", payload={"red_packet_id": encode_id("RedPacket", reward.welcome_packet_id)})
     tell(reward.referrer_id, event="referrals.reward_granted", title="邀请奖励",
          body=f"好友已完成首笔出借，你的收益率提升 {reward.boost_bp / 100:.2f}%。" if reward.boost_bp
          else "好友已完成首笔出借；你的加息已达上限。")
@@ -140,6 +147,8 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
     reward = Reward.objects.filter(event=event).first()
     if reward is None or reward.status != Reward.Status.GRANTED:
         return reward
+    if reward.welcome_packet_id is not None:  # unopened: back to the budget (on_packet_refunded books it)
+        payments.withdraw_platform_red_packet(packet_id=reward.welcome_packet_id)
     campaign = Campaign.objects.select_for_update().get(pk=reward.campaign_id)
     lock_referrer(reward.referrer_id)
     reward = Reward.objects.select_for_update().get(pk=reward.pk)
@@ -149,12 +158,13 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
                                                            DoublingCard.Status.SCHEDULED]
                                 ).update(status=DoublingCard.Status.REVOKED)
     recovered = 0
+    opened = reward.welcome_amount - reward.welcome_refunded  # what reached the referee's wallet
     source = wallet_of(reward.referee_id)
-    if reward.welcome_amount and source is not None:
+    if opened and source is not None:
         budget = wallet.system_account(LedgerAccount.Kind.MARKETING_BUDGET)
         wallet.lock_accounts([source.pk, budget.pk])
         source.refresh_from_db()
-        recovered = max(0, min(source.available, reward.welcome_amount))
+        recovered = max(0, min(source.available, opened))
         if recovered and not source.is_frozen:
             reward.clawback_entry = wallet.transfer(
                 source_id=source.pk, destination_id=budget.pk, amount=recovered, kind=CLAWBACK_KIND,
@@ -162,7 +172,7 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
         else:
             recovered = 0
     reward.recovered_amount = recovered
-    reward.owed_amount = reward.welcome_amount - recovered
+    reward.owed_amount = opened - recovered
     reward.status, reward.reason_code, reward.clawed_back_at = (Reward.Status.CLAWED_BACK,
                                                                 Reason.ACTION_REVERSED, now)
     reward.save(update_fields=["recovered_amount", "owed_amount", "status", "reason_code", "clawed_back_at",
@@ -177,3 +187,14 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
              + (f"，尚欠 {format_fen(reward.owed_amount)}。" if reward.owed_amount else "。"))
     return reward
 
+
+
+def on_packet_refunded(sender, *, packet, amount: int, **kwargs) -> None:
+    """payments.signals.platform_red_packet_refunded: an unopened welcome packet's money went back to the
+    marketing budget (expired, or withdrawn on clawback), so the campaign gets it back too. Runs in the
+    refunding transaction with the packet locked, before the ledger moves (lock order packet → campaign)."""
+    reward = Reward.objects.filter(welcome_packet_id=packet.pk).first()
+    if reward is None:
+        return  # another app's platform packet
+    Campaign.objects.filter(pk=reward.campaign_id).update(spent=F("spent") - amount)
+    Reward.objects.filter(pk=reward.pk).update(welcome_refunded=F("welcome_refunded") + amount)
