@@ -35,6 +35,9 @@ class Campaign(models.Model):
     boost_days = models.PositiveIntegerField(default=365, help_text="How long each boost lasts.")
     welcome_min = models.BigIntegerField(default=5_000, help_text="Welcome bonus lower bound, fen (50 yuan).")
     welcome_max = models.BigIntegerField(default=50_000, help_text="Welcome bonus upper bound, fen (500 yuan).")
+    shared_product_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A product in the client managers' catalogue (advisors Product id): "
+                                         "every share of its card counts as a chat share on the sharer's code.")
     qualifying_kind = models.CharField(max_length=40, default="lending_pledge_disbursed",
                                        help_text="The event kind products report that qualifies a referee.")
     qualifying_min_amount = models.BigIntegerField(default=100, help_text="At least this much, fen.")

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from backend.accounts.models import User
 from backend.chat import services as chat_services
 from backend.chat.models import Conversation
-from backend.core import activity_hooks, clock
+from backend.core import activity_hooks, clock, platform_packets
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.money import split_equally
@@ -27,7 +27,7 @@ from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.money import format_fen
 
-from .. import rules, signals
+from .. import rules
 from ..limits import payments_setting
 from ..models import RedPacket, RedPacketGrab
 from ._common import (
@@ -238,7 +238,7 @@ def _refund_rest(packet: RedPacket) -> int:
     escrow = wallet.system_account(LedgerAccount.Kind.PAYMENTS_ESCROW)
     if packet.funding == RedPacket.Funding.MARKETING:
         if rest > 0:  # before the ledger moves: lock order packet → the promoter's allocation → accounts
-            signals.platform_red_packet_refunded.send(sender=RedPacket, packet=packet, amount=rest)
+            platform_packets.refunded(packet.pk, rest)
         destination_id = wallet.system_account(LedgerAccount.Kind.MARKETING_BUDGET).pk
     else:
         destination_id = wallet.ensure_wallet(user_id=packet.sender_id).pk
@@ -282,8 +282,8 @@ def send_platform_red_packet(*, recipient_id: int, amount: int, idempotency_key:
     red packet. Returns (packet, replayed): one packet per idempotency key, ever.
 
     `allocation` is the promoting app's budget row, locked by the caller (wallet.pay_from_marketing_budget):
-    it is charged now, and a `platform_red_packet_refunded` signal tells the promoter when an unopened packet's
-    money goes back. BUDGET_EXHAUSTED (nothing created, nothing moved) when the allocation or the marketing
+    it is charged now, and core.platform_packets' refund listeners hear when an unopened packet's money goes
+    back. BUDGET_EXHAUSTED (nothing created, nothing moved) when the allocation or the marketing
     account cannot cover it."""
     key = client_key(idempotency_key)
     amount = wallet.validate_amount(amount)
@@ -326,3 +326,13 @@ def withdraw_platform_red_packet(*, packet_id: int) -> int:
         if packet.status != RedPacket.Status.OPEN:
             return 0
         return _refund_rest(packet)
+
+
+def _send_for_core(**kwargs) -> platform_packets.SentPacket:
+    packet, replayed = send_platform_red_packet(**kwargs)
+    return platform_packets.SentPacket(packet_id=packet.pk, total=packet.total, send_entry_id=packet.send_entry_id,
+                                       replayed=replayed)
+
+
+PLATFORM_PACKETS = platform_packets.Implementation(
+    send=_send_for_core, withdraw=lambda packet_id: withdraw_platform_red_packet(packet_id=packet_id))

@@ -2,11 +2,12 @@
 welcome bonus from the marketing budget, an optional yield-doubling card — or a rejection with a reason code.
 Clawback undoes a granted reward when its action is reversed.
 
-Welcome bonus: a real red packet (payments.send_platform_red_packet): one part, paid from the marketing budget
+Welcome bonus: a real red packet (payments.send_platform_red_packet, through core.platform_packets): one part, paid from the marketing budget
 into escrow and charged to the campaign, posted by the platform's red-packet sender in the referee's service
 conversation with it; the referee opens it like any red packet. One packet per reward (idempotency key from
 the attribution). An unopened packet goes back to the budget when it expires or on clawback, and the
-campaign's `spent` goes down with it (the `platform_red_packet_refunded` signal, `on_packet_refunded`).
+campaign's `spent` goes down with it (`on_packet_refunded`). Called through core.platform_packets: referrals
+may not import chat, even through payments.
 
 Locking, always in this order: the event row (caller) → [clawback: the welcome packet] → the campaign row
 (budget) → the referrer's ReferrerState row (cap, daily count) → ledger accounts (inside wallet.services,
@@ -22,10 +23,8 @@ import secrets
 from django.db.models import F, Sum
 
 from backend.accounts.models import Device, User
-from backend.core import activity_hooks, clock
+from backend.core import activity_hooks, clock, platform_packets
 from backend.core.ids import encode_id
-from backend.payments import services as payments
-from backend.payments.services.red_packets import PLATFORM_SENDER_NAME
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.money import format_fen
@@ -105,14 +104,14 @@ def decide(*, event: QualifyingEvent) -> Reward:
     if not reason:
         amount = draw_welcome_amount(campaign)
         try:
-            packet, _replayed = payments.send_platform_red_packet(
+            packet = platform_packets.send(
                 recipient_id=attribution.referee_id, amount=amount, kind=BONUS_KIND, allocation=campaign,
                 idempotency_key=f"referrals-welcome-{attribution.pk}", greeting=WELCOME_GREETING)
         except BudgetExhausted:
             reason = Reason.BUDGET_EXHAUSTED
         else:
-            reward.welcome_amount, reward.welcome_packet, reward.welcome_entry = (packet.total, packet,
-                                                                                  packet.send_entry)
+            reward.welcome_amount, reward.welcome_packet_id, reward.welcome_entry_id = (
+                packet.total, packet.packet_id, packet.send_entry_id)
     if reason:
         reward.status, reward.reason_code = Reward.Status.REJECTED, reason
         reward.save()
@@ -132,8 +131,8 @@ def decide(*, event: QualifyingEvent) -> Reward:
     activity_hooks.report_activity(user_id=reward.referrer_id, kind="referral_rewarded", amount=0,
                                    reference=f"referrals:reward:{reward.pk}", occurred_at=now)
     tell(reward.referee_id, event="referrals.welcome_bonus", title="新人红包",
-         body=f"欢迎加入！你有一个 {format_fen(reward.welcome_amount)} 的新人红包，请在「{PLATFORM_SENDER_NAME}」"
-              "会话中领取。", payload={"red_packet_id": encode_id("RedPacket", reward.welcome_packet_id)})
+         body=f"欢迎加入！你有一个 {format_fen(reward.welcome_amount)} 的新人红包，请在「圈子红包」会话中领取。",
+         payload={"red_packet_id": encode_id("RedPacket", reward.welcome_packet_id)})
     tell(reward.referrer_id, event="referrals.reward_granted", title="邀请奖励",
          body=f"好友已完成首笔出借，你的收益率提升 {reward.boost_bp / 100:.2f}%。" if reward.boost_bp
          else "好友已完成首笔出借；你的加息已达上限。")
@@ -148,7 +147,7 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
     if reward is None or reward.status != Reward.Status.GRANTED:
         return reward
     if reward.welcome_packet_id is not None:  # unopened: back to the budget (on_packet_refunded books it)
-        payments.withdraw_platform_red_packet(packet_id=reward.welcome_packet_id)
+        platform_packets.withdraw(reward.welcome_packet_id)
     campaign = Campaign.objects.select_for_update().get(pk=reward.campaign_id)
     lock_referrer(reward.referrer_id)
     reward = Reward.objects.select_for_update().get(pk=reward.pk)
@@ -189,11 +188,11 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
 
 
 
-def on_packet_refunded(sender, *, packet, amount: int, **kwargs) -> None:
-    """payments.signals.platform_red_packet_refunded: an unopened welcome packet's money went back to the
-    marketing budget (expired, or withdrawn on clawback), so the campaign gets it back too. Runs in the
-    refunding transaction with the packet locked, before the ledger moves (lock order packet → campaign)."""
-    reward = Reward.objects.filter(welcome_packet_id=packet.pk).first()
+def on_packet_refunded(packet_id: int, amount: int) -> None:
+    """core.platform_packets refund listener: an unopened welcome packet's money went back to the marketing
+    budget (expired, or withdrawn on clawback), so the campaign gets it back too. Runs in the refunding
+    transaction with the packet locked, before the ledger moves (lock order packet → campaign)."""
+    reward = Reward.objects.filter(welcome_packet_id=packet_id).first()
     if reward is None:
         return  # another app's platform packet
     Campaign.objects.filter(pk=reward.campaign_id).update(spent=F("spent") - amount)
