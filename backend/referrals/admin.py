@@ -30,7 +30,7 @@ class CampaignAdmin(AuditedAdmin):
     list_filter = ("is_active", "scope")
     readonly_fields = ("spent", "created_at", "funnel_chart", "budget_chart", "staff_leaderboard")
     fieldsets = (
-        (None, {"fields": ("name", "scope", "is_active", "starts_at", "ends_at")}),
+        (None, {"fields": ("name", "scope", "shared_product_id", "is_active", "starts_at", "ends_at")}),
         ("Rewards", {"fields": ("boost_bp", "cap_bp", "boost_days", "welcome_min", "welcome_max",
                                 "awards_doubling_card")}),
         ("Qualifying action", {"fields": ("qualifying_kind", "qualifying_min_amount", "holding_days")}),
@@ -85,7 +85,7 @@ class RewardAdmin(ReadOnlyAdmin):
     clawback screen (recovered vs owed)."""
 
     list_display = ("id", "campaign", "referrer", "referee", "status", "reason_code", "boost_bp", "welcome_amount",
-                    "recovered_amount", "owed_amount", "created_at", "clawed_back_at")
+                    "welcome_refunded", "recovered_amount", "owed_amount", "created_at", "clawed_back_at")
     list_filter = ("status", "reason_code", "campaign")
     actions = ["claw_back"]
 
