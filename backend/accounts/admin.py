@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
@@ -8,17 +9,47 @@ from backend.core.errors import RateLimited
 from backend.core.phone import mask_phone
 
 from . import services
-from .models import Device, OtpChallenge, RefreshToken, User
+from .models import Device, OtpChallenge, RefreshToken, User, normalize_id_number
+
+
+class UserAdminForm(forms.ModelForm):
+    verified_id_number = forms.CharField(
+        required=False, max_length=30, label="Verified ID number",
+        help_text="After checking the customer's identity document: the number is not stored, only its keyed "
+                  "blind index, and the KYC level becomes verified.")
+
+    class Meta:
+        model = User
+        fields = ("display_name", "avatar_url", "role", "kyc_level", "is_active", "is_staff", "is_superuser")
+
+    def clean_verified_id_number(self) -> str:
+        value = self.cleaned_data.get("verified_id_number", "").strip()
+        if value and normalize_id_number(value) is None:
+            raise ValidationError(services.IdNumberInvalid.default_message)
+        return value
 
 
 @admin.register(User)
 class UserAdmin(AuditedAdmin):
+    form = UserAdminForm
     list_display = ("id", "display_name", "masked_phone", "role", "kyc_level", "is_active", "date_joined")
     list_filter = ("role", "kyc_level", "is_active", "is_staff")
     search_fields = ("display_name",)
-    readonly_fields = ("phone_index", "date_joined", "last_login", "password", "devices")
-    fields = ("display_name", "avatar_url", "role", "kyc_level", "is_active", "is_staff", "is_superuser",
-              "phone_index", "password", "date_joined", "last_login", "devices")
+    readonly_fields = ("phone_index", "id_number_on_file", "date_joined", "last_login", "password", "devices")
+    fields = ("display_name", "avatar_url", "role", "kyc_level", "verified_id_number", "id_number_on_file",
+              "is_active", "is_staff", "is_superuser", "phone_index", "password", "date_joined", "last_login",
+              "devices")
+
+    @admin.display(description="ID number on file")
+    def id_number_on_file(self, obj: User) -> str:
+        return "yes (blind index only)" if obj.id_number_index else "no"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        number = form.cleaned_data.get("verified_id_number")
+        if number:
+            verified = services.record_identity_verification(user=obj, id_number=number)
+            obj.kyc_level, obj.id_number_index = verified.kyc_level, verified.id_number_index
 
     @admin.display(description="devices")
     def devices(self, obj: User) -> str:

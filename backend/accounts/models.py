@@ -10,10 +10,31 @@ from backend.core.crypto import EncryptedTextField, keyring
 from backend.core.phone import mask_phone, normalize_phone
 
 PHONE_INDEX_CONTEXT = "accounts.user.phone"
+ID_NUMBER_INDEX_CONTEXT = "accounts.user.id_number"
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
 
 
 def phone_index(phone: str) -> str:
     return keyring().blind_index(normalize_phone(phone), context=PHONE_INDEX_CONTEXT)
+
+
+def normalize_id_number(value: object) -> str | None:
+    """A mainland resident ID number (居民身份证号码, GB 11643: 17 digits and an ISO 7064 MOD 11-2 check
+    character) in canonical form (upper-case X, no spaces), or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    number = value.strip().replace(" ", "").upper()
+    if len(number) != 18 or not number[:17].isdigit() or not number[:17].isascii():
+        return None
+    expected = _ID_CHECK[sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=True)) % 11]
+    return number if number[17] == expected else None
+
+
+def id_number_index(id_number: str) -> str:
+    """The keyed blind index of a (normalized) ID number: equal numbers give equal indexes, and without the
+    key nobody can go back from an index to the number or test guesses against it."""
+    return keyring().blind_index(id_number, context=ID_NUMBER_INDEX_CONTEXT)
 
 
 class UserManager(BaseUserManager):
@@ -65,6 +86,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     display_name = models.CharField(max_length=64)
     avatar_url = models.URLField(max_length=500, blank=True)
     kyc_level = models.PositiveSmallIntegerField(choices=KycLevel.choices, default=KycLevel.NONE)
+    id_number_index = models.CharField(
+        max_length=64, blank=True, db_index=True, editable=False,
+        help_text="Keyed blind index of the verified ID number (the number itself is never stored). Not unique: "
+                  "one person may hold several phone numbers, which is what the referral rules look for.")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.CUSTOMER)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May use the Django admin (operations staff).")

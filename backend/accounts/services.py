@@ -21,7 +21,15 @@ from backend.core.phone import mask_phone, normalize_phone
 from backend.core.text import is_blank, is_clean_line, is_storable
 
 from . import names, signals
-from .models import Device, OtpChallenge, RefreshToken, User, phone_index
+from .models import (
+    Device,
+    OtpChallenge,
+    RefreshToken,
+    User,
+    id_number_index,
+    normalize_id_number,
+    phone_index,
+)
 from .sms import get_sms_sender
 from .tokens import (
     TokenExpired,
@@ -49,6 +57,11 @@ class OtpAttemptsExceeded(DomainError):
 class InvalidCredentials(DomainError):
     code = "INVALID_CREDENTIALS"
     default_message = "Phone number or password is wrong."
+
+
+class IdNumberInvalid(ValidationFailed):
+    code = "ID_NUMBER_INVALID"
+    default_message = "This is not a valid resident ID number."
 
 
 class InvalidCurrentPassword(DomainError):
@@ -440,3 +453,19 @@ def disable_push_target(*, device_id: int, kind: str, value: str) -> bool:
     if kind == "token":
         return bool(devices.filter(fcm_token=value).update(fcm_token="", push_enabled=False))
     return bool(devices.filter(installation_id=value).update(push_enabled=False))
+
+
+def record_identity_verification(*, user: User, id_number: object) -> User:
+    """The bank checked the user's identity document (KYC): keep the keyed blind index of the ID number (never
+    the number) and raise the KYC level to verified (never lower it). Other rules compare indexes, e.g. a
+    referral between two accounts of one person is refused."""
+    number = normalize_id_number(id_number)
+    if number is None:
+        raise IdNumberInvalid(field="idNumber")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.id_number_index = id_number_index(number)
+        user.kyc_level = max(user.kyc_level, User.KycLevel.VERIFIED)
+        user.save(update_fields=["id_number_index", "kyc_level"])
+    log.info("identity verified for user %s", user.pk)
+    return user

@@ -157,6 +157,8 @@ class ProductShare(models.Model):
     sharer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     conversation_id = models.BigIntegerField()
     message_id = models.BigIntegerField()
+    referral_code = models.CharField(max_length=16, blank=True,
+                                     help_text="The sharer's referral code the card carried (core.share_hooks).")
     created_at = models.DateTimeField(default=clock.now)
 
     class Meta:

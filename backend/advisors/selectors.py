@@ -4,6 +4,7 @@ sees only their own manager; internal notes and tiers are never readable by cust
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,17 @@ from .models import (
     BroadcastDelivery,
     CustomerNote,
     CustomerRecord,
+    ManagerProfile,
     Product,
     QuickReply,
     ServiceAccount,
     Subscription,
 )
+
+
+def branches_of(user_ids: Sequence[int]) -> dict[int, str]:
+    """The branch of each client manager among `user_ids` (core.staff_directory's provider)."""
+    return dict(ManagerProfile.objects.filter(user_id__in=list(user_ids)).values_list("user_id", "branch"))
 
 
 def my_assignment(customer: Any) -> Assignment | None:

@@ -27,11 +27,16 @@ class RedPacket(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"
         EMPTY = "empty"  # every part grabbed
-        EXPIRED = "expired"  # the rest refunded
+        EXPIRED = "expired"  # the rest refunded (at expiry, or a platform packet withdrawn early)
+
+    class Funding(models.TextChoices):
+        SENDER = "sender"  # paid from the sender's wallet; the rest goes back there
+        MARKETING = "marketing"  # a platform packet (e.g. a welcome bonus): the marketing budget, and back
 
     conversation = models.ForeignKey("chat.Conversation", on_delete=models.PROTECT, related_name="+")
     sender = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    funding = models.CharField(max_length=10, choices=Funding.choices, default=Funding.SENDER)
     total = models.BigIntegerField()
     count = models.PositiveIntegerField()
     greeting = models.CharField(max_length=40, blank=True)

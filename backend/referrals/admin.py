@@ -1,6 +1,6 @@
 """Operations' screens: campaigns (with their funnel, budget burn and staff leaderboard per branch), share
-codes, attributions, qualifying events, rewards and clawbacks, abuse flags, staff branches. Rewards and money
-are read-only here: they change only through services."""
+codes, attributions, qualifying events, rewards and clawbacks, abuse flags. Branches are advisors' (read through
+core.staff_directory). Rewards and money are read-only here: they change only through services."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from .models import (
     RateBoost,
     Reward,
     ShareCode,
-    StaffBranch,
 )
 
 
@@ -31,7 +30,7 @@ class CampaignAdmin(AuditedAdmin):
     list_filter = ("is_active", "scope")
     readonly_fields = ("spent", "created_at", "funnel_chart", "budget_chart", "staff_leaderboard")
     fieldsets = (
-        (None, {"fields": ("name", "scope", "is_active", "starts_at", "ends_at")}),
+        (None, {"fields": ("name", "scope", "shared_product_id", "is_active", "starts_at", "ends_at")}),
         ("Rewards", {"fields": ("boost_bp", "cap_bp", "boost_days", "welcome_min", "welcome_max",
                                 "awards_doubling_card")}),
         ("Qualifying action", {"fields": ("qualifying_kind", "qualifying_min_amount", "holding_days")}),
@@ -86,7 +85,7 @@ class RewardAdmin(ReadOnlyAdmin):
     clawback screen (recovered vs owed)."""
 
     list_display = ("id", "campaign", "referrer", "referee", "status", "reason_code", "boost_bp", "welcome_amount",
-                    "recovered_amount", "owed_amount", "created_at", "clawed_back_at")
+                    "welcome_refunded", "recovered_amount", "owed_amount", "created_at", "clawed_back_at")
     list_filter = ("status", "reason_code", "campaign")
     actions = ["claw_back"]
 
@@ -125,9 +124,3 @@ class AbuseFlagAdmin(ReadOnlyAdmin):
             services.review_flag(flag_id=flag.pk, reviewer=request.user, resolution="reviewed in admin")
         self.message_user(request, f"Reviewed {queryset.count()} flag(s).")
 
-
-@admin.register(StaffBranch)
-class StaffBranchAdmin(AuditedAdmin):
-    list_display = ("user", "branch")
-    list_filter = ("branch",)
-    raw_id_fields = ("user",)

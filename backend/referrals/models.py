@@ -3,8 +3,8 @@ yield-doubling cards and abuse flags.
 
 The funnel of a share code is read from these rows: shares (ShareCode.share_count) → clicks (ShareClick) →
 sign-ups (Attribution) → qualified (Attribution.qualified_at) → rewarded (Reward granted, not clawed back).
-Money (welcome bonuses, clawbacks, doubling-day payouts) moves only through wallet.services; the rows here
-reference the journal entries.
+Money (welcome bonuses, clawbacks, doubling-day payouts) moves only through wallet.services (the welcome bonus
+as a platform red packet through payments); the rows here reference the journal entries and the packet.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ class Campaign(models.Model):
     boost_days = models.PositiveIntegerField(default=365, help_text="How long each boost lasts.")
     welcome_min = models.BigIntegerField(default=5_000, help_text="Welcome bonus lower bound, fen (50 yuan).")
     welcome_max = models.BigIntegerField(default=50_000, help_text="Welcome bonus upper bound, fen (500 yuan).")
+    shared_product_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A product in the client managers' catalogue (advisors Product id): "
+                                         "every share of its card counts as a chat share on the sharer's code.")
     qualifying_kind = models.CharField(max_length=40, default="lending_pledge_disbursed",
                                        help_text="The event kind products report that qualifies a referee.")
     qualifying_min_amount = models.BigIntegerField(default=100, help_text="At least this much, fen.")
@@ -201,9 +204,14 @@ class Reward(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices)
     reason_code = models.CharField(max_length=40, blank=True, help_text="Why it was rejected or clawed back.")
     boost_bp = models.PositiveIntegerField(default=0, help_text="Granted (less than the campaign's near the cap).")
-    welcome_amount = models.BigIntegerField(default=0)
+    welcome_amount = models.BigIntegerField(default=0, help_text="The welcome red packet's amount, fen.")
+    welcome_packet = models.OneToOneField(
+        "payments.RedPacket", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The welcome bonus: a one-part red packet the platform sent the referee (marketing budget).")
     welcome_entry = models.ForeignKey("wallet.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
-                                      related_name="+")
+                                      related_name="+", help_text="Marketing budget → the packet's escrow.")
+    welcome_refunded = models.BigIntegerField(
+        default=0, help_text="The packet was never opened (expired, or withdrawn on clawback): back to the budget.")
     clawback_entry = models.ForeignKey("wallet.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="+")
     recovered_amount = models.BigIntegerField(default=0, help_text="Welcome bonus taken back on clawback.")
@@ -217,7 +225,9 @@ class Reward(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(welcome_amount__gte=0) & Q(recovered_amount__gte=0)
                                    & Q(owed_amount__gte=0)
-                                   & Q(recovered_amount__lte=F("welcome_amount") - F("owed_amount")),
+                                   & Q(welcome_refunded__gte=0)
+                                   & Q(recovered_amount__lte=F("welcome_amount") - F("owed_amount")
+                                       - F("welcome_refunded")),
                                    name="referrals_reward_clawback_within_bonus"),
         ]
 
@@ -299,17 +309,3 @@ class AbuseFlag(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} flag on user {self.user_id}"
 
-
-class StaffBranch(models.Model):
-    """Which branch a client manager belongs to, for the per-branch staff leaderboard (set in the admin until
-    an advisors app owns staff records)."""
-
-    user = models.OneToOneField(USER, on_delete=models.CASCADE, related_name="+")
-    branch = models.CharField(max_length=100)
-
-    class Meta:
-        ordering = ["branch", "user_id"]
-        verbose_name_plural = "staff branches"
-
-    def __str__(self) -> str:
-        return self.branch

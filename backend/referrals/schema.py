@@ -10,7 +10,7 @@ from backend.accounts.ids import user_gid
 from backend.core import nodes
 from backend.core.errors import PermissionDenied
 from backend.core.graphql import BaseMutation, client_ip, require_user
-from backend.core.ids import decode_id, fetch_scoped
+from backend.core.ids import decode_id, encode_id, fetch_scoped
 from backend.wallet.schema import Fen
 
 from . import selectors, services
@@ -123,7 +123,12 @@ class WelcomeBonus(graphene.ObjectType):
     """My welcome red packet as a referred new user."""
 
     status = graphene.Field(WelcomeBonusStatus, required=True)
-    amount = graphene.Field(Fen, required=True, description="Paid into my wallet (0 unless paid).")
+    amount = graphene.Field(Fen, required=True, description="The red packet sent to me (0 unless paid).")
+    red_packet_id = graphene.ID(description="The welcome red packet to open (grabRedPacket), in my conversation "
+                                            "with the platform's red-packet sender; null unless paid.")
+    opened = graphene.Boolean(required=True, description="I opened the red packet (its money is in my wallet).")
+    refunded_amount = graphene.Field(Fen, required=True,
+                                     description="Never opened (expired or taken back): returned to the bank.")
     reason_code = graphene.String(description="Why it was rejected or reversed.")
     owed_amount = graphene.Field(Fen, required=True, description="Spent before a reversal: owed back.")
     campaign = graphene.Field(ReferralCampaign, required=True)
@@ -217,12 +222,16 @@ class Query(graphene.ObjectType):
         reward = selectors.welcome_bonus_of(user)
         if reward is not None:
             paid = reward.welcome_amount if reward.status != Reward.Status.REJECTED else 0
+            packet = reward.welcome_packet
             return WelcomeBonus(status=reward.status, amount=paid, reason_code=reward.reason_code or None,
+                                red_packet_id=encode_id("RedPacket", packet.pk) if packet else None,
+                                opened=bool(packet and packet.grabbed_count), refunded_amount=reward.welcome_refunded,
                                 owed_amount=reward.owed_amount, campaign=reward.campaign)
         attribution = selectors.attribution_of(user)
         if attribution is None:
             return None
-        return WelcomeBonus(status="waiting", amount=0, owed_amount=0, campaign=attribution.campaign)
+        return WelcomeBonus(status="waiting", amount=0, opened=False, refunded_amount=0, owed_amount=0,
+                            campaign=attribution.campaign)
 
     @staticmethod
     def resolve_my_doubling_cards(root, info):

@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from backend.core import clock
+from backend.core import clock, staff_directory
 
 from .models import (
     LENDING,
@@ -26,7 +26,6 @@ from .models import (
     Reward,
     ShareClick,
     ShareCode,
-    StaffBranch,
 )
 from .services._common import clean_scope, scopes_covering
 
@@ -79,7 +78,7 @@ def doubling_cards_of(user: Any) -> QuerySet[DoublingCard]:
 
 def welcome_bonus_of(user: Any) -> Reward | None:
     """The reward that paid (or refused) my welcome bonus as a referee."""
-    return Reward.objects.filter(referee_id=_pk(user)).select_related("campaign").first()
+    return Reward.objects.filter(referee_id=_pk(user)).select_related("campaign", "welcome_packet").first()
 
 
 def attribution_of(user: Any) -> Attribution | None:
@@ -170,10 +169,11 @@ def staff_leaderboard(campaign: Campaign | None = None, *, branch: str | None = 
     codes = ShareCode.objects.filter(is_staff=True)
     if campaign is not None:
         codes = codes.filter(campaign=campaign)
-    branches = dict(StaffBranch.objects.values_list("user_id", "branch"))
+    owners = dict(codes.values_list("pk", "owner_id"))
+    branches = staff_directory.branches_of(sorted(set(owners.values())))  # advisors' ManagerProfile.branch
     if branch is not None:
         codes = codes.filter(owner_id__in=[uid for uid, b in branches.items() if b == branch])
-    owners = dict(codes.values_list("pk", "owner_id"))
+        owners = {code: owner for code, owner in owners.items() if branches[owner] == branch}
     names = dict(codes.values_list("owner_id", F("owner__display_name")))
     rows: dict[int, LeaderRow] = {}
     for code_id, funnel in funnels_by_code(codes).items():

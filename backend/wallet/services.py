@@ -544,18 +544,21 @@ def _transfer_locked(source_id: int, destination_id: int, *, amount: int, memo: 
                         initiated_by_id=initiated_by_id, remember=remember)
 
 
-def pay_from_marketing_budget(*, user_id: int, amount: int, kind: str, idempotency_key: str, memo: str,
-                              allocation=None) -> JournalEntry:
+def pay_from_marketing_budget(*, user_id: int | None, amount: int, kind: str, idempotency_key: str, memo: str,
+                              allocation=None, destination_id: int | None = None) -> JournalEntry:
     """Marketing budget → the user's wallet: one helper for every promotional payout (campaign prizes and
     cash-back, referral welcome bonuses and doubling cards). `allocation` is the promoting app's campaign row,
     locked by the caller, with a `spent` field and a `remaining` property; it is charged `amount`. Neither the
-    allocation nor the marketing account ever goes below zero: BUDGET_EXHAUSTED instead, and nothing moves."""
+    allocation nor the marketing account ever goes below zero: BUDGET_EXHAUSTED instead, and nothing moves.
+    `destination_id` (instead of `user_id`) pays another ledger account, e.g. the escrow of a platform-sent
+    red packet (payments.send_platform_red_packet)."""
     if allocation is not None and amount > allocation.remaining:
         raise BudgetExhausted()
     budget = system_account(LedgerAccount.Kind.MARKETING_BUDGET)
-    destination = ensure_wallet(user_id=user_id)
+    if destination_id is None:
+        destination_id = ensure_wallet(user_id=user_id).pk
     try:  # a refused transfer writes nothing and leaves the caller's transaction usable (no savepoint needed)
-        entry = transfer(source_id=budget.pk, destination_id=destination.pk, amount=amount, kind=kind,
+        entry = transfer(source_id=budget.pk, destination_id=destination_id, amount=amount, kind=kind,
                          idempotency_key=idempotency_key, memo=memo).entry
     except InsufficientFunds as exc:
         raise BudgetExhausted() from exc

@@ -93,3 +93,22 @@ def referrer(db) -> User:
 
 def add_device(user: User, installation_id: str) -> Device:
     return Device.objects.create(user=user, installation_id=installation_id)
+
+
+def in_branch(user: User, branch: str) -> User:
+    """Make the user a client manager of a branch the way the bank does: an advisors ManagerProfile (referrals
+    reads the branch through core.staff_directory)."""
+    from backend.advisors.models import ManagerProfile
+
+    ManagerProfile.objects.create(user=user, branch=branch)
+    return user
+
+
+def open_welcome_packet(referee: User) -> int:
+    """The referee opens their welcome red packet like any red packet (payments.grab_red_packet); returns the
+    amount that reached their wallet."""
+    from backend.payments import services as payments
+    from backend.referrals.models import Reward
+
+    reward = Reward.objects.get(referee=referee)
+    return payments.grab_red_packet(user=referee, packet_id=reward.welcome_packet_id).amount

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from backend.accounts.models import User
-from backend.referrals.models import AbuseFlag, Campaign, Reward, StaffBranch
+from backend.referrals.models import AbuseFlag, Campaign, Reward
 
-from .conftest import after_holding, new_user, pledge, refer
+from .conftest import after_holding, in_branch, new_user, pledge, refer
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def ops_client(client):
 
 def test_campaign_page_draws_funnel_budget_and_leaderboard_inline(ops_client, campaign):
     manager = new_user("<b>Wang</b>", role="client_manager")
-    StaffBranch.objects.create(user=manager, branch="Haidian")
+    in_branch(manager, "Haidian")
     pledge(refer(manager, campaign))
     refer(manager, campaign)
     after_holding(campaign)

@@ -100,6 +100,7 @@ def test_reversals_racing_the_scan_leave_no_reward_standing_and_no_deadlock(requ
     assert not Reward.objects.filter(status=Reward.Status.GRANTED).exists()
     assert selectors.active_boost_bp(referrer, "lending") == 0
     clawed = Reward.objects.filter(status=Reward.Status.CLAWED_BACK)
-    assert all(r.recovered_amount == r.welcome_amount for r in clawed)  # nobody spent anything
+    # Nobody opened their packet: each went back to the budget whole, nothing is owed.
+    assert all((r.welcome_refunded, r.recovered_amount, r.owed_amount) == (r.welcome_amount, 0, 0) for r in clawed)
     assert Campaign.objects.get(pk=campaign.pk).spent == 0
     assert_ledger_ok()

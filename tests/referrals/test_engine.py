@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from django.core.management import call_command
 
+from backend.chat import events
 from backend.core import clock
 from backend.core.errors import DomainError, NotFound
 from backend.notifications.models import Notification
@@ -28,6 +29,7 @@ from .conftest import (
     make_campaign,
     marketing_balance,
     new_user,
+    open_welcome_packet,
     pledge,
     refer,
 )
@@ -52,11 +54,22 @@ def test_whole_path_grants_boost_and_pays_welcome_bonus_through_the_ledger(campa
     reward = Reward.objects.get()
     assert reward.status == Reward.Status.GRANTED and reward.boost_bp == 30
     assert 5_000 <= reward.welcome_amount <= 50_000
-    assert balance_of(friend) == reward.welcome_amount
-    assert marketing_balance() == before - reward.welcome_amount
+    # The welcome bonus is a real red packet from the platform, waiting in the new user's chat list.
+    packet = reward.welcome_packet
+    assert (packet.total, packet.count, packet.status, packet.funding) == (reward.welcome_amount, 1, "open",
+                                                                           "marketing")
+    conversation = packet.conversation
+    assert conversation.kind == "service" and conversation.title == "圈子红包"
+    assert set(conversation.memberships.values_list("user_id", flat=True)) == {friend.pk, packet.sender_id}
+    card = events.card_document(conversation.messages.get(pk=packet.message_id))
+    assert card["kind"] == "red_packet" and card["state"]["total"] == reward.welcome_amount
+    assert marketing_balance() == before - reward.welcome_amount  # in escrow until opened
+    assert balance_of(friend) == 0
     assert reward.welcome_entry.kind == "referral_bonus"
     campaign.refresh_from_db()
     assert campaign.spent == reward.welcome_amount
+    assert open_welcome_packet(friend) == reward.welcome_amount
+    assert balance_of(friend) == reward.welcome_amount
     assert selectors.active_boost_bp(referrer, "lending") == 30
     assert selectors.active_boost_bp(referrer, "lending:p1") == 30  # a product also gets lending-wide boosts
     assert set(Notification.objects.values_list("event", flat=True)) >= {
@@ -113,6 +126,7 @@ def test_reversal_after_reward_claws_back_boost_and_unspent_bonus(campaign, refe
     pledge(friend, reference="pledge:r1")
     after_holding(campaign)
     reward = Reward.objects.get()
+    open_welcome_packet(friend)
     services.reverse_qualifying_event(reference="pledge:r1")
     reward.refresh_from_db()
     assert reward.status == Reward.Status.CLAWED_BACK and reward.reason_code == "ACTION_REVERSED"
@@ -134,6 +148,7 @@ def test_reversal_after_bonus_was_spent_records_what_is_owed(campaign, referrer)
     pledge(friend, reference="pledge:r2")
     after_holding(campaign)
     reward = Reward.objects.get()
+    open_welcome_packet(friend)
     shop = new_user("shop")
     befriend(friend, shop)  # one pays only people one may reach (core.reach)
     spent = reward.welcome_amount - 1_000

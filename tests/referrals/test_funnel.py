@@ -12,7 +12,7 @@ from backend.core.errors import RateLimited
 from backend.referrals import selectors, services
 from backend.referrals.models import AbuseFlag, ShareClick
 
-from .conftest import after_holding, make_campaign, new_user, pledge, refer
+from .conftest import after_holding, in_branch, make_campaign, new_user, pledge, refer
 
 pytestmark = pytest.mark.django_db
 
@@ -87,14 +87,13 @@ def test_signup_velocity_raises_one_flag_for_review(campaign, referrer, settings
 
 
 def test_staff_leaderboard_ranks_client_managers_per_branch(campaign):
-    from backend.referrals.models import StaffBranch
     alice = new_user("Alice", role="client_manager")
     bob = new_user("Bob", role="client_manager")
     carol = new_user("Carol", role="client_manager")
     customer = new_user("Cust")
-    StaffBranch.objects.create(user=alice, branch="Haidian")
-    StaffBranch.objects.create(user=bob, branch="Haidian")
-    StaffBranch.objects.create(user=carol, branch="Chaoyang")
+    in_branch(alice, "Haidian")
+    in_branch(bob, "Haidian")
+    in_branch(carol, "Chaoyang")
     pledge(refer(bob, campaign))
     pledge(refer(bob, campaign))
     pledge(refer(alice, campaign))
@@ -106,6 +105,13 @@ def test_staff_leaderboard_ranks_client_managers_per_branch(campaign):
     assert [(r.display_name, r.funnel.rewarded, r.funnel.signups) for r in board] == [
         ("Bob", 2, 2), ("Alice", 1, 2), ("Carol", 0, 1)]
     assert [r.display_name for r in selectors.staff_leaderboard(campaign, branch="Chaoyang")] == ["Carol"]
+    # advisors owns the branch: moving Bob there in his ManagerProfile moves him on the leaderboard at once.
+    from backend.advisors.models import ManagerProfile
+
+    ManagerProfile.objects.filter(user=bob).update(branch="Chaoyang")
+    assert [(r.display_name, r.branch) for r in selectors.staff_leaderboard(campaign, branch="Chaoyang")] == [
+        ("Bob", "Chaoyang"), ("Carol", "Chaoyang")]
+    assert [r.display_name for r in selectors.staff_leaderboard(campaign, branch="Haidian")] == ["Alice"]
 
 
 def test_claims_are_rate_limited_so_codes_cannot_be_guessed(campaign, settings):

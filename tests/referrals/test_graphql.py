@@ -14,7 +14,7 @@ from backend.core.ids import encode_id
 from backend.referrals.models import DoublingCard, ShareClick
 from tests.core.test_mutation_payloads import NOT_WALKABLE, Runner, lit
 
-from .conftest import after_holding, make_campaign, new_user, pledge, refer
+from .conftest import after_holding, in_branch, make_campaign, new_user, pledge, refer
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,9 @@ CLAIM = """mutation($code: String!, $d: String) { claimReferral(code: $code, dev
 MINE = """query { myShareCodes { code funnel { shares clicks signups qualified rewarded } }
   myReferralFunnel { shares clicks signups qualified rewarded }
   myRateBoosts { activeBp capBp headroomBp boosts { bp scope } } }"""
-WELCOME = """query { myWelcomeBonus { status amount reasonCode owedAmount campaign { name } } }"""
+WELCOME = """query { myWelcomeBonus { status amount redPacketId opened refundedAmount reasonCode owedAmount
+  campaign { name } } }"""
+GRAB = """mutation($id: ID!) { grabRedPacket(redPacketId: $id) { amount redPacket { status } errors { code } } }"""
 BOARD = """query($b: String) { staffLeaderboard(branch: $b) { rank displayName funnel { signups rewarded } } }"""
 CHOOSE = """mutation($id: ID!, $day: Date!) { chooseDoublingDay(cardId: $id, day: $day) {
   card { id status day } errors { code field } } }"""
@@ -60,7 +62,14 @@ def test_share_click_claim_and_funnel_over_graphql(gql, sign_in, campaign):
     after_holding(campaign)
     gql.token = sign_in("+8613900000102")["tokens"]["accessToken"]  # a week later: a fresh session
     bonus = gql(WELCOME)["data"]["myWelcomeBonus"]
-    assert bonus["status"] == "PAID" and 5_000 <= bonus["amount"] <= 50_000
+    assert bonus["status"] == "PAID" and 5_000 <= bonus["amount"] <= 50_000 and bonus["opened"] is False
+    # Bob opens it like any red packet.
+    grabbed = gql(GRAB, {"id": bonus["redPacketId"]})["data"]["grabRedPacket"]
+    assert grabbed["errors"] == [] and grabbed["amount"] == bonus["amount"]
+    assert grabbed["redPacket"]["status"] == "EMPTY"
+    assert gql(WELCOME)["data"]["myWelcomeBonus"]["opened"] is True
+    assert gql(GRAB, {"id": bonus["redPacketId"]})["data"]["grabRedPacket"]["errors"][0]["code"] == \
+        "ALREADY_GRABBED"
 
     gql.token = sign_in("+8613900000101")["tokens"]["accessToken"]
     mine = gql(MINE)["data"]
@@ -104,12 +113,11 @@ def test_list_queries_do_not_grow_with_the_number_of_codes(gql, sign_in, budget)
 
 
 def test_staff_leaderboard_is_for_client_managers_only(gql, sign_in, campaign):
-    from backend.referrals.models import StaffBranch
     sign_in("+8613900000131")
     user = User.objects.order_by("-id").first()
     user.role, user.display_name = "client_manager", "Manager Wang"
     user.save()
-    StaffBranch.objects.create(user=user, branch="Haidian")
+    in_branch(user, "Haidian")
     pledge(refer(user, campaign))
     after_holding(campaign)
     gql.token = sign_in("+8613900000131")["tokens"]["accessToken"]

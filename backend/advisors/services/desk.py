@@ -12,6 +12,7 @@ from django.db import transaction
 
 from backend.accounts.ids import user_gid
 from backend.chat import services as chat_services
+from backend.core import share_hooks
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.ids import encode_id
 
@@ -68,9 +69,10 @@ def send_quick_reply(*, manager: Any, customer_id: int, quick_reply: QuickReply,
                                       client_msg_id=client_msg_id, text=quick_reply.text)
 
 
-def product_card(product: Product, *, shared_by: int | None = None) -> dict:
-    """The card a product travels as: everything a client shows, and the id to open it by."""
-    card = {
+def product_card(product: Product, *, shared_by: int | None = None, extra: dict | None = None) -> dict:
+    """The card a product travels as: everything a client shows, and the id to open it by (plus what
+    core.share_hooks listeners add to a shared card, e.g. the sharer's referral code)."""
+    card = {**(extra or {}),
         "kind": "product", "owner": "advisors", "product_id": encode_id(PRODUCT, product.pk), "title": product.name,
         "product_type": product.kind, "risk_level": f"R{product.risk_level}",
         "expected_yield_bps": product.expected_yield_bps, "min_amount": product.min_amount,
@@ -93,16 +95,30 @@ def send_product_card(*, manager: Any, customer_id: int, product: Product,
 def share_product(*, user: Any, product: Product, conversation_id: int,
                   client_msg_id: str) -> chat_services.SendResult:
     """Anyone passes a product card on into a conversation they are in; the share is recorded (sharer,
-    product, message) so a referral program can track it to a result."""
+    product, message) and reported to core.share_hooks, so a referral program counts it on the sharer's code
+    and tracks it to a result (the code travels on the card). A replay (same client message id) counts once."""
     if not product.active:
         raise NotFound(field="productId")
-    with transaction.atomic():
-        result = chat_services.post_card(conversation_id=conversation_id, sender=user, client_msg_id=client_msg_id,
-                                         card=product_card(product, shared_by=user.pk))
-        if result.created:
+    try:
+        with transaction.atomic():
+            extra = share_hooks.product_shared(share_hooks.ProductShare(
+                sharer_id=user.pk, product_id=product.pk, conversation_id=conversation_id))
+            result = chat_services.post_card(conversation_id=conversation_id, sender=user,
+                                             client_msg_id=client_msg_id,
+                                             card=product_card(product, shared_by=user.pk, extra=extra))
+            if not result.created:
+                raise _Replayed(result)  # undo what the listeners counted
             ProductShare.objects.create(product=product, sharer=user, conversation_id=conversation_id,
-                                        message_id=result.message.pk)
+                                        message_id=result.message.pk,
+                                        referral_code=str(extra.get("referral_code", ""))[:16])
+    except _Replayed as replay:
+        return replay.result
     return result
+
+
+class _Replayed(Exception):
+    def __init__(self, result: chat_services.SendResult):
+        self.result = result
 
 
 def set_office_hours(*, manager: Any, days: Sequence[int], opens: dt.time, closes: dt.time, timezone: str,

@@ -25,7 +25,10 @@ from .red_packets import (
     TooManyParts,
     expire_red_packets,
     grab_red_packet,
+    platform_sender,
+    send_platform_red_packet,
     send_red_packet,
+    withdraw_platform_red_packet,
 )
 from .settle import (
     NothingToSettle,
@@ -48,7 +51,8 @@ from .transfers import (
 __all__ = [
     "AlreadyResolved", "NotParticipant", "WrongConversationKind", "conversation_of_member",
     "AlreadyGrabbed", "CannotGrabOwn", "PacketClosed", "TooFewFen", "TooManyParts", "expire_red_packets",
-    "grab_red_packet", "send_red_packet",
+    "grab_red_packet", "send_red_packet", "platform_sender", "send_platform_red_packet",
+    "withdraw_platform_red_packet",
     "DailyLimitExceeded", "TransferExpired", "accept_transfer", "decline_transfer", "expire_transfers",
     "send_transfer",
     "BillInSettlement", "BillNotOpen", "RemindedRecently", "ShareInSettlement", "SplitInvalid", "cancel_bill",

@@ -88,11 +88,13 @@ def active_member_ids(conversation_id: int) -> set[int]:
 
 
 def post_card(obj: Any, *, sender: Any, kind: str, id_field: str, type_name: str, title: str,
-              state: dict) -> None:
-    """Post the object's card in its conversation (inside the caller's transaction) and remember it."""
+              state: dict, service: bool = False) -> None:
+    """Post the object's card in its conversation (inside the caller's transaction) and remember it.
+    `service`: the platform's own sender in a service conversation (no per-person send limit)."""
     card = {"kind": kind, "owner": OWNER, id_field: encode_id(type_name, obj.pk), "title": title, "state": state}
-    result = chat_services.post_card(conversation_id=obj.conversation_id, sender=sender,
-                                     client_msg_id=f"payments:{kind}:{obj.pk}", card=card)
+    post = chat_services.post_service_notice if service else chat_services.post_card
+    result = post(conversation_id=obj.conversation_id, sender=sender, client_msg_id=f"payments:{kind}:{obj.pk}",
+                  card=card)
     obj.message = result.message
     obj.card_version = result.message.card_version
     obj.save(update_fields=["message", "card_version"])

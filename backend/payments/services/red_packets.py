@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
+from backend.accounts.models import User
+from backend.chat import services as chat_services
 from backend.chat.models import Conversation
-from backend.core import activity_hooks, clock
+from backend.core import activity_hooks, clock, platform_packets
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.money import split_equally
@@ -199,7 +201,7 @@ def grab_red_packet(*, user: Any, packet_id: int) -> RedPacketGrab:
             packet.status, packet.closed_at = RedPacket.Status.EMPTY, clock.now()
         packet.save(update_fields=["grabbed_count", "grabbed_amount", "status", "closed_at"])
         update_card(packet, card_state(packet))
-        if packet.status == RedPacket.Status.EMPTY:
+        if packet.status == RedPacket.Status.EMPTY and packet.funding == RedPacket.Funding.SENDER:
             tell([packet.sender_id], event="payments.red_packet_emptied", title="红包已领完",
                  body=f"你的红包 {format_fen(packet.total)} 已被领完。",
                  payload={"id": gid_packet(packet)}, conversation_id=packet.conversation_id)
@@ -220,20 +222,117 @@ def expire_red_packets(*, limit: int = 200) -> int:
             packet = RedPacket.objects.select_for_update().get(pk=packet_id)
             if packet.status != RedPacket.Status.OPEN:
                 continue  # emptied (or expired by another worker) meanwhile
-            rest = packet.total - packet.grabbed_amount
-            escrow = wallet.system_account(LedgerAccount.Kind.PAYMENTS_ESCROW)
-            if rest > 0:
-                packet.refund_entry = wallet.transfer(
-                    source_id=escrow.pk, destination_id=wallet.ensure_wallet(user_id=packet.sender_id).pk,
-                    amount=rest, kind="red_packet_refund", idempotency_key=f"payments:packet:{packet.pk}:refund",
-                    memo="红包退款 Red packet refund",
-                ).entry
-            packet.refunded_amount = rest
-            packet.status, packet.closed_at = RedPacket.Status.EXPIRED, clock.now()
-            packet.save(update_fields=["refund_entry", "refunded_amount", "status", "closed_at"])
-            update_card(packet, card_state(packet))
-            tell([packet.sender_id], event="payments.red_packet_expired", title="红包已过期",
-                 body=f"红包未领完的 {format_fen(rest)} 已退回。", payload={"id": gid_packet(packet)},
-                 conversation_id=packet.conversation_id)
+            rest = _refund_rest(packet)
+            if packet.funding == RedPacket.Funding.SENDER:
+                tell([packet.sender_id], event="payments.red_packet_expired", title="红包已过期",
+                     body=f"红包未领完的 {format_fen(rest)} 已退回。", payload={"id": gid_packet(packet)},
+                     conversation_id=packet.conversation_id)
             done += 1
     return done
+
+
+def _refund_rest(packet: RedPacket) -> int:
+    """Close an open packet (the caller holds its row lock): what nobody grabbed goes back where it came from
+    — the sender's wallet, or the marketing budget for a platform packet — once. Returns the amount."""
+    rest = packet.total - packet.grabbed_amount
+    escrow = wallet.system_account(LedgerAccount.Kind.PAYMENTS_ESCROW)
+    if packet.funding == RedPacket.Funding.MARKETING:
+        if rest > 0:  # before the ledger moves: lock order packet → the promoter's allocation → accounts
+            platform_packets.refunded(packet.pk, rest)
+        destination_id = wallet.system_account(LedgerAccount.Kind.MARKETING_BUDGET).pk
+    else:
+        destination_id = wallet.ensure_wallet(user_id=packet.sender_id).pk
+    if rest > 0:
+        packet.refund_entry = wallet.transfer(
+            source_id=escrow.pk, destination_id=destination_id, amount=rest, kind="red_packet_refund",
+            idempotency_key=f"payments:packet:{packet.pk}:refund", memo="红包退款 Red packet refund",
+        ).entry
+    packet.refunded_amount = rest
+    packet.status, packet.closed_at = RedPacket.Status.EXPIRED, clock.now()
+    packet.save(update_fields=["refund_entry", "refunded_amount", "status", "closed_at"])
+    update_card(packet, card_state(packet))
+    return rest
+
+
+PLATFORM_SENDER_INDEX = "platform:payments:red-packets"  # in place of a phone index: nobody can sign in as it
+PLATFORM_SENDER_NAME = "圈子红包"
+
+
+def platform_sender() -> User:
+    """The platform's own red-packet sender: a service-account user (the verified badge) owned by payments,
+    created on first use. Its packets are paid from the marketing budget, never from a wallet of its own."""
+    user = User.objects.filter(phone_index=PLATFORM_SENDER_INDEX).first()
+    if user is not None:
+        return user
+    try:
+        with transaction.atomic():
+            user = User(display_name=PLATFORM_SENDER_NAME, role=User.Role.SERVICE_ACCOUNT, phone="",
+                        phone_index=PLATFORM_SENDER_INDEX)
+            user.set_unusable_password()
+            user.save()
+            return user
+    except IntegrityError:  # created concurrently
+        return User.objects.get(phone_index=PLATFORM_SENDER_INDEX)
+
+
+def send_platform_red_packet(*, recipient_id: int, amount: int, idempotency_key: str, greeting: str,
+                             kind: str = "red_packet", allocation: Any = None) -> tuple[RedPacket, bool]:
+    """The platform sends one person a one-part red packet paid from the marketing budget (e.g. a referral
+    welcome bonus), in the recipient's service conversation with the platform sender; they open it like any
+    red packet. Returns (packet, replayed): one packet per idempotency key, ever.
+
+    `allocation` is the promoting app's budget row, locked by the caller (wallet.pay_from_marketing_budget):
+    it is charged now, and core.platform_packets' refund listeners hear when an unopened packet's money goes
+    back. BUDGET_EXHAUSTED (nothing created, nothing moved) when the allocation or the marketing
+    account cannot cover it."""
+    key = client_key(idempotency_key)
+    amount = wallet.validate_amount(amount)
+    greeting = _greeting(greeting)
+    sender = platform_sender()
+    return create_once(RedPacket, {"sender": sender, "idempotency_key": key}, lambda: _send_platform(
+        sender=sender, recipient_id=recipient_id, amount=amount, key=key, greeting=greeting, kind=kind,
+        allocation=allocation))
+
+
+def _send_platform(*, sender: User, recipient_id: int, amount: int, key: str, greeting: str, kind: str,
+                   allocation: Any) -> RedPacket:
+    conversation = chat_services.open_service_conversation(
+        service_account_id=sender.pk, subscriber_id=recipient_id, title=PLATFORM_SENDER_NAME)
+    seed = rules.new_seed()
+    now = clock.now()
+    packet = RedPacket.objects.create(
+        conversation=conversation, sender=sender, kind=RedPacket.Kind.FIXED, total=amount, count=1,
+        greeting=greeting, parts=[amount], seed=seed.hex(), seed_hash=rules.seed_hash(seed),
+        idempotency_key=key, funding=RedPacket.Funding.MARKETING, created_at=now,
+        expires_at=now + dt.timedelta(hours=payments_setting("PACKET_EXPIRY_HOURS")))
+    escrow = wallet.system_account(LedgerAccount.Kind.PAYMENTS_ESCROW)
+    packet.send_entry = wallet.pay_from_marketing_budget(
+        user_id=None, destination_id=escrow.pk, amount=amount, kind=kind, allocation=allocation,
+        idempotency_key=f"payments:packet:{packet.pk}:send", memo=f"红包 {greeting}"[:140])
+    packet.save(update_fields=["send_entry"])
+    post_card(packet, sender=sender, kind="red_packet", id_field="red_packet_id", type_name=TYPE,
+              title=greeting, state=card_state(packet), service=True)
+    return packet
+
+
+def withdraw_platform_red_packet(*, packet_id: int) -> int:
+    """Take back a platform packet nobody opened (e.g. its referral reward was clawed back): the money goes
+    back to the marketing budget and the card shows it closed. Returns the amount refunded: 0 when it was
+    already opened or closed (then the caller recovers it from the recipient as far as it can)."""
+    with transaction.atomic():
+        packet = RedPacket.objects.select_for_update().get(pk=packet_id)
+        if packet.funding != RedPacket.Funding.MARKETING:
+            raise ValueError("only platform red packets can be withdrawn")
+        if packet.status != RedPacket.Status.OPEN:
+            return 0
+        return _refund_rest(packet)
+
+
+def _send_for_core(**kwargs) -> platform_packets.SentPacket:
+    packet, replayed = send_platform_red_packet(**kwargs)
+    return platform_packets.SentPacket(packet_id=packet.pk, total=packet.total, send_entry_id=packet.send_entry_id,
+                                       replayed=replayed)
+
+
+PLATFORM_PACKETS = platform_packets.Implementation(
+    send=_send_for_core, withdraw=lambda packet_id: withdraw_platform_red_packet(packet_id=packet_id))

@@ -2,15 +2,17 @@
 welcome bonus from the marketing budget, an optional yield-doubling card — or a rejection with a reason code.
 Clawback undoes a granted reward when its action is reversed.
 
-Welcome bonus: a platform-funded transfer (wallet.services.transfer, marketing budget → the referee's wallet)
-recorded on the Reward row, not a payments.RedPacket: a red packet lives in a chat conversation and posts a
-card there, while a welcome bonus goes to a brand-new user who has no conversation with anyone yet, and
-referrals may not import chat. The phone shows it as the welcome red packet (`myWelcomeBonus`).
+Welcome bonus: a real red packet (payments.send_platform_red_packet, through core.platform_packets): one part, paid from the marketing budget
+into escrow and charged to the campaign, posted by the platform's red-packet sender in the referee's service
+conversation with it; the referee opens it like any red packet. One packet per reward (idempotency key from
+the attribution). An unopened packet goes back to the budget when it expires or on clawback, and the
+campaign's `spent` goes down with it (`on_packet_refunded`). Called through core.platform_packets: referrals
+may not import chat, even through payments.
 
-Locking, always in this order: the event row (caller) → the campaign row (budget) → the referrer's
-ReferrerState row (cap, daily count) → ledger accounts (inside wallet.services, ascending ids). Concurrent
-qualifications of one referrer therefore serialize and never pass the cap; rewards of one campaign serialize
-on its budget.
+Locking, always in this order: the event row (caller) → [clawback: the welcome packet] → the campaign row
+(budget) → the referrer's ReferrerState row (cap, daily count) → ledger accounts (inside wallet.services,
+ascending ids). A packet's expiry locks packet → campaign → ledger, the same order. Concurrent qualifications
+of one referrer therefore serialize and never pass the cap; rewards of one campaign serialize on its budget.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 
-from backend.accounts.models import Device
-from backend.core import activity_hooks, clock
+from backend.accounts.models import Device, User
+from backend.core import activity_hooks, clock, platform_packets
+from backend.core.ids import encode_id
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
 from backend.wallet.money import format_fen
@@ -34,6 +37,7 @@ from ._common import BudgetExhausted, Reason, device_hash, tell
 BONUS_KIND = "referral_bonus"
 CLAWBACK_KIND = "referral_clawback"
 DOUBLING_KIND = "referral_doubling"
+WELCOME_GREETING = "新人红包，欢迎加入"
 
 
 def draw_welcome_amount(campaign: Campaign) -> int:
@@ -54,9 +58,14 @@ def boost_sum(user_id: int, scope: str, at: dt.datetime) -> int:
 
 def _self_referral_reason(referrer_id: int, referee_id: int, attribution_device: str) -> str:
     """The self-referral rule the pair breaks, or ''. One verified phone is one account (User.phone_index is
-    unique), so 'same phone' is the same-user rule; no ID-number blind index exists yet (see docs)."""
+    unique), so 'same phone' is the same-user rule; one person with two phone numbers shows up as two accounts
+    verified with the same ID number (equal blind indexes, set by accounts at KYC)."""
     if referrer_id == referee_id:
         return Reason.SELF_REFERRAL_SAME_USER
+    id_indexes = dict(User.objects.filter(pk__in=[referrer_id, referee_id]).exclude(id_number_index="")
+                      .values_list("pk", "id_number_index"))
+    if len(id_indexes) == 2 and id_indexes[referrer_id] == id_indexes[referee_id]:
+        return Reason.SELF_REFERRAL_SAME_ID_NUMBER
     referrer_devices = {device_hash(i) for i in Device.objects.filter(user_id=referrer_id)
                         .exclude(installation_id="").values_list("installation_id", flat=True)}
     referee_devices = {device_hash(i) for i in Device.objects.filter(user_id=referee_id)
@@ -95,13 +104,14 @@ def decide(*, event: QualifyingEvent) -> Reward:
     if not reason:
         amount = draw_welcome_amount(campaign)
         try:
-            entry = wallet.pay_from_marketing_budget(
-                user_id=attribution.referee_id, amount=amount, kind=BONUS_KIND, allocation=campaign,
-                idempotency_key=f"referrals:welcome:{attribution.pk}", memo="新人红包 Welcome bonus")
+            packet = platform_packets.send(
+                recipient_id=attribution.referee_id, amount=amount, kind=BONUS_KIND, allocation=campaign,
+                idempotency_key=f"referrals-welcome-{attribution.pk}", greeting=WELCOME_GREETING)
         except BudgetExhausted:
             reason = Reason.BUDGET_EXHAUSTED
         else:
-            reward.welcome_amount, reward.welcome_entry = amount, entry
+            reward.welcome_amount, reward.welcome_packet_id, reward.welcome_entry_id = (
+                packet.total, packet.packet_id, packet.send_entry_id)
     if reason:
         reward.status, reward.reason_code = Reward.Status.REJECTED, reason
         reward.save()
@@ -120,8 +130,9 @@ def decide(*, event: QualifyingEvent) -> Reward:
                                         days=referrals_setting("DOUBLING_CARD_VALID_DAYS")))
     activity_hooks.report_activity(user_id=reward.referrer_id, kind="referral_rewarded", amount=0,
                                    reference=f"referrals:reward:{reward.pk}", occurred_at=now)
-    tell(reward.referee_id, event="referrals.welcome_bonus", title="新人红包到账",
-         body=f"欢迎加入！新人红包 {format_fen(reward.welcome_amount)} 已存入钱包。")
+    tell(reward.referee_id, event="referrals.welcome_bonus", title="新人红包",
+         body=f"欢迎加入！你有一个 {format_fen(reward.welcome_amount)} 的新人红包，请在「圈子红包」会话中领取。",
+         payload={"red_packet_id": encode_id("RedPacket", reward.welcome_packet_id)})
     tell(reward.referrer_id, event="referrals.reward_granted", title="邀请奖励",
          body=f"好友已完成首笔出借，你的收益率提升 {reward.boost_bp / 100:.2f}%。" if reward.boost_bp
          else "好友已完成首笔出借；你的加息已达上限。")
@@ -135,6 +146,8 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
     reward = Reward.objects.filter(event=event).first()
     if reward is None or reward.status != Reward.Status.GRANTED:
         return reward
+    if reward.welcome_packet_id is not None:  # unopened: back to the budget (on_packet_refunded books it)
+        platform_packets.withdraw(reward.welcome_packet_id)
     campaign = Campaign.objects.select_for_update().get(pk=reward.campaign_id)
     lock_referrer(reward.referrer_id)
     reward = Reward.objects.select_for_update().get(pk=reward.pk)
@@ -144,12 +157,13 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
                                                            DoublingCard.Status.SCHEDULED]
                                 ).update(status=DoublingCard.Status.REVOKED)
     recovered = 0
+    opened = reward.welcome_amount - reward.welcome_refunded  # what reached the referee's wallet
     source = wallet_of(reward.referee_id)
-    if reward.welcome_amount and source is not None:
+    if opened and source is not None:
         budget = wallet.system_account(LedgerAccount.Kind.MARKETING_BUDGET)
         wallet.lock_accounts([source.pk, budget.pk])
         source.refresh_from_db()
-        recovered = max(0, min(source.available, reward.welcome_amount))
+        recovered = max(0, min(source.available, opened))
         if recovered and not source.is_frozen:
             reward.clawback_entry = wallet.transfer(
                 source_id=source.pk, destination_id=budget.pk, amount=recovered, kind=CLAWBACK_KIND,
@@ -157,7 +171,7 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
         else:
             recovered = 0
     reward.recovered_amount = recovered
-    reward.owed_amount = reward.welcome_amount - recovered
+    reward.owed_amount = opened - recovered
     reward.status, reward.reason_code, reward.clawed_back_at = (Reward.Status.CLAWED_BACK,
                                                                 Reason.ACTION_REVERSED, now)
     reward.save(update_fields=["recovered_amount", "owed_amount", "status", "reason_code", "clawed_back_at",
@@ -172,3 +186,14 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
              + (f"，尚欠 {format_fen(reward.owed_amount)}。" if reward.owed_amount else "。"))
     return reward
 
+
+
+def on_packet_refunded(packet_id: int, amount: int) -> None:
+    """core.platform_packets refund listener: an unopened welcome packet's money went back to the marketing
+    budget (expired, or withdrawn on clawback), so the campaign gets it back too. Runs in the refunding
+    transaction with the packet locked, before the ledger moves (lock order packet → campaign)."""
+    reward = Reward.objects.filter(welcome_packet_id=packet_id).first()
+    if reward is None:
+        return  # another app's platform packet
+    Campaign.objects.filter(pk=reward.campaign_id).update(spent=F("spent") - amount)
+    Reward.objects.filter(pk=reward.pk).update(welcome_refunded=F("welcome_refunded") + amount)

@@ -15,7 +15,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from backend.core import clock, ratelimit
+from backend.accounts.models import User
+from backend.core import clock, ratelimit, share_hooks
 from backend.core.errors import NotFound
 
 from ..limits import referrals_setting
@@ -60,6 +61,11 @@ def create_share_code(*, user: Any, campaign_id: int, channel: str) -> ShareCode
         raise NotFound(field="campaignId")
     if not campaign.is_running():
         raise CampaignNotRunning(field="campaignId")
+    return _count_share(user, campaign, channel)
+
+
+def _count_share(user: Any, campaign: Campaign, channel: str) -> ShareCode:
+    """The owner's code for the campaign and channel (made on first share), with one more share counted."""
     for _attempt in range(5):
         existing = ShareCode.objects.filter(owner_id=user.pk, campaign=campaign, channel=channel).first()
         if existing is not None:
@@ -73,6 +79,18 @@ def create_share_code(*, user: Any, campaign_id: int, channel: str) -> ShareCode
         except IntegrityError:
             continue  # a code collision (retry with a new code) or a concurrent first share (now found)
     raise IntegrityError("could not allocate a share code")
+
+
+def on_product_shared(share: share_hooks.ProductShare) -> dict[str, str]:
+    """core.share_hooks listener: a product card shared through advisors counts as a chat share on the sharer's
+    code for the running campaign configured for that product (the oldest, when several are), and the card
+    carries the code so the recipients' clicks and sign-ups are traced to it. No campaign: nothing to add."""
+    campaign = next((c for c in Campaign.objects.filter(shared_product_id=share.product_id, is_active=True)
+                     .order_by("id") if c.is_running()), None)
+    if campaign is None:
+        return {}
+    sharer = User.objects.get(pk=share.sharer_id)
+    return {"referral_code": _count_share(sharer, campaign, ShareCode.Channel.CHAT).code}
 
 
 def _live_code(code: object, *, field: str = "code") -> ShareCode:
