@@ -10,15 +10,17 @@ class AdvisorsConfig(AppConfig):
         from celery.schedules import crontab
 
         from backend.accounts import signals as account_signals
-        from backend.core import message_hooks
+        from backend.core import customer_tiers, message_hooks
         from backend.notifications import schedule
         from backend.notifications.signals import notification_recorded
 
-        from . import office_hours, security
+        from . import office_hours, security, selectors
 
         # Chat tells core.message_hooks about each new message; a customer writing outside their manager's
         # office hours gets one automatic reply per closed window.
         message_hooks.register_message_listener(office_hours.on_message_posted)
+        # Campaigns limit offers to customer tiers without importing advisors.
+        customer_tiers.register_tier_lookup(selectors.tiers_of)
         schedule.register_periodic("advisors.compute_tiers", "advisors.compute_tiers", crontab=crontab(hour=2, minute=30))
         # Login alerts also arrive as messages from the "Security" service account (when operations created one).
         account_signals.security_event.connect(security.on_security_event, dispatch_uid="advisors.security_account")
