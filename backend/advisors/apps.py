@@ -10,7 +10,7 @@ class AdvisorsConfig(AppConfig):
         from celery.schedules import crontab
 
         from backend.accounts import signals as account_signals
-        from backend.core import message_hooks, staff_directory
+        from backend.core import customer_tiers, message_hooks, staff_directory
         from backend.notifications import schedule
         from backend.notifications.signals import notification_recorded
 
@@ -21,6 +21,8 @@ class AdvisorsConfig(AppConfig):
         message_hooks.register_message_listener(office_hours.on_message_posted)
         # Apps that may not import advisors (referrals' per-branch staff leaderboard) read branches through core.
         staff_directory.register_branch_provider(selectors.branches_of)
+        # Campaigns limit offers to customer tiers without importing advisors.
+        customer_tiers.register_tier_lookup(selectors.tiers_of)
         schedule.register_periodic("advisors.compute_tiers", "advisors.compute_tiers", crontab=crontab(hour=2, minute=30))
         # Login alerts also arrive as messages from the "Security" service account (when operations created one).
         account_signals.security_event.connect(security.on_security_event, dispatch_uid="advisors.security_account")

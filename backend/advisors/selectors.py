@@ -143,3 +143,10 @@ def read_count(broadcast: Broadcast) -> int:
         total = Broadcast.objects.filter(pk=broadcast.pk).annotate(read_total=_read_total()) \
             .values_list("read_total", flat=True).get()
     return total
+
+
+def tiers_of(user_ids: Sequence[int]) -> dict[int, str]:
+    """Customer tiers for core.customer_tiers (campaigns limits offers by tier without importing advisors).
+    A customer without a record yet reads as ordinary, the record's default until the nightly computation."""
+    known = dict(CustomerRecord.objects.filter(customer_id__in=list(user_ids)).values_list("customer_id", "tier"))
+    return {uid: known.get(uid, CustomerRecord.Tier.ORDINARY) for uid in user_ids}

@@ -21,15 +21,15 @@ def new_seed() -> str:
 
 
 class UserRegion(models.Model):
-    """Where a user banks and which tier they are: there is no branch field on users yet (advisors adds client
-    managers' branches), so campaigns keep this small table; staff set it in the admin."""
+    """Where a user banks, for campaigns' branch/region scopes: there is no branch field on users, so campaigns
+    keep this small table; staff set it in the admin. (Customer tiers are not kept here: advisors computes them
+    and campaigns reads them through core.customer_tiers.)"""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaign_region")
     region = models.CharField(max_length=60, blank=True, help_text="Branch or region code, e.g. sh-pudong.")
-    tier = models.CharField(max_length=30, blank=True, help_text="Customer tier, e.g. gold.")
 
     def __str__(self) -> str:
-        return f"{self.user_id}: {self.region or '-'} / {self.tier or '-'}"
+        return f"{self.user_id}: {self.region or '-'}"
 
 
 # --- points ledger ----------------------------------------------------------------------------------------
@@ -140,10 +140,15 @@ class Activity(models.Model):
     points = models.BigIntegerField(default=0)
     points_entry = models.ForeignKey(PointsEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reversed_at = models.DateTimeField(null=True, blank=True)
+    points_owed = models.BigIntegerField(default=0, help_text="Reversed, already spent, not yet taken back: comes "
+                                                              "out of the next points the user earns.")
     created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         verbose_name_plural = "activities"
+        indexes = [models.Index(fields=["user"], condition=Q(points_owed__gt=0), name="campaigns_points_owed")]
+        constraints = [models.CheckConstraint(condition=Q(points_owed__gte=0) & Q(points_owed__lte=models.F("points")),
+                                              name="campaigns_points_owed_in_range")]
 
 
 # --- campaigns ----------------------------------------------------------------------------------------------
@@ -164,6 +169,9 @@ class Campaign(models.Model):
     template = models.CharField(max_length=24, choices=Template.choices)
     regions = models.CharField(max_length=400, blank=True,
                                help_text="Comma-separated branch/region codes that may take part; empty = all.")
+    tiers = models.CharField(max_length=200, blank=True,
+                             help_text="Comma-separated customer tiers (core, important, ordinary) that may take "
+                                       "part; empty = all. Tiers are the advisors app's.")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     budget = models.BigIntegerField(default=0, help_text="Fen the campaign may pay out (cash prizes, cash-back).")
@@ -242,9 +250,14 @@ class CouponType(models.Model):
     valid_from = models.DateTimeField()
     valid_until = models.DateTimeField()
     eligible_regions = models.CharField(max_length=400, blank=True, help_text="Comma-separated; empty = all.")
-    eligible_tiers = models.CharField(max_length=200, blank=True, help_text="Comma-separated; empty = all.")
+    eligible_tiers = models.CharField(max_length=200, blank=True,
+                                      help_text="Comma-separated customer tiers (core, important, ordinary); "
+                                                "empty = all.")
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="coupon_types",
                                  help_text="Cash-back counts against this campaign's budget.")
+    boost_scope = models.CharField(max_length=60, default="lending",
+                                   help_text='Rate boost: what it applies to, "lending" or "lending:<product>".')
+    boost_days = models.PositiveIntegerField(default=30, help_text="Rate boost: how long it lasts once redeemed.")
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(claimed_count__lte=models.F("stock")),
@@ -252,6 +265,20 @@ class CouponType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """No fee is charged anywhere in the app (wallet, payments and loans take none), so a fee waiver would
+        waive nothing: staff cannot create one until a fee exists (docs/architecture.md, campaigns)."""
+        errors = {}
+        if self.kind == self.Kind.FEE_WAIVER and (self._state.adding or self.kind != CouponType.objects.filter(
+                pk=self.pk).values_list("kind", flat=True).first()):
+            errors["kind"] = "The app charges no fee yet, so a fee waiver would waive nothing."
+        if self.kind == self.Kind.RATE_BOOST and not self.value:
+            errors["value"] = "A rate boost adds at least 1 basis point."
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            errors["valid_until"] = "The coupon must stay valid after it becomes valid."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Coupon(models.Model):
@@ -265,6 +292,7 @@ class Coupon(models.Model):
     class Source(models.TextChoices):
         CLAIMED = "claimed", "claimed"
         PRIZE = "prize", "prize"
+        ISSUED = "issued", "issued by staff"
 
     coupon_type = models.ForeignKey(CouponType, on_delete=models.PROTECT, related_name="coupons")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="coupons")
@@ -276,12 +304,30 @@ class Coupon(models.Model):
     redeem_reference = models.CharField(max_length=100, blank=True)
     cash_back_entry = models.ForeignKey("wallet.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
                                         related_name="+")
+    rate_boost = models.OneToOneField("referrals.RateBoost", null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="+", help_text="Rate boost: the boost its redemption granted.")
 
     class Meta:
         indexes = [models.Index(fields=["owner", "coupon_type"]), models.Index(fields=["status", "expires_at"])]
 
     def __str__(self) -> str:
         return f"coupon {self.pk} ({self.status})"
+
+
+class CouponGrant(models.Model):
+    """Staff gave a user a coupon (services.issue_coupon): who, to whom, why. The key makes a resubmitted admin
+    form or a retried mutation issue nothing twice."""
+
+    key = models.CharField(max_length=100, unique=True)
+    coupon_type = models.ForeignKey(CouponType, on_delete=models.PROTECT, related_name="grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=200)
+    coupon = models.OneToOneField(Coupon, on_delete=models.PROTECT, related_name="grant")
+    created_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return f"grant {self.pk}: {self.coupon_type_id} to {self.user_id}"
 
 
 class Prize(models.Model):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import graphene
 
+from backend.accounts.ids import decode_user
 from backend.core import nodes, pagination
+from backend.core.errors import PermissionDenied
 from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, encode_id, fetch_scoped
 from backend.referrals.schema import ReferralCampaign
@@ -260,6 +262,89 @@ class DrawVerification(graphene.ObjectType):
                                                           "and slot.")
 
 
+class PublicDraw(graphene.ObjectType):
+    """One draw as anyone may see it: what a replay needs, nothing about who drew (no user, no time)."""
+
+    number = graphene.Int(required=True, description="The draw's id (a sequence number shared by all campaigns' "
+                                                      "draws, naming no user), inside the HMAC message.")
+    message = graphene.String(required=True, description='The HMAC message: "<campaign number>:<draw number>".')
+    odds = graphene.List(graphene.NonNull(OddsLine), required=True,
+                         description="The odds table at draw time, in order (prize number null: no prize).")
+    total_weight = graphene.Int(required=True)
+    roll = graphene.String(required=True, description="HMAC-SHA256(seed, message) mod totalWeight, decimal.")
+    slot_prize_number = graphene.Int(description="The odds line the roll landed on (null: no prize).")
+    outcome = graphene.Field(DrawOutcome, required=True,
+                             description="WON, or why the picked prize was not given (out of stock, over budget).")
+    prize_number = graphene.Int(description="The prize given (null: none).")
+
+    @staticmethod
+    def resolve_number(root, info):
+        return root.pk
+
+    @staticmethod
+    def resolve_message(root, info):
+        return f"{root.campaign_id}:{root.pk}"
+
+    @staticmethod
+    def resolve_odds(root, info):
+        return [OddsLine(prize_number=p, weight=w) for p, w in root.odds]
+
+    @staticmethod
+    def resolve_slot_prize_number(root, info):
+        return root.slot_prize_id
+
+    @staticmethod
+    def resolve_outcome(root, info):
+        return _plain(root.outcome)
+
+    @staticmethod
+    def resolve_prize_number(root, info):
+        return root.prize_id
+
+
+PublicDrawConnection = pagination.connection_type(PublicDraw, name="PublicDraws")
+
+
+class PublicDrawList(graphene.ObjectType):
+    """Everything an outsider needs to recompute every draw of a campaign (docs/campaigns.md has the recipe):
+    the seed's published hash from the start, the seed once the campaign ended, and every draw in id order."""
+
+    campaign_number = graphene.Int(required=True, description="The campaign id inside each HMAC message.")
+    name = graphene.String(required=True)
+    starts_at = graphene.DateTime(required=True)
+    ends_at = graphene.DateTime(required=True)
+    seed_hash = graphene.String(required=True, description="SHA-256 (hex) of the seed's ASCII text.")
+    seed = graphene.String(description="Revealed once the campaign has ended; null before.")
+    draw_count = graphene.Int(required=True)
+    draws = graphene.Field(PublicDrawConnection, required=True, first=graphene.Int(), after=graphene.String(),
+                           description="In id order; page with `after` until hasNextPage is false.")
+
+    @staticmethod
+    def resolve_campaign_number(root, info):
+        return root.pk
+
+    @staticmethod
+    def resolve_seed(root, info):
+        return root.revealed_seed()
+
+    @staticmethod
+    def resolve_draw_count(root, info):
+        return root.draws.count()
+
+    @staticmethod
+    def resolve_draws(root, info, first=None, after=None):
+        size = pagination.page_size(first)
+        rows = selectors.public_draws(root)
+        after_id = pagination.decode_int_cursor(after, kind="draws")
+        if after_id is not None:
+            rows = rows.filter(pk__gt=after_id)
+        page = list(rows[: size + 1])
+        has_next, page = len(page) > size, page[:size]
+        edges = [PublicDrawConnection.Edge(node=d, cursor=pagination.encode_cursor("draws", d.pk)) for d in page]
+        return PublicDrawConnection(edges=edges, page_info=pagination.page_info(
+            edges, has_next=has_next, has_previous=after_id is not None))
+
+
 class Query(graphene.ObjectType):
     my_points = graphene.Field(MyPoints, required=True)
     my_coupons = graphene.List(graphene.NonNull(Coupon), required=True, status=graphene.Argument(CouponStatus),
@@ -272,6 +357,10 @@ class Query(graphene.ObjectType):
                                                     "their seed).")
     my_draws = graphene.List(graphene.NonNull(LotteryDraw), required=True, campaign_id=graphene.ID(),
                              first=graphene.Int(default_value=20))
+    public_draw_list = graphene.Field(PublicDrawList, campaign_id=graphene.ID(required=True),
+                                      description="No sign-in needed: a started campaign's seed hash (seed once "
+                                                  "ended) and every draw, anonymised, for anyone to replay. Null "
+                                                  "for an unknown or not yet started campaign.")
     verify_draw = graphene.Field(DrawVerification, required=True, draw_id=graphene.ID(required=True),
                                  seed=graphene.String(required=True),
                                  description="Recompute one of my draws from a seed (docs/campaigns.md has the "
@@ -306,6 +395,11 @@ class Query(graphene.ObjectType):
         if campaign_id is not None:
             rows = rows.filter(campaign_id=decode_id(campaign_id, type_name=CAMPAIGN, field="campaignId"))
         return list(rows.order_by("-id")[: pagination.page_size(first)])
+
+    @staticmethod
+    def resolve_public_draw_list(root, info, campaign_id):
+        pk = decode_id(campaign_id, type_name=CAMPAIGN, field="campaignId")
+        return selectors.public_campaigns().filter(pk=pk).first()
 
     @staticmethod
     def resolve_verify_draw(root, info, draw_id, seed):
@@ -350,6 +444,31 @@ class RedeemCoupon(BaseMutation):
         return {"coupon": coupon, "replayed": replayed}
 
 
+class IssueCoupon(BaseMutation):
+    """Operations staff only: give a customer a coupon (validity, their branch/tier, stock and per-user limit
+    apply; any coupon type, claimable or not). The same idempotency key again returns the same coupon."""
+
+    class Arguments:
+        coupon_type_id = graphene.ID(required=True)
+        user_id = graphene.ID(required=True)
+        reason = graphene.String(required=True)
+        idempotency_key = graphene.String(required=True)
+
+    coupon = graphene.Field(Coupon)
+    replayed = graphene.Boolean()
+
+    @classmethod
+    def perform(cls, root, info, coupon_type_id, user_id, reason, idempotency_key):
+        staff = require_user(info)
+        if not staff.is_staff:
+            raise PermissionDenied("Only operations staff may issue coupons.", code="STAFF_ONLY")
+        coupon, replayed = services.issue_coupon(
+            staff=staff, user_id=decode_user(user_id, field="userId"),
+            coupon_type_id=decode_id(coupon_type_id, type_name=COUPON_TYPE, field="couponTypeId"),
+            reason=reason, idempotency_key=idempotency_key)
+        return {"coupon": coupon, "replayed": replayed}
+
+
 class DrawLottery(BaseMutation):
     """Draw once in a lottery campaign (uses a draw my transaction earned, or the campaign's points price)."""
 
@@ -370,6 +489,7 @@ class Mutation(graphene.ObjectType):
     claim_coupon = ClaimCoupon.Field()
     redeem_coupon = RedeemCoupon.Field()
     draw_lottery = DrawLottery.Field()
+    issue_coupon = IssueCoupon.Field()
 
 
 nodes.register(MarketingCampaign, model=CampaignModel, scoped=selectors.campaigns_for)

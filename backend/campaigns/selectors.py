@@ -10,7 +10,7 @@ from backend.accounts.models import User
 from backend.core import clock
 
 from .models import Campaign, Coupon, CouponType, Draw, PointsAccount, PointsLeg
-from .services import in_region, user_segment
+from .services import eligible_for, in_tier, user_region
 
 
 def points_balance(user: User) -> int:
@@ -32,19 +32,32 @@ def draws_of(user: User) -> QuerySet[Draw]:
 
 
 def campaigns_for(user: User) -> QuerySet[Campaign]:
-    """Active campaigns that have started (ended ones stay visible: their seed is revealed) in my region."""
-    region = user_segment(user.pk)[0]
+    """Active campaigns that have started (ended ones stay visible: their seed is revealed) in my region and
+    open to my customer tier."""
+    region = user_region(user.pk)
     allowed = [c.pk for c in Campaign.objects.filter(is_active=True, starts_at__lte=clock.now())
-               if not c.region_list or region in c.region_list]
+               if (not c.region_list or region in c.region_list) and in_tier(c.tiers, user.pk)]
     return Campaign.objects.filter(pk__in=allowed)
 
 
 def claimable_coupon_types(user: User) -> list[CouponType]:
     now = clock.now()
-    region, tier = user_segment(user.pk)
     rows = CouponType.objects.filter(claimable=True, valid_from__lte=now, valid_until__gt=now).order_by("id")
-    return [t for t in rows if in_region(t.eligible_regions, user.pk)
-            and (not t.eligible_tiers.strip() or tier in {x.strip() for x in t.eligible_tiers.split(",")})]
+    return [t for t in rows if eligible_for(t, user.pk)]
+
+
+def public_campaigns() -> QuerySet[Campaign]:
+    """Campaigns anyone may audit (no sign-in): every campaign that has started. Their draw lists carry no
+    user identity (public_draws)."""
+    return Campaign.objects.filter(starts_at__lte=clock.now())
+
+
+def public_draws(campaign: Campaign) -> QuerySet[Draw]:
+    """A campaign's draws in id order with only what a replay needs — the draw id (the HMAC message is
+    "<campaign id>:<draw id>"), the odds table at draw time, the roll, the picked slot and the outcome — and
+    nothing that names or times a user (no user, chance, coupon, entry or timestamp columns are read)."""
+    return (Draw.objects.filter(campaign=campaign).order_by("id")
+            .only("id", "campaign_id", "roll", "total_weight", "odds", "slot_prize_id", "prize_id", "outcome"))
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Writes of the campaigns app, one function per use case, each one transaction.
 
 Lock order, always: campaign row → prize rows (ascending id) → draw chance → coupon-type row → coupon row →
-points accounts (ascending id) → ledger accounts (inside wallet.services, ascending id). Redemption locks the
-coupon, then its campaign, then ledger accounts; nothing locks a coupon after a campaign, so no cycle.
+activity rows with points owed → points accounts (ascending id) → ledger accounts (inside wallet.services,
+ascending id). Redemption locks the coupon, then its campaign (cash-back) or the referrer row in referrals (rate
+boost), then ledger accounts; nothing locks a coupon after a campaign, so no cycle.
 """
 
 from __future__ import annotations
@@ -13,24 +14,27 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.core import clock
-from backend.core.activity_hooks import ReportedActivity
+from backend.core import clock, customer_tiers
+from backend.core.activity_hooks import ReportedActivity, ReportedReversal
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.notifications.services import notify
 
 # One error per meaning across marketing apps: the same codes and messages as referrals'.
 from backend.referrals.services import BudgetExhausted, CampaignNotRunning, ReferenceConflict
+from backend.referrals.services.coupon_boosts import grant_coupon_boost
 from backend.wallet import services as wallet
+from backend.wallet.services import IdempotencyKeyInvalid
 
 from . import fairness
 from .models import (
     Activity,
     Campaign,
     Coupon,
+    CouponGrant,
     CouponType,
     Draw,
     DrawChance,
@@ -84,7 +88,12 @@ class CouponLimitReached(Conflict):
 
 class NotEligible(PermissionDenied):
     code = "NOT_ELIGIBLE"
-    default_message = "This offer is not available in your branch or tier."
+    default_message = "This offer is not available to you."
+
+
+class NoFeeToWaive(Conflict):
+    code = "NO_FEE_TO_WAIVE"
+    default_message = "The app charges no fee, so there is nothing for this coupon to waive."
 
 
 class CampaignNotDrawable(Conflict):
@@ -109,15 +118,20 @@ def _csv(value: str) -> set[str]:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
-def user_segment(user_id: int) -> tuple[str, str]:
-    """(region, tier) of a user; ('', '') when staff have not set them."""
-    row = UserRegion.objects.filter(user_id=user_id).first()
-    return (row.region, row.tier) if row else ("", "")
+def user_region(user_id: int) -> str:
+    """The user's branch/region code ('' when staff have not set it)."""
+    return UserRegion.objects.filter(user_id=user_id).values_list("region", flat=True).first() or ""
 
 
 def in_region(allowed: str, user_id: int) -> bool:
     regions = _csv(allowed)
-    return not regions or user_segment(user_id)[0] in regions
+    return not regions or user_region(user_id) in regions
+
+
+def in_tier(allowed: str, user_id: int) -> bool:
+    """Whether the user's customer tier (advisors computes it; read through core.customer_tiers) is allowed."""
+    tiers = _csv(allowed)
+    return not tiers or customer_tiers.tier_of(user_id) in tiers
 
 
 def _tell(user_id: int, *, event: str, title: str, body: str) -> None:
@@ -159,12 +173,28 @@ def earn_points(*, user_id: int, points: int, reference: str, memo: str, valid_d
         return existing
     source, target = system_points_account(PointsAccount.Kind.ISSUED), points_account(user_id)
     with transaction.atomic():
+        owed = list(Activity.objects.select_for_update().filter(user_id=user_id, points_owed__gt=0).order_by("id"))
         _lock_points([source.pk, target.pk])
         entry = _post(PointsEntry.Kind.EARN, reference=reference, memo=memo,
                       legs=[(source.pk, -points), (target.pk, points)])
-        PointsLot.objects.create(account=target, earned_by=entry, amount=points, remaining=points,
-                                 expires_at=clock.now() + dt.timedelta(days=valid_days) if valid_days else None)
+        lot = PointsLot.objects.create(account=target, earned_by=entry, amount=points, remaining=points,
+                                       expires_at=clock.now() + dt.timedelta(days=valid_days) if valid_days else None)
+        _settle_owed(owed, lot, source_id=source.pk)
     return entry
+
+
+def _settle_owed(owed: list[Activity], lot: PointsLot, *, source_id: int) -> None:
+    """New points first pay back what reversed activities still owe (rows and accounts locked by the caller)."""
+    for activity in owed:
+        if not lot.remaining:
+            break
+        taken = min(activity.points_owed, lot.remaining)
+        _post(PointsEntry.Kind.REVERSE, reference=f"owed:{activity.pk}:{lot.earned_by_id}",
+              memo=f"撤销补扣 {activity.reference}", legs=[(lot.account_id, -taken), (source_id, taken)])
+        lot.remaining -= taken
+        PointsLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining)
+        activity.points_owed -= taken
+        activity.save(update_fields=["points_owed"])
 
 
 def _take_from_lots(account_id: int, points: int) -> None:
@@ -258,7 +288,7 @@ def _record_new_activity(*, user: User, kind: str, amount: int, reference: str, 
                                         trigger_kind=kind, trigger_min_amount__lte=amount,
                                         starts_at__lte=occurred_at, ends_at__gt=occurred_at)
     for campaign in campaigns:
-        if in_region(campaign.regions, user.pk):
+        if in_region(campaign.regions, user.pk) and in_tier(campaign.tiers, user.pk):
             DrawChance.objects.create(campaign=campaign, user=user, activity=activity, created_at=clock.now())
     return activity
 
@@ -273,8 +303,12 @@ def on_reported_activity(activity: ReportedActivity) -> Activity:
 
 
 def reverse_activity(*, reference: str) -> Activity:
-    """The reported action was undone: take back its points as far as they are unspent (and its unused draws).
-    Idempotent."""
+    """The reported action was undone (its journal entry reversed, its referral reward clawed back): take back
+    what it earned. Unused draw chances it gave are voided (draws already made stand). Its points come back
+    from the lot it earned as far as that is unspent; what was already spent comes back from the rest of the
+    balance (soonest-expiring lots first); what the balance cannot cover is recorded as `points_owed` and taken
+    from the next points the user earns. What expired before the reversal is not owed (it was never of use).
+    A points balance never goes negative. Idempotent."""
     with transaction.atomic():
         activity = Activity.objects.select_for_update().filter(reference=reference).first()
         if activity is None:
@@ -285,24 +319,43 @@ def reverse_activity(*, reference: str) -> Activity:
         if activity.points_entry_id:
             source = system_points_account(PointsAccount.Kind.ISSUED)
             account = points_account(activity.user_id)
-            _lock_points([source.pk, account.pk])
+            balance = _lock_points([source.pk, account.pk])[account.pk].balance
             lot = PointsLot.objects.select_for_update().get(earned_by_id=activity.points_entry_id)
+            expired = -(PointsLeg.objects.filter(entry__reference=f"expire:lot:{lot.pk}", account_id=account.pk)
+                        .aggregate(s=Sum("amount"))["s"] or 0)
+            spent = lot.amount - lot.remaining - expired
+            from_rest = min(spent, balance - lot.remaining)
             if lot.remaining:
-                _post(PointsEntry.Kind.REVERSE, reference=f"reverse:{reference}", memo=f"撤销 {reference}"[:200],
-                      legs=[(account.pk, -lot.remaining), (source.pk, lot.remaining)])
                 PointsLot.objects.filter(pk=lot.pk).update(remaining=0)
+            if from_rest:
+                _take_from_lots(account.pk, from_rest)
+            if lot.remaining + from_rest:
+                _post(PointsEntry.Kind.REVERSE, reference=f"reverse:{reference}", memo=f"撤销 {reference}"[:200],
+                      legs=[(account.pk, -(lot.remaining + from_rest)), (source.pk, lot.remaining + from_rest)])
+            activity.points_owed = spent - from_rest
         activity.reversed_at = clock.now()
-        activity.save(update_fields=["reversed_at"])
-        return activity
+        activity.save(update_fields=["reversed_at", "points_owed"])
+    if activity.points:
+        _tell(activity.user_id, event="campaigns.points_reversed", title="积分已撤销",
+              body=f"相关交易已撤销，积分 {activity.points} 已扣回"
+              + (f"，尚欠 {activity.points_owed}，将从之后获得的积分中扣除。" if activity.points_owed else "。"))
+    return activity
+
+
+def on_reported_reversal(reversal: ReportedReversal) -> Activity | None:
+    """The listener campaigns registers in core.activity_hooks for undone actions (wallet.reverse_entry,
+    referrals' clawback). A reference that never earned anything here is ignored."""
+    if not Activity.objects.filter(reference=reversal.reference).exists():
+        return None
+    return reverse_activity(reference=reversal.reference)
 
 
 # --- coupons ------------------------------------------------------------------------------------------------
 
 
-def _eligible_for(coupon_type: CouponType, user_id: int) -> bool:
-    region, tier = user_segment(user_id)
-    regions, tiers = _csv(coupon_type.eligible_regions), _csv(coupon_type.eligible_tiers)
-    return (not regions or region in regions) and (not tiers or tier in tiers)
+def eligible_for(coupon_type: CouponType, user_id: int) -> bool:
+    """The user's branch/region and customer tier are among the coupon type's (empty lists: everyone)."""
+    return in_region(coupon_type.eligible_regions, user_id) and in_tier(coupon_type.eligible_tiers, user_id)
 
 
 def claim_coupon(*, user: User, coupon_type_id: int) -> Coupon:
@@ -314,7 +367,7 @@ def claim_coupon(*, user: User, coupon_type_id: int) -> Coupon:
         now = clock.now()
         if not coupon_type.valid_from <= now < coupon_type.valid_until:
             raise CouponNotAvailable(field="couponTypeId")
-        if not _eligible_for(coupon_type, user.pk):
+        if not eligible_for(coupon_type, user.pk):
             raise NotEligible(field="couponTypeId")
         if coupon_type.claimed_count >= coupon_type.stock:
             raise CouponOutOfStock(field="couponTypeId")
@@ -324,6 +377,52 @@ def claim_coupon(*, user: User, coupon_type_id: int) -> Coupon:
         coupon_type.claimed_count += 1
         return Coupon.objects.create(coupon_type=coupon_type, owner=user, source=Coupon.Source.CLAIMED,
                                      issued_at=now, expires_at=coupon_type.valid_until)
+
+
+def issue_coupon(*, staff: User, user_id: int, coupon_type_id: int, reason: object,
+                 idempotency_key: object) -> tuple[Coupon, bool]:
+    """Operations give a user a coupon (a goodwill gesture, a complaint settled): like a claim it respects the
+    type's validity, the user's eligibility, the stock and the per-user limit, but the type need not be
+    claimable. The key makes a retry return the first coupon (replayed=True); the same key for another user or
+    type → REFERENCE_CONFLICT. A CouponGrant row records who issued it, to whom and why."""
+    if staff is None or not staff.is_active or not staff.is_staff:
+        raise PermissionDenied("Only operations staff may issue coupons.", code="STAFF_ONLY")
+    if not isinstance(idempotency_key, str) or not REFERENCE_RE.match(idempotency_key) or len(idempotency_key) < 8:
+        raise IdempotencyKeyInvalid(field="idempotencyKey")
+    reason = " ".join(reason.split()) if isinstance(reason, str) else ""
+    if not reason or len(reason) > 200:
+        raise ValidationFailed("Say why the coupon is issued (at most 200 characters).", code="REASON_REQUIRED",
+                               field="reason")
+    with transaction.atomic():
+        coupon_type = CouponType.objects.select_for_update().filter(pk=coupon_type_id).first()
+        if coupon_type is None:
+            raise NotFound(field="couponTypeId")
+        grant = CouponGrant.objects.select_related("coupon").filter(key=idempotency_key).first()
+        if grant is not None:  # a retry (racing retries serialize on the coupon-type lock above)
+            if (grant.user_id, grant.coupon_type_id) != (user_id, coupon_type.pk):
+                raise ReferenceConflict(field="idempotencyKey")
+            return grant.coupon, True
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise NotFound("No such user.", field="userId")
+        now = clock.now()
+        if not coupon_type.valid_from <= now < coupon_type.valid_until:
+            raise CouponNotAvailable("This coupon type is not valid now.", field="couponTypeId")
+        if not eligible_for(coupon_type, user.pk):
+            raise NotEligible("This coupon is not available to that customer (branch or tier).", field="userId")
+        if coupon_type.claimed_count >= coupon_type.stock:
+            raise CouponOutOfStock(field="couponTypeId")
+        if Coupon.objects.filter(owner=user, coupon_type=coupon_type).count() >= coupon_type.per_user_limit:
+            raise CouponLimitReached("That customer already has as many of these coupons as allowed.",
+                                     field="userId")
+        CouponType.objects.filter(pk=coupon_type.pk).update(claimed_count=F("claimed_count") + 1)
+        coupon_type.claimed_count += 1
+        coupon = Coupon.objects.create(coupon_type=coupon_type, owner=user, source=Coupon.Source.ISSUED,
+                                       issued_at=now, expires_at=coupon_type.valid_until)
+        CouponGrant.objects.create(key=idempotency_key, coupon_type=coupon_type, user=user, issued_by=staff,
+                                   reason=reason, coupon=coupon, created_at=now)
+    _tell(user.pk, event="campaigns.coupon_issued", title="您收到一张优惠券", body=coupon_type.name)
+    return coupon, False
 
 
 def issue_prize_coupon(*, user_id: int, coupon_type: CouponType) -> Coupon:
@@ -353,6 +452,11 @@ def redeem_coupon(*, user: User, coupon_id: int, reference: str) -> tuple[Coupon
         if coupon.status == Coupon.Status.EXPIRED or coupon.expires_at <= now:
             raise CouponExpired(field="couponId")
         coupon_type = coupon.coupon_type
+        if coupon_type.kind == CouponType.Kind.FEE_WAIVER:
+            raise NoFeeToWaive(field="couponId")  # no fee exists anywhere yet: docs/architecture.md, campaigns
+        if coupon_type.kind == CouponType.Kind.RATE_BOOST and coupon_type.value:
+            coupon.rate_boost = grant_coupon_boost(user_id=user.pk, scope=coupon_type.boost_scope,
+                                                   bp=coupon_type.value, days=coupon_type.boost_days)
         if coupon_type.kind == CouponType.Kind.CASH_BACK and coupon_type.value:
             campaign = (Campaign.objects.select_for_update().get(pk=coupon_type.campaign_id)
                         if coupon_type.campaign_id else None)
@@ -360,7 +464,7 @@ def redeem_coupon(*, user: User, coupon_id: int, reference: str) -> tuple[Coupon
                 user_id=user.pk, amount=coupon_type.value, kind=CASH_BACK_KIND, allocation=campaign,
                 idempotency_key=f"campaigns:cashback:{coupon.pk}", memo=f"返现 {coupon_type.name}"[:100])
         coupon.status, coupon.redeemed_at, coupon.redeem_reference = Coupon.Status.REDEEMED, now, reference
-        coupon.save(update_fields=["status", "redeemed_at", "redeem_reference", "cash_back_entry"])
+        coupon.save(update_fields=["status", "redeemed_at", "redeem_reference", "cash_back_entry", "rate_boost"])
         return coupon, False
 
 
@@ -377,6 +481,8 @@ def expire_coupons(*, limit: int = 1000) -> int:
 def _check_can_take_part(campaign: Campaign, user: User) -> None:
     if not in_region(campaign.regions, user.pk):
         raise NotEligible("This campaign is not running in your branch.", field="campaignId")
+    if not in_tier(campaign.tiers, user.pk):
+        raise NotEligible("This campaign is not open to you.", field="campaignId")
     now = clock.now()
     if not campaign.is_active or not campaign.has_started(now) or campaign.has_ended(now):
         raise CampaignNotRunning(field="campaignId")

@@ -9,6 +9,10 @@ Listeners run only after the reporting transaction commits (transaction.on_commi
 is logged and skipped: a reward can never undo, delay or fail the money movement that earned it. Each report
 carries a stable reference (e.g. the journal entry id), so the listener is idempotent and a replayed event
 earns nothing twice.
+
+Undoing: when the action is undone (wallet.services.reverse_entry reverses its journal entry, referrals claws a
+reward back) the app that undid it calls `report_reversal` with the same reference; campaigns takes back what
+the activity earned (campaigns.services.reverse_activity). Same delivery rules: after commit, failures logged.
 """
 
 from __future__ import annotations
@@ -32,9 +36,17 @@ class ReportedActivity:
     occurred_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class ReportedReversal:
+    reference: str  # the reference the undone activity was reported under
+    occurred_at: dt.datetime
+
+
 ActivityListener = Callable[[ReportedActivity], None]
+ReversalListener = Callable[[ReportedReversal], None]
 
 _listeners: list[ActivityListener] = []
+_reversal_listeners: list[ReversalListener] = []
 
 
 def register_activity_listener(listener: ActivityListener) -> None:
@@ -43,12 +55,18 @@ def register_activity_listener(listener: ActivityListener) -> None:
         _listeners.append(listener)
 
 
-def _deliver(activity: ReportedActivity) -> None:
-    for listener in list(_listeners):
+def register_reversal_listener(listener: ReversalListener) -> None:
+    """Call `listener(ReportedReversal)` after each reported reversal commits. Registering twice is a no-op."""
+    if listener not in _reversal_listeners:
+        _reversal_listeners.append(listener)
+
+
+def _deliver(event: ReportedActivity | ReportedReversal, listeners: list) -> None:
+    for listener in list(listeners):
         try:
-            listener(activity)
-        except Exception:  # a reward must never fail the action that earned it
-            log.exception("activity listener %r failed for %s", listener, activity.reference)
+            listener(event)
+        except Exception:  # a reward must never fail (or block) the action that earned or undid it
+            log.exception("activity listener %r failed for %s", listener, event.reference)
 
 
 def report_activity(*, user_id: int, kind: str, amount: int, reference: str, occurred_at: dt.datetime) -> None:
@@ -56,4 +74,11 @@ def report_activity(*, user_id: int, kind: str, amount: int, reference: str, occ
     (never if it rolls back)."""
     activity = ReportedActivity(user_id=user_id, kind=kind, amount=amount, reference=reference,
                                 occurred_at=occurred_at)
-    transaction.on_commit(lambda: _deliver(activity))
+    transaction.on_commit(lambda: _deliver(activity, _listeners))
+
+
+def report_reversal(*, reference: str, occurred_at: dt.datetime) -> None:
+    """Report, from inside the transaction that undid it, that the activity reported under `reference` was
+    undone; listeners hear of it once that commits. A reference nobody reported is simply ignored by them."""
+    reversal = ReportedReversal(reference=reference, occurred_at=occurred_at)
+    transaction.on_commit(lambda: _deliver(reversal, _reversal_listeners))

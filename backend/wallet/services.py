@@ -752,6 +752,8 @@ def reverse_entry(*, entry_id: int, idempotency_key: str, memo: str = "",
             legs=[(accounts[leg.account_id], -leg.amount) for leg in legs],
         )
         _remember(scope, key, "reverse_entry", fingerprint, entry=entry)
+        # whatever the reversed entry earned (points, draws) is taken back after commit (core.activity_hooks)
+        activity_hooks.report_reversal(reference=f"wallet:entry:{entry_id}", occurred_at=entry.created_at)
         return Movement(entry=entry)
 
 

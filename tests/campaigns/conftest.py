@@ -9,6 +9,7 @@ import itertools
 import pytest
 
 from backend.accounts.models import User
+from backend.advisors.models import CustomerRecord
 from backend.campaigns import services
 from backend.campaigns.models import Campaign, CouponType, PointsRule, Prize, UserRegion
 from backend.campaigns.selectors import points_invariant_problems
@@ -22,11 +23,20 @@ _n = itertools.count(1)
 
 
 def new_user(name: str = "", *, region: str = "", tier: str = "") -> User:
+    """A customer; `region` is campaigns' UserRegion, `tier` the advisors app's customer tier (its
+    CustomerRecord, which campaigns reads through core.customer_tiers); without one the tier is ordinary."""
     n = next(_n)
     user = User.objects.create_user(f"+86138{n:08d}", display_name=name or f"user{n}")
-    if region or tier:
-        UserRegion.objects.create(user=user, region=region, tier=tier)
+    if region:
+        UserRegion.objects.create(user=user, region=region)
+    if tier:
+        set_tier(user, tier)
     return user
+
+
+def set_tier(user: User, tier: str) -> None:
+    """What advisors' nightly tier computation would store for the customer."""
+    CustomerRecord.objects.update_or_create(customer=user, defaults={"tier": tier})
 
 
 def fund_marketing(amount: int) -> LedgerAccount:

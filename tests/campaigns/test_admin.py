@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.campaigns import services
+from backend.campaigns import selectors, services
 from backend.campaigns.models import Campaign, Prize
 from backend.core.models import AdminAuditEntry
 
@@ -64,6 +64,14 @@ def test_campaign_page_charts_coupons_and_cost_inline(ops, budget):
     assert "Cost ¥30.00 of budget ¥1,000.00 (¥970.00 left)" in html
     assert "&lt;b&gt;返现&lt;/b&gt;" in client.get("/admin/campaigns/coupontype/").content.decode()
     assert "hidden until the end" in html
+    # a coupon operations issue counts as issued, not claimed
+    client_staff = ops[1]
+    services.issue_coupon(staff=client_staff, user_id=new_user().pk, coupon_type_id=kind.pk, reason="补偿",
+                          idempotency_key="chart-grant-1")
+    stats = selectors.campaign_stats(campaign)
+    assert (stats.issued, stats.claimed, stats.redeemed) == (3, 2, 1)
+    html = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+    assert ">3</text>" in html and "Cost ¥30.00 of budget ¥1,000.00" in html
 
 
 def test_saving_a_campaign_in_the_admin_keeps_what_draws_paid_meanwhile(ops):

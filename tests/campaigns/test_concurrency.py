@@ -62,7 +62,13 @@ def test_200_users_drawing_at_once_never_pass_prize_stock_or_budget(require_post
     def drawer():
         with lock:
             mine = queues[next(counter)]
-        return [_attempt(lambda u=u: services.draw(user=u, campaign_id=campaign.pk))() for u in mine]
+        answers = []
+        for user in mine:
+            answers.append(_attempt(lambda u=user: services.draw(user=u, campaign_id=campaign.pk))())
+            # back to the pool between draws: more threads than pooled connections (DATABASE_POOL_MAX_SIZE)
+            # would otherwise wait out the pool's timeout while the others hold theirs for all their draws
+            connection.close()
+        return answers
 
     answers = [a for batch in race(drawer, THREADS, timeout=300) for a in batch]  # serialized draws, slow CI
     assert len(answers) == 200
@@ -105,6 +111,30 @@ def test_a_coupon_redeemed_under_racing_redemptions_pays_once(require_postgres):
     assert len(same) == THREADS and sum(1 for _, replayed in same if not replayed) == 1
     assert wallet_balance(other.owner) == 100
     assert_ledgers_ok()
+
+
+def test_racing_staff_issues_under_one_key_give_one_coupon_within_stock(require_postgres):
+    staff, ada = new_user("运营"), new_user()
+    staff.is_staff = True
+    staff.save()
+    kind = make_coupon_type(stock=3, per_user_limit=THREADS, claimable=False)
+    same = race(_attempt(lambda: services.issue_coupon(staff=staff, user_id=ada.pk, coupon_type_id=kind.pk,
+                                                       reason="补偿", idempotency_key="race-grant-1")), THREADS)
+    assert len(same) == THREADS and sum(1 for _, replayed in same if not replayed) == 1
+    assert len({coupon.pk for coupon, _ in same}) == 1
+    keys = itertools.count()
+    lock = threading.Lock()
+
+    def issue():
+        with lock:
+            n = next(keys)
+        return _attempt(lambda: services.issue_coupon(staff=staff, user_id=ada.pk, coupon_type_id=kind.pk,
+                                                      reason="补偿", idempotency_key=f"race-grant-{n + 2}"))()
+
+    answers = race(issue, THREADS)
+    assert answers.count("COUPON_OUT_OF_STOCK") == THREADS - 2
+    kind.refresh_from_db()
+    assert kind.claimed_count == 3 == Coupon.objects.filter(coupon_type=kind).count()
 
 
 def test_racing_claims_never_pass_the_stock(require_postgres):

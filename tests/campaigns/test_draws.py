@@ -139,3 +139,25 @@ def test_the_revealed_seed_reproduces_every_draw(budget, weights, no_prize, draw
 def test_the_roll_maps_onto_the_odds_table_in_integer_arithmetic():
     odds = [(7, 2), (9, 3), (None, 5)]
     assert [fairness.slot(v, odds) for v in range(10)] == [7, 7, 9, 9, 9, None, None, None, None, None]
+
+
+def test_a_campaign_limited_to_tiers_refuses_others_and_changes_nothing(db):
+    from .conftest import set_tier
+
+    vip = make_campaign(tiers="core, important", no_prize_weight=1)
+    add_prize(vip, weight=1)
+    lottery = make_campaign(Campaign.Template.TRANSACTION_LOTTERY, trigger_kind="transfer", tiers="core",
+                            no_prize_weight=1)
+    ada = new_user()  # advisors has no record yet: ordinary
+    give_points(ada, 50)
+    activity(ada, amount=10_000)
+    assert _code(services.draw, user=ada, campaign_id=vip.pk) == "NOT_ELIGIBLE"
+    assert Draw.objects.count() == 0 and selectors.points_balance(ada) == 50
+    assert lottery.chances.count() == 0  # an ordinary customer's transaction earns no draw in a core-only lottery
+    assert vip not in selectors.campaigns_for(ada)
+    set_tier(ada, "important")  # advisors' nightly computation moved her up
+    assert vip in selectors.campaigns_for(ada) and lottery not in selectors.campaigns_for(ada)
+    assert services.draw(user=ada, campaign_id=vip.pk).points_spent == 10
+    set_tier(ada, "core")
+    activity(ada, amount=10_000)
+    assert services.draw(user=ada, campaign_id=lottery.pk).chance is not None

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from backend.accounts.ids import user_gid
 from backend.accounts.models import User
 from backend.campaigns.models import Campaign, Prize
 from backend.core import clock
@@ -103,7 +104,7 @@ def test_every_campaigns_payload_renders(gql, sign_in, budget):
     run = Runner(gql)
     run.token = sign_in("+8613900000341")["tokens"]["accessToken"]
     ada = User.objects.order_by("-id").first()
-    kind = make_coupon_type(value=200)
+    kind = make_coupon_type(value=200, per_user_limit=2)
     claimed = run("claimCoupon", f"couponTypeId: {lit(encode_id('CouponType', kind.pk))}")
     assert claimed["coupon"]["couponType"]["remainingStock"] == 99
     redeemed = run("redeemCoupon", f"couponId: {lit(claimed['coupon']['id'])}, reference: \"t:1\"")
@@ -114,6 +115,12 @@ def test_every_campaigns_payload_renders(gql, sign_in, budget):
     drawn = run("drawLottery", f"campaignId: {lit(encode_id('MarketingCampaign', campaign.pk))}")
     assert drawn["draw"]["outcome"] == "WON" and drawn["draw"]["coupon"]["status"] == "AVAILABLE"
     assert drawn["draw"]["campaign"]["myDrawChances"] == 0
+    staff = sign_in("+8613900000342")["tokens"]["accessToken"]
+    User.objects.filter(pk=User.objects.order_by("-id").first().pk).update(is_staff=True)
+    issued = run("issueCoupon", f"couponTypeId: {lit(encode_id('CouponType', kind.pk))}, "
+                                f"userId: {lit(user_gid(ada))}, reason: \"补偿\", idempotencyKey: \"walk-grant-1\"",
+                 token=staff)
+    assert issued["coupon"]["couponType"]["remainingStock"] == 98 and issued["replayed"] is False
     assert sorted(dict.fromkeys(run.seen)) == sorted(
         name for name, why in NOT_WALKABLE.items() if "tests/campaigns" in why)
 

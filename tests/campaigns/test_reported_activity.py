@@ -10,6 +10,7 @@ from backend.campaigns import services
 from backend.campaigns.models import Activity, Campaign, DrawChance, PointsRule
 from backend.chat import services as chat
 from backend.core import activity_hooks
+from backend.core.errors import DomainError
 from backend.payments import services as payments
 from backend.wallet import services as wallet
 from backend.wallet.models import LedgerAccount
@@ -120,4 +121,25 @@ def test_red_packets_and_aa_payments_earn_points_once(friends, django_capture_on
         payments.pay_share(user=bob, share_id=share.pk)  # a retry moves and earns nothing again
     assert _points(bob) == 3 and _points(ada) == 7
     assert sorted(Activity.objects.values_list("kind", flat=True)) == ["aa_payment", "red_packet"]
+    assert_ledgers_ok()
+
+
+def test_a_settle_up_payment_earns_points_once_for_the_payer(friends, django_capture_on_commit_callbacks):
+    ada, bob = friends
+    PointsRule.objects.create(activity_kind="aa_payment", min_amount=1, fixed_points=3, points_per_yuan=1,
+                              valid_days=30)
+    lottery = make_campaign(Campaign.Template.TRANSACTION_LOTTERY, trigger_kind="aa_payment", no_prize_weight=1)
+    _fund(bob, 10_000)
+    group = chat.create_group(owner=ada, title="周末AA", member_ids=[bob.pk])
+    payments.create_bill(creator=ada, conversation_id=group.pk, title="烧烤", amount=4_000, method="equal",
+                         participants=[ada.pk, bob.pk], idempotency_key="bill-settle-1")
+    settlement = payments.start_settlement(user=ada, conversation_id=group.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = payments.pay_settlement(user=bob, settlement_id=settlement.pk)
+        with pytest.raises(DomainError):  # settled: a retry moves and earns nothing again
+            payments.pay_settlement(user=bob, settlement_id=settlement.pk)
+    assert _points(bob) == 3 + 20 and _points(ada) == 0  # bob paid his ¥20 half
+    assert Activity.objects.get().reference == f"wallet:entry:{paid[0].entry_id}"
+    assert DrawChance.objects.filter(campaign=lottery, user=bob).count() == 1
+    assert wallet_balance(bob) == 10_000 - 2_000
     assert_ledgers_ok()

@@ -75,7 +75,7 @@ NOT_WALKABLE: dict[str, str] = {  # mutation name → why it cannot run here wit
         "subscribeServiceAccount", "unsubscribeServiceAccount", "sendBroadcast")},
     **{name: "needs coupon types and a campaign: walked with every payload field in "
              "tests/campaigns/test_graphql.py::test_every_campaigns_payload_renders"
-       for name in ("claimCoupon", "redeemCoupon", "drawLottery")},
+       for name in ("claimCoupon", "redeemCoupon", "drawLottery", "issueCoupon")},
     **{name: "needs a circle, a verified borrower and funded lenders: walked with every payload field in "
              "tests/loans/test_graphql.py::test_every_loans_payload_renders_and_the_whole_path_works"
        for name in ("createLoanRequest", "cancelLoanRequest", "pledgeToLoan", "repayLoan")},

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from backend.core import clock
+from backend.core import activity_hooks, clock
 from backend.core.errors import Conflict, NotFound
 from backend.core.ids import encode_id
 from backend.wallet import risk
@@ -155,6 +155,9 @@ def pay_settlement(*, user: Any, settlement_id: int, risk_confirmation: object =
             ).entry
             transfer.status, transfer.paid_at = SettlementTransfer.Status.PAID, now
             transfer.save(update_fields=["entry", "status", "paid_at"])
+            activity_hooks.report_activity(user_id=user.pk, kind="aa_payment", amount=transfer.amount,
+                                           reference=f"wallet:entry:{transfer.entry.pk}",
+                                           occurred_at=transfer.entry.created_at)
             tell([transfer.creditor_id], event="payments.settle_up_paid", title="结清账单",
                  body=f"{user.display_name} 已支付 {format_fen(transfer.amount)}。",
                  payload={"id": encode_id(TYPE, settlement.pk)}, conversation_id=settlement.conversation_id)

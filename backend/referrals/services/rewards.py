@@ -178,6 +178,7 @@ def claw_back(*, event: QualifyingEvent) -> Reward | None:
                                "clawback_entry"])
     campaign.spent -= recovered
     campaign.save(update_fields=["spent"])
+    activity_hooks.report_reversal(reference=f"referrals:reward:{reward.pk}", occurred_at=now)
     tell(reward.referrer_id, event="referrals.reward_clawed_back", title="邀请奖励已撤销",
          body="好友的出借已撤销，相应加息已取消。")
     if reward.welcome_amount:
