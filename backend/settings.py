@@ -257,7 +257,8 @@ PUSH = {
     "SWEEP_EVERY_SECONDS": 30,
     "SWEEP_GRACE_SECONDS": 15,  # a pending row younger than this is left to its after-commit task
     "SWEEP_BATCH": 200,
-    "CLAIM_LEASE_SECONDS": 300,  # a row claimed longer ago than this by a dead worker is claimed again
+    # a row claimed longer ago than this by a dead worker is claimed again (env: the fault tests shorten it)
+    "CLAIM_LEASE_SECONDS": env_int("PUSH_CLAIM_LEASE_SECONDS", 300),
 }
 # --- end of notifications block -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ services. Every error frame carries a code; a bad frame never closes an authenti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -17,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from backend.accounts.services import check_session, verify_access_token
 from backend.accounts.tokens import TokenExpired, TokenInvalid
@@ -38,6 +41,9 @@ CLOSE_UNAUTHENTICATED = 4401  # the token was missing, invalid or expired (also 
 CLOSE_AUTH_TIMEOUT = 4408  # no auth frame within WS_AUTH_TIMEOUT_SECONDS
 CLOSE_SESSION_REVOKED = 4403  # the device was signed out (elsewhere) or the account disabled
 CLOSE_TOO_MANY_FRAMES = 4429  # SOCKET_BUDGET_STRIKES frames in a row over the frame budget
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: Redis (channel layer, presence) is unreachable; reconnect and resume
+# Redis gone (refused, reset, frozen past the socket timeout): the socket cannot hear doorbells any more
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 HEARTBEAT_SECONDS = 25  # told to the client in auth.ok; the server re-checks the session at least this often
 
 Handler = Callable[["QuanziSocketConsumer", dict], Awaitable[None]]
@@ -93,6 +99,14 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         presence is cleared now, not when it would age out a minute later."""
         try:
             await super().__call__(scope, receive, send)
+        except UNAVAILABLE as exc:
+            # The channel layer lost Redis under this socket (its doorbell inbox, a group_add): say so with a
+            # code the phone can act on — reconnect with backoff, then resume — instead of Daphne's bare 1011.
+            log.warning("socket closed, Redis unavailable: %r", exc)
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.send", "text": json.dumps(
+                    {"type": "error", "code": "SERVICE_UNAVAILABLE", "message": "Try again shortly.", "retry_after": 1})})
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
         finally:
             await self._release()
 
@@ -182,6 +196,11 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
             await self.send_error(exc.code, exc.message, frame_id=frame_id, field=camel_case_field(exc.field),
                                   **extra)
+        except UNAVAILABLE as exc:
+            # Redis (the send rate limit's counter, presence) is down: nothing was stored — sends commit only
+            # after those checks — so the phone sends again with the same client_msg_id after retry_after.
+            log.warning("socket %r refused, Redis unavailable: %r", frame["type"][:40], exc)
+            await self.send_error("SERVICE_UNAVAILABLE", "Try again shortly.", frame_id=frame_id, retry_after=1)
         except Exception:
             # A bug in one handler must not cost the user their connection (and the other conversations on
             # it): log it loudly, answer that frame with INTERNAL_ERROR, keep the socket.
