@@ -207,6 +207,7 @@ def test_nothing_a_loan_touches_names_its_borrower_before_default(gql, life, rec
         answer = gql(root_query("loanRequest", f"id: {lit(encode_id('LoanRequest', loans[0].pk))}"),
                      token=token_for(viewers[who]))["data"]["loanRequest"]
         assert answer["borrower"]["id"] == user_gid(borrower.pk), who
+        assert "user id" in leaks(json.dumps(answer, ensure_ascii=False), borrower)  # the detector sees a reveal
     told = {owner for owner, content in recorder.pushes if borrower.display_name in f"{content.title} {content.body}"
             and content.data["event"] == "loans.defaulted"}
     assert told == {ada.pk, bob.pk}
