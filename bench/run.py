@@ -1,0 +1,150 @@
+"""`make bench` / `make bench-quick`: run every bench, print one table of every figure, write
+bench/results/latest.json.
+
+    .venv/bin/python bench/run.py [name …]          (BENCH_QUICK=1 for the quick mode; names pick benches)
+
+Each bench is a script run in its own process with BENCH_RESULTS_FILE set; it hands its figures over through
+bench/report.py `figure(name, value, unit, goal)`. A bench that fails (non-zero exit, or a timeout) is a row of
+the table (`<bench>` … FAILED), its figures so far are kept, and this exits non-zero. Goals are compared where
+they read `>= x`, `<= x` or `= x` (x in the figure's unit); a missed goal is marked, not an error: figures on a
+shared 2-core machine are noisy, and ratios (both sides from the same run) are what we track.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import quick  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    script: str
+    # Settings for the quick mode, for a bench that does not read report.quick() itself.
+    quick_env: dict[str, str] = field(default_factory=dict)
+
+
+# The one list of benches (make bench runs these, in this order). bench/echo_asgi.py, report.py, run.py,
+# scratch.py and servers.py are helpers, not benches.
+BENCHES = [
+    Bench("ledger", "bench/ledger.py", {"BENCH_SECONDS": "2"}),
+    Bench("chat", "bench/chat.py"),
+    Bench("reconnect", "bench/reconnect.py"),
+    Bench("moments", "bench/moments.py"),
+    Bench("money", "bench/money.py"),
+    Bench("loans", "bench/loans.py", {"BENCH_ACTIVE_LOANS": "1000", "BENCH_LENDERS": "20"}),
+]
+TIMEOUT_SECONDS = 300 if quick() else 1200  # per bench
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+
+
+def git_revision() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    revision = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "backend", "bench")
+    return revision + ("-dirty" if dirty else "")
+
+
+def goal_met(value: float | None, goal: str) -> bool | None:
+    """True/False for a goal of the form `>= x`, `<= x` or `= x` (the rest of the goal is words); None when
+    the goal says no such thing or there is no value."""
+    match = re.match(r"\s*(>=|<=|=)\s*(-?[\d.,]+)", goal or "")
+    if value is None or match is None:
+        return None
+    bound = float(match.group(2).replace(",", ""))
+    return {">=": value >= bound, "<=": value <= bound, "=": abs(value - bound) < 1e-9}[match.group(1)]
+
+
+def run_bench(bench: Bench, results_file: Path) -> tuple[int | str, float]:
+    env = {**os.environ, "BENCH_RESULTS_FILE": str(results_file), "PYTHONPATH": str(ROOT)}
+    if quick():
+        env = {**bench.quick_env, **env}  # the caller's own BENCH_* settings still win
+    print(f"\n== {bench.script}{' (quick)' if quick() else ''}", flush=True)
+    began = time.perf_counter()
+    try:
+        code: int | str = subprocess.run([sys.executable, bench.script], cwd=ROOT, env=env,
+                                         timeout=TIMEOUT_SECONDS).returncode
+    except subprocess.TimeoutExpired:
+        code = f"timeout after {TIMEOUT_SECONDS} s"
+    return code, time.perf_counter() - began
+
+
+def show(value: float | int | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+
+
+def main(argv: list[str]) -> int:
+    unknown = set(argv) - {b.name for b in BENCHES}
+    if unknown:
+        raise SystemExit(f"unknown bench(es) {sorted(unknown)}; known: {[b.name for b in BENCHES]}")
+    chosen = [b for b in BENCHES if not argv or b.name in argv]
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    from bench.scratch import ensure_template
+
+    ensure_template()  # migrate once, outside every bench's timing
+    figures: list[dict] = []
+    benches: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="quanzi-bench-results-") as tmp:
+        for bench in chosen:
+            results_file = Path(tmp) / f"{bench.name}.jsonl"
+            results_file.touch()
+            code, seconds = run_bench(bench, results_file)
+            mine = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
+            for row in mine:
+                row["bench"] = bench.name
+                row["met"] = goal_met(row["value"], row["goal"])
+            figures.extend(mine)
+            benches[bench.name] = {"script": bench.script, "exit": code, "seconds": round(seconds, 1),
+                                   "figures": len(mine)}
+
+    failed = {name: b for name, b in benches.items() if b["exit"] != 0}
+    mode = "quick" if quick() else "full"
+    print(f"\n== make bench{'-quick' if quick() else ''}: {len(figures)} figures from {len(benches)} benches "
+          f"in {time.perf_counter() - t0:.0f} s, {os.cpu_count()} cores, revision {git_revision()}")
+    print(f"{'name':48} {'value':>14} {'unit':12} {'goal':28} met")
+    for bench in chosen:
+        b = benches[bench.name]
+        if b["exit"] != 0:
+            print(f"{bench.name:48} {'FAILED':>14} {'':12} {'exit ' + str(b['exit']):28} no")
+        for row in (r for r in figures if r["bench"] == bench.name):
+            met = {True: "yes", False: "NO", None: ""}[row["met"]]
+            print(f"{row['name']:48} {show(row['value']):>14} {row['unit']:12} {row['goal']:28} {met}")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "date": started.isoformat(timespec="seconds"),
+        "mode": mode,
+        "git_revision": git_revision(),
+        "cores": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "benches": benches,
+        "figures": {row["name"]: {k: row[k] for k in ("value", "unit", "goal", "met", "bench")} for row in figures},
+    }, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
