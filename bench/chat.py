@@ -53,7 +53,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "1" if QUICK else "4"))
 OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "1.5" if QUICK else "8"))
 CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "2"))
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "10"))  # at most, after the last send
-DRAIN_IDLE_SECONDS = 0.5 if QUICK else 1.5  # stop draining once nothing arrived for this long
+DRAIN_IDLE_SECONDS = 1.0 if QUICK else 1.5  # stop draining once nothing arrived for this long
 SETTLE_SECONDS = 0.3 if QUICK else 1.0  # after connecting, let connect-time chatter (presence) settle
 UVICORN = os.environ.get("BENCH_UVICORN", "0" if QUICK else "1") == "1" and uvicorn_available()
 
@@ -267,7 +267,9 @@ def run_scenarios(data: dict, servers: dict, logs: Path) -> None:
     rows = []  # (label, server, mode, result)
 
     def run(label: str, server: str, url: str, sockets, senders, receivers: int, offered=None) -> dict:
+        began = time.perf_counter()
         result = run_load(url, sockets, senders, OPEN_SECONDS if offered else SECONDS, receivers, offered)
+        result["took_s"] = time.perf_counter() - began  # connecting, settling, sending, draining
         rows.append((label, server, "open" if offered else "closed", result))
         return result
 
@@ -288,12 +290,12 @@ def run_scenarios(data: dict, servers: dict, logs: Path) -> None:
     print(f"\nbench/chat.py — one Daphne + Redis + PostgreSQL, {SECONDS:g} s per closed-loop run, {OPEN_SECONDS:g} s "
           f"per open-loop run, {CLIENT_PROCESSES} client processes{', quick' if QUICK else ''}")
     print(f"{'scenario':34} {'server':7} {'mode':6} {'offered/s':>9} {'accepted/s':>10} {'deliveries/s':>12} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>8} {'delivered':>14} {'%':>6}")
+          f"{'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>8} {'delivered':>14} {'%':>6} {'took s':>6}")
     for label, server, mode, r in rows:
         offered = f"{r['offered_per_s']:9.1f}" if r["offered_per_s"] else f"{'max':>9}"
         print(f"{label:34} {server:7} {mode:6} {offered} {r['accepted_per_s']:10.1f} {r['deliveries_per_s']:12.1f} "
               f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['p999_ms']:8.1f} {r['delivered']:>14} "
-              f"{r['delivered_pct']:5.1f}%")
+              f"{r['delivered_pct']:5.1f}% {r['took_s']:6.1f}")
 
     def ratio(a: float, b: float) -> float | None:
         return round(a / b, 3) if b else None
