@@ -71,7 +71,8 @@ def goal_met(value: float | None, goal: str) -> bool | None:
 
 
 def run_bench(bench: Bench, results_file: Path) -> tuple[int | str, float]:
-    env = {**os.environ, "BENCH_RESULTS_FILE": str(results_file), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "BENCH_RESULTS_FILE": str(results_file),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     if quick():
         env = {**bench.quick_env, **env}  # the caller's own BENCH_* settings still win
     print(f"\n== {bench.script}{' (quick)' if quick() else ''}", flush=True)
@@ -90,16 +91,21 @@ def show(value: float | int | None) -> str:
     return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
 
 
-def main(argv: list[str]) -> int:
-    unknown = set(argv) - {b.name for b in BENCHES}
-    if unknown:
-        raise SystemExit(f"unknown bench(es) {sorted(unknown)}; known: {[b.name for b in BENCHES]}")
-    chosen = [b for b in BENCHES if not argv or b.name in argv]
-    started = dt.datetime.now(dt.UTC)
-    t0 = time.perf_counter()
+def migrate_template() -> None:
     from bench.scratch import ensure_template
 
-    ensure_template()  # migrate once, outside every bench's timing
+    ensure_template()
+
+
+def main(argv: list[str], *, benches: list[Bench] = BENCHES, results: Path = RESULTS,
+         prepare=migrate_template) -> int:
+    unknown = set(argv) - {b.name for b in benches}
+    if unknown:
+        raise SystemExit(f"unknown bench(es) {sorted(unknown)}; known: {[b.name for b in benches]}")
+    chosen = [b for b in benches if not argv or b.name in argv]
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    prepare()  # the scratch databases' template: migrated once, outside every bench's timing
     figures: list[dict] = []
     benches: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="quanzi-bench-results-") as tmp:
@@ -124,12 +130,14 @@ def main(argv: list[str]) -> int:
         b = benches[bench.name]
         if b["exit"] != 0:
             print(f"{bench.name:48} {'FAILED':>14} {'':12} {'exit ' + str(b['exit']):28} no")
+        elif not b["figures"]:
+            print(f"{bench.name:48} {'no figures':>14} {'':12} {'(it uses no report.figure)':28}")
         for row in (r for r in figures if r["bench"] == bench.name):
             met = {True: "yes", False: "NO", None: ""}[row["met"]]
             print(f"{row['name']:48} {show(row['value']):>14} {row['unit']:12} {row['goal']:28} {met}")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({
         "date": started.isoformat(timespec="seconds"),
         "mode": mode,
         "git_revision": git_revision(),
@@ -139,7 +147,7 @@ def main(argv: list[str]) -> int:
         "benches": benches,
         "figures": {row["name"]: {k: row[k] for k in ("value", "unit", "goal", "met", "bench")} for row in figures},
     }, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {results}")
     if failed:
         print(f"FAILED: {', '.join(failed)}")
         return 1
