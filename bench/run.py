@@ -2,6 +2,7 @@
 bench/results/latest.json.
 
     .venv/bin/python bench/run.py [name …]          (BENCH_QUICK=1 for the quick mode; names pick benches)
+    .venv/bin/python bench/run.py --markdown         (latest.json as the table in docs/operations.md)
 
 Each bench is a script run in its own process with BENCH_RESULTS_FILE set; it hands its figures over through
 bench/report.py `figure(name, value, unit, goal)`. A bench that fails (non-zero exit, or a timeout) is a row of
@@ -154,5 +155,23 @@ def main(argv: list[str], *, benches: list[Bench] = BENCHES, results: Path = RES
     return 0
 
 
+def markdown(results: Path = RESULTS) -> str:
+    """latest.json as the Markdown table docs/operations.md carries (`bench/run.py --markdown`)."""
+    data = json.loads(results.read_text())
+    lines = [f"Run of {data['date'][:10]}, {data['mode']} mode, revision `{data['git_revision']}`, {data['cores']} cores, "
+             f"load average at the end {data['load_average_at_end'][0]}.", "",
+             "| figure | value | unit | goal | met |", "|---|---:|---|---|---|"]
+    for name, bench in data["benches"].items():
+        if bench["exit"] != 0:
+            lines.append(f"| `{name}` | FAILED | | exit {bench['exit']} | no |")
+    for name, f in data["figures"].items():
+        met = {True: "yes", False: "**no**", None: ""}[f["met"]]
+        lines.append(f"| `{name}` | {show(f['value'])} | {f['unit']} | {f['goal']} | {met} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown())
+        sys.exit(0)
     sys.exit(main(sys.argv[1:]))

@@ -121,6 +121,9 @@ def use_scratch_database(url: str) -> None:
     """This process's Django runs on the scratch database with DEBUG off, as production, and no Redis
     (in-memory channel layer and cache, tasks in memory) unless the bench sets REDIS_URL itself."""
     os.environ.update({"DATABASE_URL": url, **bench_environment()})
+    # Each of a bench's threads holds its connection for its whole run: with production's pool of 12 per
+    # process, thread 13 waited out the pool's timeout (10 s) and failed.
+    os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "64")
     os.environ.pop("QUANZI_TESTING", None)
     os.environ.pop("REDIS_URL", None)
 
