@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,19 +72,38 @@ def goal_met(value: float | None, goal: str) -> bool | None:
     return {">=": value >= bound, "<=": value <= bound, "=": abs(value - bound) < 1e-9}[match.group(1)]
 
 
-def run_bench(bench: Bench, results_file: Path) -> tuple[int | str, float]:
+def run_bench(bench: Bench, results_file: Path, prepare_needed: bool = True) -> tuple[int | str, float]:
     env = {**os.environ, "BENCH_RESULTS_FILE": str(results_file),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     if quick():
         env = {**bench.quick_env, **env}  # the caller's own BENCH_* settings still win
     print(f"\n== {bench.script}{' (quick)' if quick() else ''}", flush=True)
     began = time.perf_counter()
+    # Its own process group, so that a bench that overruns can be stopped with everything it started.
+    process = subprocess.Popen([sys.executable, bench.script], cwd=ROOT, env=env, start_new_session=True)
     try:
-        code: int | str = subprocess.run([sys.executable, bench.script], cwd=ROOT, env=env,
-                                         timeout=TIMEOUT_SECONDS).returncode
+        code: int | str = process.wait(timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         code = f"timeout after {TIMEOUT_SECONDS} s"
+        process.send_signal(signal.SIGINT)  # KeyboardInterrupt: its finally blocks stop servers, drop databases
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if prepare_needed:
+        drop_leftovers(process.pid)
     return code, time.perf_counter() - began
+
+
+def drop_leftovers(pid: int) -> None:
+    """A bench killed before its finally ran leaves its scratch database (named after its pid): drop it."""
+    from bench.scratch import admin_sql, admin_url
+
+    for (name,) in admin_sql(admin_url(), "SELECT datname FROM pg_database WHERE datname ~ "
+                                          f"'^quanzi_bench_[a-z0-9]+_{pid}$'"):
+        print(f"dropping the scratch database {name} its bench left behind")
+        admin_sql(admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def show(value: float | int | None) -> str:
@@ -113,7 +133,7 @@ def main(argv: list[str], *, benches: list[Bench] = BENCHES, results: Path = RES
         for bench in chosen:
             results_file = Path(tmp) / f"{bench.name}.jsonl"
             results_file.touch()
-            code, seconds = run_bench(bench, results_file)
+            code, seconds = run_bench(bench, results_file, prepare is migrate_template)
             mine = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
             for row in mine:
                 row["bench"] = bench.name

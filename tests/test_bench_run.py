@@ -74,3 +74,21 @@ def test_goals_are_read_from_their_leading_comparison():
     assert run.goal_met(1_500, ">= 1,000 sockets/s") is True
     assert run.goal_met(None, ">= 1") is None
     assert run.goal_met(5, "half the closed-loop max") is None
+
+
+def test_a_bench_that_overruns_is_interrupted_so_it_can_clean_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "TIMEOUT_SECONDS", 2)
+    benches = [run.Bench("slow", _script(tmp_path, "slow", """
+        import time
+        try:
+            time.sleep(60)
+        finally:  # where a bench stops its servers and drops its scratch database
+            figure("slow.cleaned_up", 1, "bool")
+    """))]
+    out = tmp_path / "latest.json"
+
+    assert run.main([], benches=benches, results=out, prepare=lambda: None) == 1
+
+    result = json.loads(out.read_text())
+    assert result["benches"]["slow"]["exit"] == "timeout after 2 s"
+    assert result["figures"]["slow.cleaned_up"]["value"] == 1
