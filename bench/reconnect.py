@@ -5,13 +5,15 @@
 BENCH_SOCKETS (5,000; quick 200) distinct users, each with its own access token, in groups of BENCH_GROUP
 (250) members. Phases, all against one Daphne on a scratch database (bench/servers.py):
 1. Connect and authenticate every user's socket, the first BENCH_IDLE_SMALL (1,000; quick 100) then the rest,
-   from BENCH_CLIENT_PROCESSES (4) client processes. The Daphne process's RSS is read before the first socket
+   from BENCH_CLIENT_PROCESSES (4) client processes, BENCH_CONNECT_INFLIGHT (16) handshakes in flight each. The Daphne process's RSS is read before the first socket
    (after a warm-up socket came and went) and after each step, sockets idle for a moment: bytes per idle
    authenticated socket = RSS growth / sockets.
 2. Every socket closes. While everyone is away each group gets BENCH_MISSED (5) messages.
 3. The storm: every user reconnects at once (each client process keeps at most BENCH_INFLIGHT (250) handshakes
    in flight, as a crowd of phones would not all hit the same millisecond), authenticates and sends `resume`
-   naming its group with the last seq it held; it is done at `resume.done`. Reported: sockets/s, the time to
+   naming its group with the last seq it held; it is done at `resume.done`. A refused or dropped handshake
+   (Daphne answers 403 when the app has not accepted within its 5 s connect timeout) is retried after a
+   jittered backoff, as the app does, up to 8 attempts; retries are counted. Reported: sockets/s, the time to
    the last `resume.done` (goal <= 30 s), and what was lost: every missed message must arrive on every socket.
 Prints figures (bench/report.py); asserts nothing about them.
 """
@@ -22,6 +24,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -48,6 +51,8 @@ GROUP = int(os.environ.get("BENCH_GROUP", "250"))
 MISSED = int(os.environ.get("BENCH_MISSED", "5"))
 CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "4"))
 INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "250"))
+CONNECT_INFLIGHT = int(os.environ.get("BENCH_CONNECT_INFLIGHT", "16"))  # per process, setting up idle sockets
+ATTEMPTS = 8  # per socket, with backoff (0.5 s doubling to 8 s, jittered)
 IDLE_SETTLE_SECONDS = 1.0 if QUICK else 3.0
 
 
@@ -114,45 +119,69 @@ async def _client(url: str, mine: list[tuple[str, str]], commands, replies) -> N
 
     loop = asyncio.get_running_loop()
     conns: list = []
-    gate = asyncio.Semaphore(INFLIGHT)
+    gate = asyncio.Semaphore(INFLIGHT)  # the storm
+    gentle = asyncio.Semaphore(CONNECT_INFLIGHT)  # setting up the idle sockets
+    retries = 0
 
     async def authenticated(token: str):
         ws = await websockets.connect(url, max_queue=None, open_timeout=120, ping_interval=None, close_timeout=5)
-        await ws.send(json.dumps({"type": "auth", "token": token}))
-        while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
-            if frame["type"] == "auth.ok":
-                return ws
-            if frame["type"] == "error":
-                raise RuntimeError(frame)
+        try:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                if frame["type"] == "auth.ok":
+                    return ws
+                if frame["type"] == "error":
+                    raise RuntimeError(frame)
+        except BaseException:
+            await ws.close()
+            raise
+
+    async def with_retries(attempt_once, gate: asyncio.Semaphore):
+        """As an app does: a refused or dropped handshake is tried again after a growing, jittered pause."""
+        nonlocal retries
+        for attempt in range(ATTEMPTS):
+            async with gate:
+                try:
+                    return await attempt_once()
+                except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
+                    if attempt == ATTEMPTS - 1:
+                        return exc
+                    retries += 1
+            await asyncio.sleep(min(8.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
 
     async def connect(token: str):
-        async with gate:
-            try:
-                return await authenticated(token)
-            except Exception as exc:  # counted: a socket that never came back is a result
-                return exc
+        try:
+            return await with_retries(lambda: authenticated(token), gentle)
+        except Exception as exc:  # counted: a socket that never came up is a result
+            return exc
+
+    async def resumed(token: str, gid: str, from_seq: int, to_seq: int, go: float) -> tuple[float | None, int, str]:
+        ws = await authenticated(token)
+        await ws.send(json.dumps({"type": "resume", "id": "r", "conversations": {gid: from_seq}}))
+        seen: set[int] = set()
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+            if frame["type"] == "message" and frame["message"]["conversation_id"] == gid:
+                seen.add(frame["message"]["seq"])
+            elif frame["type"] == "resume.done":
+                done = time.perf_counter() - go
+                break
+            elif frame["type"] in ("resync", "error"):
+                await ws.close()
+                return None, to_seq - from_seq, str(frame)[:200]
+        conns.append(ws)
+        return done, len(set(range(from_seq + 1, to_seq + 1)) - seen), ""
 
     async def storm(token: str, gid: str, from_seq: int, to_seq: int, go: float) -> tuple[float | None, int, str]:
         """Reconnect, resume; (seconds after `go` of resume.done, missed messages that did not arrive, error)."""
-        async with gate:
-            try:
-                ws = await authenticated(token)
-                await ws.send(json.dumps({"type": "resume", "id": "r", "conversations": {gid: from_seq}}))
-                seen: set[int] = set()
-                while True:
-                    frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
-                    if frame["type"] == "message" and frame["message"]["conversation_id"] == gid:
-                        seen.add(frame["message"]["seq"])
-                    elif frame["type"] == "resume.done":
-                        done = time.perf_counter() - go
-                        break
-                    elif frame["type"] in ("resync", "error"):
-                        return None, to_seq - from_seq, str(frame)[:200]
-                conns.append(ws)
-                return done, len(set(range(from_seq + 1, to_seq + 1)) - seen), ""
-            except Exception as exc:
-                return None, to_seq - from_seq, f"{type(exc).__name__}: {exc}"[:200]
+        try:
+            result = await with_retries(lambda: resumed(token, gid, from_seq, to_seq, go), gate)
+        except Exception as exc:
+            result = exc
+        if isinstance(result, BaseException):
+            return None, to_seq - from_seq, f"{type(result).__name__}: {result}"[:200]
+        return result
 
     connected = 0
     while True:
@@ -173,9 +202,10 @@ async def _client(url: str, mine: list[tuple[str, str]], commands, replies) -> N
             replies.put(("closed",))
         elif command[0] == "storm":  # ("storm", {gid: seq before}, {gid: seq after}, go)
             _, before, after, go = command
+            retries = 0
             results = await asyncio.gather(*(storm(token, gid, before[gid], after[gid], go) for token, gid in mine))
             replies.put(("stormed", [r[0] for r in results], sum(r[1] for r in results),
-                         [r[2] for r in results if r[2]][:3], sum(1 for r in results if r[2])))
+                         [r[2] for r in results if r[2]][:3], sum(1 for r in results if r[2]), retries))
         elif command[0] == "stop":
             await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
             replies.put(("stopped",))
@@ -287,6 +317,7 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
     done = [t for r in replies for t in r[1] if t is not None]
     lost = sum(r[2] for r in replies)
     failed = sum(r[4] for r in replies)
+    retried = sum(r[5] for r in replies)
     for error in [e for r in replies for e in r[3]][:3]:
         print(f"  storm failure: {error}")
     last = max(done) if done else None
@@ -304,6 +335,7 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
     figure("reconnect.storm_sockets", SOCKETS, "sockets")
     figure("reconnect.storm_sockets_per_s", round(len(done) / last, 1) if last else None, "sockets/s")
     figure("reconnect.storm_last_resume_done_s", round(last, 2) if last is not None else None, "s", "<= 30")
+    figure("reconnect.storm_retried_handshakes", retried, "handshakes")
     figure("reconnect.storm_failed_sockets", failed, "sockets", "= 0")
     figure("reconnect.storm_lost_messages", lost, "messages", "= 0")
 
