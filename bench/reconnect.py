@@ -233,11 +233,16 @@ class Clients:
             queue.put(make_command(k))
         return [self.replies.get(timeout=900) for _ in self.commands]
 
-    def stop(self) -> None:
+    def stop(self, *, politely: bool) -> None:
+        """Politely: each closes its sockets and exits. Otherwise (the bench failed or was interrupted, they may
+        be mid-storm): terminated at once."""
         try:
-            self.ask(lambda k: ("stop",))
+            if politely:
+                self.ask(lambda k: ("stop",))
         finally:
             for process in self.processes:
+                if not politely:
+                    process.terminate()
                 process.join(timeout=30)
                 if process.is_alive():
                     process.kill()
@@ -258,11 +263,15 @@ def main() -> None:
             gids = [g["gid"] for g in data["groups"]]
             sockets = [(token, gids[g]) for token, g in zip(data["tokens"], data["member_of"], strict=True)]
             clients = Clients(f"ws://127.0.0.1:{port}/ws/", sockets)
+            finished = False
             try:
                 run(env, data, clients, daphne.pid)
+                finished = True
             finally:
-                clients.stop()
-                stop_processes(processes)
+                try:
+                    clients.stop(politely=finished)
+                finally:
+                    stop_processes(processes)
                 problems = [line for line in (logs / "daphne.log").read_text().splitlines()
                             if " ERROR " in line or "Traceback" in line]
                 print(f"errors logged by Daphne: {len(problems)}" + "".join(f"\n  {p[:200]}" for p in problems[:5]))
