@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite lint schema bench migrate clean
+.PHONY: install run test test-sqlite lint schema bench bench-quick migrate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,10 +46,13 @@ lint: install
 schema: install
 	DEBUG=1 $(PY) manage.py graphql_schema --schema backend.schema.schema --out graphql/schema.graphql
 
-# Benchmarks print figures (PostgreSQL and Redis on 127.0.0.1 required). bench/echo_asgi.py is a helper, not a bench.
-BENCHES := bench/ledger.py bench/chat.py bench/moments.py bench/money.py bench/loans.py
+# Benchmarks (PostgreSQL and Redis on 127.0.0.1 required): every bench, one table of every figure, and
+# bench/results/latest.json. The list of benches is bench/run.py's BENCHES. bench-quick: the same figures, shorter.
 bench: install
-	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run.py
+
+bench-quick: install
+	BENCH_QUICK=1 $(PY) bench/run.py
 
 migrate: install
 	DEBUG=1 $(PY) manage.py migrate --noinput

@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/moments.py         (from the repository root; about half a minute)
 
-Starts one Daphne on a free loopback port with a scratch database (a new PostgreSQL database when
-DATABASE_URL points at PostgreSQL, else a temporary SQLite file) and a unique Redis key prefix, exactly like
-bench/chat.py, and removes it all at the end. Data: BENCH_READERS (50) readers, each friends with
+Starts one Daphne on a free loopback port on a scratch PostgreSQL database and a unique Redis key prefix
+(bench/servers.py, as bench/chat.py does) and removes it all at the end. Data: BENCH_READERS (50) readers, each friends with
 BENCH_FRIENDS (20) authors out of a pool, all in one circle; every author posts BENCH_POSTS (10) moments,
 half to friends and half to the circle (liked by a reader), each commented on. Each reader then pages its timeline
 closed-loop over HTTP GraphQL (first page, then the next, again) for BENCH_SECONDS. The SQL count per page is
-measured in-process on the same data. Prints figures; asserts nothing about them.
+measured in-process on the same data. Quick mode (BENCH_QUICK=1): 20 readers, 40 authors, 2 s. Prints figures
+(bench/report.py); asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,16 +25,18 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
-from chat import scratch_environment, start_daphne, stop_processes  # noqa: E402  (bench/chat.py's scratch database and Daphne)
+from bench.report import figure, quick  # noqa: E402
+from bench.servers import percentile, run_django, scratch_environment, start_daphne, stop_processes  # noqa: E402
 
-READERS = int(os.environ.get("BENCH_READERS", "50"))
+QUICK = quick()
+READERS = int(os.environ.get("BENCH_READERS", "20" if QUICK else "50"))
 FRIENDS = int(os.environ.get("BENCH_FRIENDS", "20"))
-AUTHORS = int(os.environ.get("BENCH_AUTHORS", "100"))
+AUTHORS = int(os.environ.get("BENCH_AUTHORS", "40" if QUICK else "100"))
 POSTS = int(os.environ.get("BENCH_POSTS", "10"))
 PAGE = int(os.environ.get("BENCH_PAGE", "20"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2" if QUICK else "5"))
 
 MOMENTS = ("query Q($after: String) { moments(first: " + str(PAGE) + ", after: $after) { edges { node { id text "
            "likeCount likedByMe author { displayName } circle { name } comments { text author { displayName } } } } "
@@ -43,10 +44,8 @@ MOMENTS = ("query Q($after: String) { moments(first: " + str(PAGE) + ", after: $
 
 
 def prepare_data(env: dict) -> dict:
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    code = f"""
-import json, django
-django.setup()
+    return run_django(env, f"""
+import json
 from types import SimpleNamespace
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -87,11 +86,7 @@ for _ in range(3):
     after = result.data["moments"]["pageInfo"]["endCursor"]
 tokens = [_start_session(r, DeviceInfo()).access_token for r in readers]
 print(json.dumps({{"tokens": tokens, "sql_per_page": counts}}))
-"""
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"bench: preparing data failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+""")
 
 
 def reader_loop(url: str, token: str, stop: float, latencies: list[float], errors: list[str]) -> None:
@@ -117,38 +112,43 @@ def reader_loop(url: str, token: str, stop: float, latencies: list[float], error
 
 def main() -> None:
     t0 = time.time()
-    env, cleanup = scratch_environment()
     logs = Path(tempfile.mkdtemp(prefix="quanzi-bench-logs-"))
-    process = None
     try:
-        data = prepare_data(env)
-        process, port = start_daphne(env, "backend.asgi:application", logs / "web.log")
-        url = f"http://127.0.0.1:{port}/graphql/"
-        latencies: list[float] = []
-        errors: list[str] = []
-        stop = time.perf_counter() + SECONDS
-        threads = [threading.Thread(target=reader_loop, args=(url, token, stop, latencies, errors))
-                   for token in data["tokens"]]
-        began = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
-        lat = sorted(latencies)
-        print(f"\nbench/moments.py — one Daphne, {len(threads)} concurrent readers, {SECONDS:.0f} s, page of {PAGE}, "
-              f"database: {'PostgreSQL' if 'DATABASE_URL' in env else 'SQLite'}")
-        print(f"requests/s {len(lat) / elapsed:.1f}   p50 {1000 * statistics.median(lat) if lat else float('nan'):.1f} ms"
-              f"   p99 {1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float('nan'):.1f} ms"
-              f"   failed {len(errors)}")
-        print(f"SQL queries per page (pages 1, 2, 3; the GraphQL execution only): {data['sql_per_page']}")
-        if errors:
-            print("first errors:", *errors[:3], sep="\n  ")
-        print(f"total bench time {time.time() - t0:.0f} s")
+        with scratch_environment("moments") as env:
+            data = prepare_data(env)
+            process, port = start_daphne(env, "backend.asgi:application", logs / "web.log")
+            try:
+                measure(f"http://127.0.0.1:{port}/graphql/", data)
+            finally:
+                stop_processes([process])
     finally:
-        stop_processes([process] if process is not None else [])
-        cleanup()
         shutil.rmtree(logs, ignore_errors=True)
+    print(f"total bench time {time.time() - t0:.0f} s")
+
+
+def measure(url: str, data: dict) -> None:
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop = time.perf_counter() + SECONDS
+    threads = [threading.Thread(target=reader_loop, args=(url, token, stop, latencies, errors))
+               for token in data["tokens"]]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    lat = sorted(latencies)
+    print(f"\nbench/moments.py — one Daphne, {len(threads)} concurrent readers, {SECONDS:g} s, page of {PAGE}, "
+          f"PostgreSQL{', quick' if QUICK else ''}")
+    if errors:
+        print("first errors:", *errors[:3], sep="\n  ")
+    figure("moments.timeline.requests_per_s", round(len(lat) / elapsed, 1), "req/s")
+    figure("moments.timeline.p50_ms", round(1000 * statistics.median(lat), 1) if lat else None, "ms")
+    figure("moments.timeline.p99_ms", round(1000 * percentile(lat, 0.99), 1) if lat else None, "ms")
+    figure("moments.timeline.failed", len(errors), "requests", "= 0")
+    for page, count in enumerate(data["sql_per_page"], start=1):
+        figure(f"moments.timeline.sql_per_page{page}", count, "queries")
 
 
 if __name__ == "__main__":

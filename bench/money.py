@@ -1,11 +1,11 @@
 """Money in chat under concurrency on PostgreSQL: red-packet grabs/s and AA payments/s, each next to the
 ledger's plain-transfer rate measured in the same run (the ratio's base).
 
-    .venv/bin/python bench/money.py           (from the repository root; about 30 s)
+    .venv/bin/python bench/money.py           (from the repository root; about 30 s; BENCH_QUICK=1: ~10 s)
 
-Creates a scratch PostgreSQL database next to DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/),
-migrates it, runs three phases and drops it at the end. No Redis: in-memory channel layer and cache, Celery's
-memory broker with no worker (as bench/ledger.py). Prints figures; asserts nothing about them, except that
+Runs on a scratch PostgreSQL database next to DATABASE_URL (bench/scratch.py: cloned from the migrated
+template, dropped at the end, also when the bench fails), three phases. No Redis: in-memory channel layer and cache, Celery's
+memory broker with no worker (as bench/ledger.py). Prints figures (bench/report.py); asserts nothing about them, except that
 the ledger reconciles afterwards (a benchmark that corrupts money is not a result).
 
 - plain transfers: THREADS threads, wallet.services.transfer between random pairs of a few wallets.
@@ -27,12 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ledger import admin_sql, scratch_database, use_scratch_database  # noqa: E402
+from bench.report import figure, quick  # noqa: E402
+from bench.scratch import ScratchDatabase, use_scratch_database  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
-CONTENDERS = int(os.environ.get("BENCH_CONTENDERS", "200"))
+CONTENDERS = int(os.environ.get("BENCH_CONTENDERS", "100" if quick() else "200"))
 PARTS = int(os.environ.get("BENCH_PACKET_PARTS", "50"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2" if quick() else "8"))
 
 
 def pool(jobs) -> tuple[int, int, float]:
@@ -73,18 +74,9 @@ def pool(jobs) -> tuple[int, int, float]:
 
 
 def main() -> None:
-    admin_url, scratch_url, name = scratch_database()
-    name = name.replace("ledger", "money")
-    scratch_url = scratch_url.replace("quanzi_bench_ledger_", "quanzi_bench_money_")
-    use_scratch_database(scratch_url)
-    admin_sql(admin_url, f'CREATE DATABASE "{name}"')
-    try:
+    with ScratchDatabase("money") as url:  # dropped on the way out, whatever happened inside
+        use_scratch_database(url)
         bench()
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def bench() -> None:
@@ -92,7 +84,6 @@ def bench() -> None:
 
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from backend.celery import app as celery_app
@@ -102,7 +93,6 @@ def bench() -> None:
     settings.QUANZI_PAYMENTS = {"MONEY_ACTIONS_PER_MINUTE": 10**9, "PACKET_MAX_PARTS": 500}
     settings.QUANZI_CIRCLES = {"FRIEND_REQUESTS_PER_HOUR": 10**9}  # the sender befriends every member
     os.environ["QUANZI_CHAT_SEND_LIMIT"] = str(10**9)  # the sender posts a card per packet and bill
-    call_command("migrate", verbosity=0)
 
     from backend.accounts.models import User
     from backend.chat import services as chat
@@ -162,6 +152,9 @@ def bench() -> None:
     grab_rate = grabbed / grabbing
     print(f"red-packet grabs: {grabbed:7d} in {grabbing:5.1f} s = {grab_rate:8.1f}/s  ({rounds} packets × {PARTS} "
           f"parts, {refused_total} refused: packet empty)   ratio to plain transfers {grab_rate / plain_rate:.2f}")
+    figure("money.plain_transfers_per_s", round(plain_rate, 1), "transfers/s")
+    figure("money.red_packet.grabs_per_s", round(grab_rate, 1), "grabs/s")
+    figure("money.red_packet.ratio_grabs_vs_plain", round(grab_rate / plain_rate, 3), "ratio")
 
     # --- AA payments ---------------------------------------------------------------------------------
     paid = 0
@@ -180,9 +173,12 @@ def bench() -> None:
     pay_rate = paid / paying
     print(f"AA payments     : {paid:7d} in {paying:5.1f} s = {pay_rate:8.1f}/s  ({bills} bills × 50 shares)"
           f"   ratio to plain transfers {pay_rate / plain_rate:.2f}")
+    figure("money.aa.payments_per_s", round(pay_rate, 1), "payments/s")
+    figure("money.aa.ratio_payments_vs_plain", round(pay_rate / plain_rate, 3), "ratio")
 
     report = reconcile()
     print(f"ledger reconciles: {report.ok} ({report.entries_checked} entries)")
+    figure("money.ledger_reconciles", int(report.ok), "bool", "= 1")
     if not report.ok:
         raise SystemExit("\n".join(report.problems[:20]))
 

@@ -1,0 +1,146 @@
+"""Servers for the socket and HTTP benches (chat, moments, reconnect): a scratch environment (scratch
+PostgreSQL database, unique Redis key prefix), Daphne or uvicorn processes on free loopback ports, and a way to
+run Django code in a child process on that environment. Nothing here measures anything."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.scratch import ScratchDatabase, bench_environment  # noqa: E402
+
+# The rate limits a real client lives under would throttle a load generator; lifted for the bench.
+UNLIMITED = {"QUANZI_CHAT_SEND_LIMIT": "100000000", "QUANZI_CHAT_TYPING_LIMIT": "100000000",
+             "QUANZI_CHAT_SOCKET_FRAME_BUDGET": "100000000"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/4"
+    parsed = urllib.parse.urlparse(url)
+    if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.path in ("", "/", "/0", "/1"):
+        raise SystemExit("bench: REDIS_URL must be a loopback Redis database other than 0 and 1")
+    return url
+
+
+@contextlib.contextmanager
+def scratch_environment(label: str) -> Iterator[dict]:
+    """The environment for a bench's server processes: a scratch PostgreSQL database (cloned from the migrated
+    template, dropped at the end), Redis under a key prefix of its own (deleted at the end), DEBUG off."""
+    tag = f"bench{label}{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k != "QUANZI_TESTING"}
+    url = redis_url()
+    with ScratchDatabase(label) as database_url:
+        env.update({"DATABASE_URL": database_url, "REDIS_URL": url, "CHANNELS_PREFIX": tag, "CACHE_PREFIX": tag,
+                    **UNLIMITED, **bench_environment()})
+        env.pop("SQLITE_PATH", None)
+        try:
+            yield env
+        finally:
+            import redis
+
+            client = redis.Redis.from_url(url)
+            for pattern in (f"{tag}*", f":1:{tag}*", f"{tag}:*"):
+                keys = list(client.scan_iter(match=pattern, count=1000))
+                for start in range(0, len(keys), 1000):
+                    client.delete(*keys[start:start + 1000])
+
+
+def run_django(env: dict, code: str) -> dict:
+    """Run `code` (after django.setup()) in a child process on `env`; its last stdout line is JSON."""
+    out = subprocess.run([sys.executable, "-c", "import django\ndjango.setup()\n" + code], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"bench: preparing data failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def uvicorn_available() -> bool:
+    try:
+        import uvicorn  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def start_server(env: dict, app: str, log: Path, *, server: str = "daphne") -> tuple[subprocess.Popen, int]:
+    """Start `app` on a free loopback port under Daphne (the production server) or uvicorn with uvloop, and
+    wait until it accepts connections."""
+    port = free_port()
+    if server == "daphne":
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                   "--ws", "websockets", "--lifespan", "off", "--log-level", "warning", "--no-access-log", app]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process, port
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"{server} {app} exited:\n{log.read_text()}") from None
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{server} {app} did not start")
+
+
+def start_daphne(env: dict, app: str, log: Path) -> tuple[subprocess.Popen, int]:
+    return start_server(env, app, log, server="daphne")
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (nan when empty)."""
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's soft open-files limit towards `wanted` (up to the hard limit); returns it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
