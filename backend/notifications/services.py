@@ -82,21 +82,39 @@ def notify(
 
     Rows of one conversation collapse by default (`conversation:<id>`), so a burst becomes one push.
     """
+    return notify_many([recipient_id], kind=kind, event=event, title=title, body=body, payload=payload,
+                       conversation_id=conversation_id, collapse_key=collapse_key)[0]
+
+
+def notify_many(
+    recipient_ids: list[int],
+    *,
+    kind: str,
+    event: str,
+    title: str,
+    body: str = "",
+    payload: dict[str, Any] | None = None,
+    conversation_id: int | None = None,
+    collapse_key: str = "",
+) -> list[Notification]:
+    """`notify` for several recipients of the same notification in one INSERT (a chat message in a large
+    group whose members are mostly away writes one row each, under the conversation's lock)."""
     if kind not in Notification.Kind.values:
         raise ValueError(f"unknown notification kind {kind!r}")
     if not collapse_key and conversation_id is not None:
         collapse_key = f"conversation:{conversation_id}"
-    notification = Notification.objects.create(
-        recipient_id=recipient_id, kind=kind, event=event[:60], title=title[:120], body=body,
-        payload=payload or {}, conversation_id=conversation_id, collapse_key=collapse_key[:100],
-    )
-    realtime.ring_on_commit(
-        realtime.user_group(recipient_id),
-        {"type": "client.event", "frame": {"type": "notification", "notification": inbox_frame(notification)}},
-    )
-    _push_on_commit(notification.pk)
-    notification_recorded.send(sender=Notification, notification=notification)
-    return notification
+    rows = [Notification(recipient_id=uid, kind=kind, event=event[:60], title=title[:120], body=body,
+                         payload=payload or {}, conversation_id=conversation_id, collapse_key=collapse_key[:100])
+            for uid in recipient_ids]
+    Notification.objects.bulk_create(rows)
+    for notification in rows:
+        realtime.ring_on_commit(
+            realtime.user_group(notification.recipient_id),
+            {"type": "client.event", "frame": {"type": "notification", "notification": inbox_frame(notification)}},
+        )
+        _push_on_commit(notification.pk)
+        notification_recorded.send(sender=Notification, notification=notification)
+    return rows
 
 
 def _push_on_commit(notification_id: int) -> None:
