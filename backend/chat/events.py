@@ -159,15 +159,22 @@ def ring_members_on_commit(conversation_id: int, kind: str, user_ids: Iterable[i
     transaction.on_commit(lambda: ring_members_now(conversation_id, kind, ids, event))
 
 
+def encode_frame(frame: dict) -> str:
+    """A frame as it goes on the wire (compact JSON, UTF-8 text)."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
 def new_message_event(message: Message) -> dict:
+    """The frame travels encoded (`text`): it is JSON-encoded once here, not once per receiving socket (one
+    doorbell reaches every socket of a group's members on a node as the same event)."""
     return {"type": "chat.message", "conversation": message.conversation_id, "seq": message.seq,
-            "frame": message_frame(message)}
+            "text": encode_frame(message_frame(message))}
 
 
 def relay_event(conversation_id: int, frame: dict) -> dict:
     """A frame that is not stored (typing, read receipts, message updates): passed through unless the socket
     has been told it left the conversation."""
-    return {"type": "chat.relay", "conversation": conversation_id, "frame": frame}
+    return {"type": "chat.relay", "conversation": conversation_id, "text": encode_frame(frame)}
 
 
 def membership_event(conversation_id: int, *, joined: bool, seq: int, reason: str, kind: str = "") -> dict:

@@ -82,10 +82,26 @@ def online_among(user_ids: Iterable[int]) -> set[int]:
     if r is None:
         with _lock:
             return {uid for uid in ids if any(exp > now for exp in _local.get(uid, {}).values())}
-    pipe = r.pipeline()
-    for uid in ids:
-        pipe.zcount(_key(uid), now, "+inf")
-    return {uid for uid, count in zip(ids, pipe.execute(), strict=True) if count}
+    if not ids:
+        return set()
+    global _count_live
+    if _count_live is None:
+        _count_live = r.register_script(_COUNT_LIVE)
+    counts = _count_live(keys=[_key(uid) for uid in ids], args=[now], client=r)
+    return {uid for uid, count in zip(ids, counts, strict=True) if count}
+
+
+# One script call instead of a pipeline of one ZCOUNT per user: a send reads the presence of every member of
+# its conversation (who gets a push row), under the conversation's lock; for 200 members the pipeline's 200
+# commands cost milliseconds of Python to build and parse, one call with 200 keys a fraction of that.
+_COUNT_LIVE = """
+local out = {}
+for i = 1, #KEYS do
+    out[i] = redis.call('ZCOUNT', KEYS[i], ARGV[1], '+inf')
+end
+return out
+"""
+_count_live = None
 
 
 def last_seen(user_id: int) -> float | None:

@@ -104,7 +104,7 @@ def notify_many(items: list[dict[str, Any]]) -> list[Notification]:
         ))
     if len(rows) == 1:
         rows[0].save(force_insert=True)
-    else:
+    elif rows:
         Notification.objects.bulk_create(rows)
     for notification in rows:
         realtime.ring_on_commit(

@@ -14,8 +14,8 @@ from backend.core import clock, message_hooks, presence, ratelimit, reach
 from backend.core import text as text_rules
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.values import is_int
+from backend.notifications import selectors as notification_selectors
 from backend.notifications import services as notification_services
-from backend.notifications.services import notify
 
 from .. import events, limits, selectors
 from ..models import Conversation, Membership, Message, MessageRevision
@@ -27,9 +27,7 @@ from ._base import (
     Role,
     SendResult,
     _active_members,
-    _append,
     _lock_conversation,
-    _lock_for,
     _seat,
 )
 
@@ -109,10 +107,11 @@ def _push_idle_members(conversation: Conversation, message: Message, members: li
     idle = set(candidates) - presence.online_among(candidates)
     title = conversation.title or sender_name
     payload = {"conversation_id": events.conversation_gid(conversation.pk), "seq": message.seq}
-    for uid in candidates:
-        if uid in idle:
-            notify(recipient_id=uid, kind="message", event="chat.message", title=title, body=preview,
-                   payload=payload, conversation_id=conversation.pk, collapse_key=f"conv-{conversation.pk}")
+    notification_services.notify_many([
+        dict(recipient_id=uid, kind="message", event="chat.message", title=title, body=preview, payload=payload,
+             conversation_id=conversation.pk, collapse_key=f"conv-{conversation.pk}")
+        for uid in candidates if uid in idle
+    ])
 
 
 def preview_of(message: Message) -> str:
@@ -131,57 +130,121 @@ def preview_of(message: Message) -> str:
 def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, body: str, data: dict | None,
           card_kind: str = "", reply_to_seq: int | None = None, mentions: Sequence[int] = (),
           check_sender: bool = True, rate_limited: bool = True) -> SendResult:
+    """Append one message. Under the conversation row lock it costs three statements (see `_take_seq`):
+    lock + seq, the member list, the INSERT. A concurrent resend with the same client message id is not
+    looked up again under the lock: the unique (sender, client_msg_id) index refuses the second INSERT, the
+    transaction rolls back (seq included, so seqs stay gapless) and the original is returned."""
     original = _original(sender.pk, client_msg_id, conversation_id)
     if original is not None:
         _seat(original.conversation, sender.pk)  # a resend after removal learns nothing
         return SendResult(original, created=False)
+    if not isinstance(conversation_id, int):
+        raise NotFound(field="conversationId")
     if rate_limited:
         ratelimit.hit("chat-send", str(sender.pk), limit=limits.get("SEND_LIMIT"),
                       window_seconds=limits.get("SEND_WINDOW_SECONDS"))
     try:
         with transaction.atomic():
-            conversation, seat = _lock_for(conversation_id, sender)
-            original = _original(sender.pk, client_msg_id, conversation_id)  # a concurrent resend won the lock
-            if original is not None:
-                return SendResult(original, created=False)
-            if check_sender and conversation.kind == Kind.SERVICE and seat.role == Role.MEMBER:
+            now = clock.now()
+            conversation, message_id = _take_seq(conversation_id, sender.pk, now)
+            seq = conversation.last_seq
+            # Read after the lock (its own statement, so its own snapshot): a member removed by a transaction
+            # that held the lock before us is already gone from this list.
+            rows = _member_rows(conversation_id)
+            seat = next((row for row in rows if row[1] == sender.pk), None)
+            if seat is None:
+                raise NotFound(field="conversationId")  # non-members never learn a conversation exists
+            _, _, role, visible_from_seq, _ = seat
+            members = [(uid, muted) for _, uid, _, _, muted in rows]
+            if check_sender and conversation.kind == Kind.SERVICE and role == Role.MEMBER:
                 raise ReadOnlyConversation()
             if conversation.kind == Kind.CIRCLE and conversation.key and not reach.may_send(conversation.key,
                                                                                             sender.pk):
                 raise Muted()
-            members = _active_members(conversation)
             blockers: list[int] = []
             if conversation.kind == Kind.DIRECT:
                 # A peer who blocked the sender is neither rung nor pushed (and history hides it from them):
                 # the sender's message is accepted as usual, so nothing tells them they are blocked.
                 blockers = [uid for uid, _ in members if uid != sender.pk and reach.blocked_since(uid, sender.pk)]
                 members = [(uid, muted) for uid, muted in members if uid not in blockers]
-            if reply_to_seq is not None and not (seat.visible_from_seq <= reply_to_seq <= conversation.last_seq):
+            if reply_to_seq is not None and not (visible_from_seq <= reply_to_seq < seq):
                 raise ValidationFailed("You can only reply to a message in this conversation.",
                                        code="INVALID_REPLY", field="replyToSeq")
             if mentions and not set(mentions) <= {uid for uid, _ in members}:
                 raise ValidationFailed("Only members can be mentioned.", code="INVALID_MENTIONS", field="mentions")
-            message = _append(conversation, sender_id=sender.pk, kind=kind, body=body, data=data,
-                              client_msg_id=client_msg_id, card_kind=card_kind, reply_to_seq=reply_to_seq,
-                              mentions=mentions, members=members)
-            Membership.objects.filter(pk=seat.pk, last_read_seq__lt=message.seq).update(last_read_seq=message.seq)
+            message = Message(
+                id=message_id, conversation_id=conversation_id, seq=seq, sender_id=sender.pk,
+                kind=kind, body=body, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")) if data else "",
+                client_msg_id=client_msg_id, card_kind=card_kind, reply_to_seq=reply_to_seq, mentions=list(mentions),
+                created_at=now,
+            )
+            message.save(force_insert=True)
+            if message_id is None:  # not PostgreSQL: no id drawn up front, no read marker moved yet
+                Conversation.objects.filter(pk=conversation_id).update(last_message=message)
+                Membership.objects.filter(pk=seat[0], last_read_seq__lt=seq).update(last_read_seq=seq)
+            conversation.last_message = message
             if blockers:  # a blocker who had read everything stays so: the hidden message is not "unread"
-                Membership.objects.filter(conversation=conversation, user_id__in=blockers,
-                                          last_read_seq=message.seq - 1).update(last_read_seq=message.seq)
+                Membership.objects.filter(conversation_id=conversation_id, user_id__in=blockers,
+                                          last_read_seq=seq - 1).update(last_read_seq=seq)
+            events.ring_members_on_commit(conversation_id, conversation.kind, (uid for uid, _ in members),
+                                          events.new_message_event(message))
             _push_idle_members(conversation, message, members, sender_name=sender.display_name,
                                preview=preview_of(message))
             if kind != Message.Kind.CARD:
                 message_hooks.message_posted(message_hooks.PostedMessage(
-                    conversation_id=conversation.pk, conversation_kind=conversation.kind, message_id=message.pk,
-                    seq=message.seq, sender_id=sender.pk, kind=kind))
+                    conversation_id=conversation_id, conversation_kind=conversation.kind, message_id=message.pk,
+                    seq=seq, sender_id=sender.pk, kind=kind))
             return SendResult(message, created=True)
     except IntegrityError:
-        # A concurrent send with the same client message id committed first (into another conversation,
-        # or on a database without row locks).
+        # A concurrent send with the same client message id committed first (into this conversation after
+        # waiting for its lock, into another one, or on a database without row locks).
         original = _original(sender.pk, client_msg_id, conversation_id)
         if original is None:
             raise
         return SendResult(original, created=False)
+
+
+_message_id_sequence: str | None = None
+
+
+def _take_seq(conversation_id: int, sender_id: int, now: dt.datetime) -> tuple[Conversation, int | None]:
+    """Lock the conversation row and take its next seq in one statement (UPDATE … RETURNING), instead of a
+    SELECT … FOR UPDATE now and an UPDATE at the end. On PostgreSQL the same statement also draws the new
+    message's id from its sequence (so `last_message_id` is set here, not by a second UPDATE after the
+    INSERT) and moves the sender's read marker to the new seq (a data-modifying CTE; it runs after the row
+    lock is granted, and matches nothing when the sender has no active seat — the send is then refused and
+    rolled back). Returns the locked conversation and that id; on other databases the id is None and the
+    caller does both after the INSERT. Raises NOT_FOUND for an unknown conversation."""
+    global _message_id_sequence
+    connection = transaction.get_connection()
+    conv_table, member_table = (connection.ops.quote_name(m._meta.db_table) for m in (Conversation, Membership))
+    if connection.vendor == "postgresql":
+        if _message_id_sequence is None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Message._meta.db_table])
+                _message_id_sequence = cursor.fetchone()[0]
+        sql = (f"WITH c AS (UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s, "
+               f"last_message_id = nextval(%s::regclass) WHERE id = %s RETURNING *), "
+               f"r AS (UPDATE {member_table} m SET last_read_seq = c.last_seq FROM c WHERE m.conversation_id = c.id "
+               f"AND m.user_id = %s AND m.left_at IS NULL AND m.last_read_seq < c.last_seq) SELECT * FROM c")
+        params = [now, _message_id_sequence, conversation_id, sender_id]
+    else:
+        sql = f"UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s RETURNING *"
+        params = [connection.ops.adapt_datetimefield_value(now), conversation_id]
+    found = list(Conversation.objects.raw(sql, params))
+    if not found:
+        raise NotFound(field="conversationId")
+    return found[0], (found[0].last_message_id if connection.vendor == "postgresql" else None)
+
+
+def _member_rows(conversation_id: int) -> list[tuple[int, int, str, int, bool]]:
+    """(seat id, user id, role, visible_from_seq, muted) of every active member: the sender's seat and the
+    audience in one query."""
+    return list(
+        Membership.objects.filter(conversation_id=conversation_id, left_at__isnull=True)
+        .annotate(is_muted=notification_selectors.conversation_muted_flag())
+        .values_list("id", "user_id", "role", "visible_from_seq", "is_muted")
+    )
 
 
 def send_message(
