@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 
 from backend.accounts.models import User
-from backend.core import clock
+from backend.core import clock, customer_tiers
 
 from .models import Campaign, Coupon, CouponType, Draw, PointsAccount, PointsLeg
-from .services import eligible_for, in_tier, user_region
+from .services import segment_allows, user_region
 
 
 def points_balance(user: User) -> int:
@@ -34,16 +34,17 @@ def draws_of(user: User) -> QuerySet[Draw]:
 def campaigns_for(user: User) -> QuerySet[Campaign]:
     """Active campaigns that have started (ended ones stay visible: their seed is revealed) in my region and
     open to my customer tier."""
-    region = user_region(user.pk)
+    region, tier = user_region(user.pk), customer_tiers.tier_of(user.pk)
     allowed = [c.pk for c in Campaign.objects.filter(is_active=True, starts_at__lte=clock.now())
-               if (not c.region_list or region in c.region_list) and in_tier(c.tiers, user.pk)]
+               if segment_allows(c.regions, c.tiers, region=region, tier=tier)]
     return Campaign.objects.filter(pk__in=allowed)
 
 
 def claimable_coupon_types(user: User) -> list[CouponType]:
     now = clock.now()
+    region, tier = user_region(user.pk), customer_tiers.tier_of(user.pk)
     rows = CouponType.objects.filter(claimable=True, valid_from__lte=now, valid_until__gt=now).order_by("id")
-    return [t for t in rows if eligible_for(t, user.pk)]
+    return [t for t in rows if segment_allows(t.eligible_regions, t.eligible_tiers, region=region, tier=tier)]
 
 
 def public_campaigns() -> QuerySet[Campaign]:

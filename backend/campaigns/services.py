@@ -134,6 +134,11 @@ def in_tier(allowed: str, user_id: int) -> bool:
     return not tiers or customer_tiers.tier_of(user_id) in tiers
 
 
+def segment_allows(regions: str, tiers: str, *, region: str, tier: str) -> bool:
+    """Pure check for lists (read the user's region and tier once, then test many offers)."""
+    return (not _csv(regions) or region in _csv(regions)) and (not _csv(tiers) or tier in _csv(tiers))
+
+
 def _tell(user_id: int, *, event: str, title: str, body: str) -> None:
     notify(recipient_id=user_id, kind="marketing", event=event, title=title, body=body, payload={},
            collapse_key=f"campaigns:{event}")
