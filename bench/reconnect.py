@@ -131,6 +131,9 @@ async def _client(url: str, mine: list[tuple[str, str]], commands, replies) -> N
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
                 if frame["type"] == "auth.ok":
                     return ws
+                if frame["type"] == "error" and frame.get("code") == "AUTH_TIMEOUT":
+                    # The server was too busy to read our auth frame in time: an app tries again.
+                    raise ConnectionError(f"AUTH_TIMEOUT: {frame.get('message')}")
                 if frame["type"] == "error":
                     raise RuntimeError(frame)
         except BaseException:
