@@ -16,7 +16,8 @@ from .conftest import leaks_phone
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"requestLoginCode", "loginWithCode", "loginWithPassword", "refreshTokens",
-          "recordShareClick"}  # a share link is opened before sign-up (referrals: rate-limited per IP)
+          "recordShareClick",  # a share link is opened before sign-up (referrals: rate-limited per IP)
+          "publicDrawList"}  # campaigns: anyone may replay a lottery's draws (anonymised, no user identity)
 SAMPLE = {"ID": "eA==", "String": "x", "Int": 1, "Boolean": True, "Fen": 1, "JSONString": "{}", "Float": 1.0,
           "Date": "2026-01-01",
           "DateTime": "2030-01-01T00:00:00+00:00", "Time": "09:00:00"}
