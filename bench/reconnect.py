@@ -172,18 +172,19 @@ async def _client(url: str, mine: list[tuple[str, str]], commands, replies) -> N
                 break
             elif frame["type"] in ("resync", "error"):
                 await ws.close()
-                return None, to_seq - from_seq, str(frame)[:200]
+                return None, 0, str(frame)[:200]
         conns.append(ws)
         return done, len(set(range(from_seq + 1, to_seq + 1)) - seen), ""
 
     async def storm(token: str, gid: str, from_seq: int, to_seq: int, go: float) -> tuple[float | None, int, str]:
-        """Reconnect, resume; (seconds after `go` of resume.done, missed messages that did not arrive, error)."""
+        """Reconnect, resume; (seconds after `go` of resume.done, missed messages that did not arrive on a socket
+        that resumed, error). A socket that never resumed is a failed socket, its messages are not "lost"."""
         try:
             result = await with_retries(lambda: resumed(token, gid, from_seq, to_seq, go), gate)
         except Exception as exc:
             result = exc
-        if isinstance(result, BaseException):
-            return None, to_seq - from_seq, f"{type(result).__name__}: {result}"[:200]
+        if isinstance(result, BaseException):  # never came back: counted as failed, not as lost messages
+            return None, 0, f"{type(result).__name__}: {result}"[:200]
         return result
 
     connected = 0
@@ -322,7 +323,6 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
     time.sleep(IDLE_SETTLE_SECONDS)  # the server has processed every disconnect
     before = {g["gid"]: g["seq"] for g in data["groups"]}
     after = send_missed(env, data["groups"])
-    missed_total = sum((after[gid] - before[gid]) for gid in (s[1] for share in clients.shares for s in share))
     go = time.perf_counter()
     replies = clients.ask(lambda k: ("storm", before, after, go))
     wall = time.perf_counter() - go
@@ -335,7 +335,7 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
     last = max(done) if done else None
     print(f"storm: {len(done)}/{SOCKETS} sockets resumed, last resume.done after "
           f"{last if last is None else round(last, 1)} s (all replies in {wall:.1f} s); "
-          f"{missed_total - lost}/{missed_total} missed messages arrived\n")
+          f"{lost} missed messages absent on the sockets that resumed\n")
 
     figure("reconnect.connect_per_s", round(connected / (small_s + large_s), 1), "sockets/s")
     figure("reconnect.idle_sockets_small", small_ok, "sockets")
@@ -349,7 +349,7 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
     figure("reconnect.storm_last_resume_done_s", round(last, 2) if last is not None else None, "s", "<= 30")
     figure("reconnect.storm_retried_handshakes", retried, "handshakes")
     figure("reconnect.storm_failed_sockets", failed, "sockets", "= 0")
-    figure("reconnect.storm_lost_messages", lost, "messages", "= 0")
+    figure("reconnect.storm_lost_messages", lost, "messages", "= 0 (on the sockets that resumed)")
 
 
 if __name__ == "__main__":
