@@ -16,6 +16,7 @@ from backend.core import nodes, pagination
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.graphql import BaseMutation, register_app_errors, require_user
 from backend.core.ids import decode_id, fetch_scoped
+from backend.core.text import is_storable
 
 from . import selectors, services
 from .models import Block as BlockModel
@@ -376,7 +377,8 @@ class Query(graphene.ObjectType):
         if kind is not None:
             rows = rows.filter(kind=_v(kind))
         if search:
-            if not isinstance(search, str) or len(search) > 64:
+            # PostgreSQL refuses NUL in a query parameter: such a search was an INTERNAL_ERROR (found by fuzzing)
+            if not isinstance(search, str) or len(search) > 64 or not is_storable(search):
                 raise ValidationFailed("Search for up to 64 characters.", code="INVALID_SEARCH", field="search")
             rows = rows.filter(name__icontains=search.strip())
         if after_id is not None:
