@@ -68,7 +68,7 @@ def test_a_push_whose_worker_was_killed_is_delivered_by_the_sweep_at_most_once_m
         original_send(handler, raw)
 
     monkeypatch.setattr(stub, "_send", held_send)
-    client = Celery("faults-client", broker=own_redis.url(0))
+    client = Celery("faults-client", broker=own_redis.url(0), set_as_current=False)  # leave the app's tasks alone
     first = start_worker(env, tmp_path / "worker-1.log")
     try:
         client.send_task("notifications.deliver_push", args=[row.pk])
