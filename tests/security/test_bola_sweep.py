@@ -185,6 +185,12 @@ COVERAGE: dict[str, Probe | Elsewhere | Public] = {
     "Mutation.drawLottery.campaignId": Public("a marketing campaign is public; the draw is the caller's own"),
     "Mutation.claimCoupon.couponTypeId": Public("coupon types are offered publicly; claiming makes the caller's "
                                                 "own coupon"),
+    "Mutation.issueCoupon.couponTypeId": Elsewhere(
+        "tests.campaigns.test_coupon_effects::test_issue_coupon_mutation_is_staff_only"),
+    "Mutation.issueCoupon.userId": Elsewhere(
+        "tests.campaigns.test_coupon_effects::test_issue_coupon_mutation_is_staff_only"),
+    "Query.publicDrawList.campaignId": Public("a campaign's draw list is published for anyone to replay and names "
+                                              "nobody: tests/campaigns/test_public_draws.py"),
     "Mutation.redeemCoupon.couponId": Elsewhere(
         "tests.campaigns.test_graphql::test_claim_redeem_and_a_strangers_coupon_is_not_found"),
     "Query.myShareCodes.campaignId": Public("a referral campaign is public; the codes listed are the caller's own"),
