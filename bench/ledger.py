@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/ledger.py          (from the repository root; about 60 s, BENCH_QUICK=1 about 20 s)
 
-Creates a scratch PostgreSQL database next to DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/),
-migrates it, runs every phase, and drops it at the end. No Redis: the channel layer is in-memory and Celery's
+Runs on a scratch PostgreSQL database next to DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/),
+cloned from the migrated template (bench/scratch.py), runs every phase, and drops it at the end. No Redis: the channel layer is in-memory and Celery's
 broker is in memory (no worker runs), as in the embedded mode. Figures go through bench/report.py.
 
 Three cases, each run twice — through `wallet.services` and as hand-written SQL over psycopg — with 16 threads:
@@ -33,15 +33,14 @@ import random
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.core.standins import STAGING_OPT_INS, throwaway_secrets  # noqa: E402
 from bench.report import figure, quick  # noqa: E402
+from bench.scratch import ScratchDatabase, use_scratch_database  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
 CONTENDED_WALLETS = int(os.environ.get("BENCH_WALLETS", "8"))
@@ -50,23 +49,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "2.5" if quick() else "8"))
 FUND_FEN = 1_000_000_00  # ¥1,000,000 a wallet: nobody runs dry
 
 
-def scratch_database() -> tuple[str, str, str]:
-    """(admin url, scratch url, name). Refuses anything but loopback PostgreSQL."""
-    base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/"
-    parsed = urllib.parse.urlparse(base)
-    if not parsed.scheme.startswith("postgres"):
-        raise SystemExit("bench/ledger.py needs PostgreSQL: set DATABASE_URL=postgresql://…")
-    if parsed.hostname not in ("127.0.0.1", "localhost"):
-        raise SystemExit("bench: DATABASE_URL must point at loopback")
-    name = f"quanzi_bench_ledger_{os.getpid()}"
-    return parsed._replace(path="/postgres").geturl(), parsed._replace(path=f"/{name}").geturl(), name
 
 
-def admin_sql(url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def run_threads(target, seconds: float) -> tuple[int, int, float]:
@@ -83,26 +67,12 @@ def run_threads(target, seconds: float) -> tuple[int, int, float]:
     return sum(c[0] for c in counts), sum(c[1] for c in counts), elapsed
 
 
-def use_scratch_database(scratch_url: str) -> None:
-    """This process's Django runs on the scratch database with DEBUG off, as production, with the explicit
-    development stand-ins (QUANZI_TESTING is refused there) and no Redis (tasks in memory)."""
-    os.environ.update({"DATABASE_URL": scratch_url, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "backend.settings",
-                       **STAGING_OPT_INS, **throwaway_secrets()})
-    os.environ.pop("QUANZI_TESTING", None)
-    os.environ.pop("REDIS_URL", None)
 
 
 def main() -> None:
-    admin_url, scratch_url, name = scratch_database()
-    use_scratch_database(scratch_url)
-    admin_sql(admin_url, f'CREATE DATABASE "{name}"')
-    try:
+    with ScratchDatabase("ledger") as scratch_url:  # cloned from the migrated template, dropped on the way out
+        use_scratch_database(scratch_url)
         bench(scratch_url)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def open_funded_wallets(count: int) -> list:
@@ -141,7 +111,6 @@ def bench(scratch_url: str) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
     from django.db import connection
 
     from backend.celery import app as celery_app
@@ -151,7 +120,6 @@ def bench(scratch_url: str) -> None:
     celery_app.conf.task_always_eager = False
     celery_app.conf.broker_url = "memory://localhost/"  # a host keeps kombu from warning
 
-    call_command("migrate", verbosity=0)
 
     from backend.accounts.models import User
     from backend.wallet import services

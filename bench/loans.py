@@ -4,7 +4,7 @@ scan job over ACTIVE_LOANS (10,000) active loans, and of re-running it the same 
     DATABASE_URL=postgresql://…/any PYTHONPATH=$PWD .venv/bin/python bench/loans.py
     (BENCH_QUICK=1: 10 lenders, 300 loans; its phases take seconds on an idle machine, plus the migration)
 
-Creates a scratch PostgreSQL database next to DATABASE_URL, migrates it, and drops it at the end (also on
+Runs on a scratch PostgreSQL database next to DATABASE_URL, cloned from the migrated template (bench/scratch.py), dropped at the end (also on
 Ctrl-C / SIGTERM). Figures (bench/report.py): loans.pledges_per_s, loans.scan_10k_s, loans.scan_rerun_s (the
 same names in quick mode, over fewer loans; the detail line says how many).
 
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import money  # noqa: E402
-from bench.ledger import admin_sql, scratch_database, use_scratch_database  # noqa: E402
 from bench.report import figure, quick  # noqa: E402
+from bench.scratch import ScratchDatabase, use_scratch_database  # noqa: E402
 
 LENDERS = int(os.environ.get("BENCH_LENDERS", "10" if quick() else "100"))
 TICKETS = int(os.environ.get("BENCH_TICKETS", "2" if quick() else "5"))  # per lender, on the one request
@@ -50,36 +50,22 @@ TICKET = 10_000  # fen: loans' default minimum ticket (100 yuan)
 
 
 def main() -> None:
-    admin_url, scratch_url, name = scratch_database()
-    name = name.replace("ledger", "loans")
-    scratch_url = scratch_url.replace("quanzi_bench_ledger_", "quanzi_bench_loans_")
-    use_scratch_database(scratch_url)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still drops its database
-    admin_sql(admin_url, f'CREATE DATABASE "{name}"')
-    try:
+    with ScratchDatabase("loans") as scratch_url:  # cloned from the migrated template, dropped on the way out
+        use_scratch_database(scratch_url)
         bench()
-    finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001 - settings refused to load: nothing to close, still drop the database
-            pass
-        admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def bench() -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
     from django.db import connection
 
     from backend.celery import app as celery_app
 
     celery_app.conf.task_always_eager = False
     celery_app.conf.broker_url = "memory://localhost/"  # a host keeps kombu from warning
-    call_command("migrate", verbosity=0)
 
     from django.conf import settings
 
