@@ -35,9 +35,10 @@ run: install
 test: install lint
 	$(PY) -m pytest
 
-# The same suite on the embedded defaults (SQLite, in-memory layer), whatever the environment says.
+# The same suite on the embedded defaults (SQLite, in-memory layer), whatever the environment says. The `slow`
+# tests (fuzzing, fault injection: real Daphne nodes, private Redis servers) run in `make test` only.
 test-sqlite: install
-	env -u DATABASE_URL -u REDIS_URL -u REQUIRE_SERVICES $(PY) -m pytest
+	env -u DATABASE_URL -u REDIS_URL -u REQUIRE_SERVICES $(PY) -m pytest -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check backend tests bench
