@@ -47,12 +47,13 @@ def muted_conversation_ids(user_id: int, conversation_ids: Iterable[int] | None 
     return set(mutes.values_list("conversation_id", flat=True))
 
 
-def conversation_muted_flag(*, user_ref: str = "user_id", conversation_ref: str = "conversation_id") -> Exists:
+def conversation_muted_flag(*, user_ref: str = "user_id", conversation_ref: str = "conversation_id",
+                            at: dt.datetime | None = None) -> Exists:
     """An annotation for rows that carry a user id and a conversation id (chat's memberships): whether that
-    user has that conversation muted right now. ConversationMute is the one record of a mute; chat shows
-    and honours it through this, in the same query as the rows themselves (no query per row)."""
+    user has that conversation muted at `at` (default: now). ConversationMute is the one record of a mute;
+    chat shows and honours it through this, in the same query as the rows themselves (no query per row)."""
     return Exists(ConversationMute.objects.filter(
-        user_id=OuterRef(user_ref), conversation_id=OuterRef(conversation_ref)).filter(_mute_in_force()))
+        user_id=OuterRef(user_ref), conversation_id=OuterRef(conversation_ref)).filter(_mute_in_force(at)))
 
 
 def has_notification_since(*, recipient_id: int, conversation_id: int, event: str, since: dt.datetime) -> bool:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from backend.core import clock, message_hooks, presence, ratelimit, reach
 from backend.core import text as text_rules
+from backend.core.compiled import CompiledQuery
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.core.values import is_int
 from backend.notifications import selectors as notification_selectors
@@ -91,11 +92,20 @@ def _clean_attachment(kind: str, attachment: object) -> dict:
 
 
 def _original(sender_id: int, client_msg_id: str, conversation_id: int) -> Message | None:
-    original = Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
-    if original is not None and original.conversation_id != conversation_id:
+    """The message this sender already sent under this client message id, if any (a resend). It runs before
+    every send, so it is one plain indexed statement on the unique (sender, client_msg_id) index: building
+    the ORM query cost more CPU than the database spent answering it."""
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, conversation_id FROM {connection.ops.quote_name(Message._meta.db_table)} "
+                       "WHERE sender_id = %s AND client_msg_id = %s", [sender_id, client_msg_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if row[1] != conversation_id:
         raise Conflict("This clientMsgId was used for another conversation.", code="CLIENT_MSG_ID_REUSED",
                        field="clientMsgId")
-    return original
+    return Message.objects.select_related("conversation").get(pk=row[0])
 
 
 def _push_idle_members(conversation: Conversation, message: Message, members: list[tuple[int, bool]],
@@ -130,10 +140,12 @@ def preview_of(message: Message) -> str:
 def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, body: str, data: dict | None,
           card_kind: str = "", reply_to_seq: int | None = None, mentions: Sequence[int] = (),
           check_sender: bool = True, rate_limited: bool = True) -> SendResult:
-    """Append one message. Under the conversation row lock it costs three statements (see `_take_seq`):
-    lock + seq, the member list, the INSERT. A concurrent resend with the same client message id is not
-    looked up again under the lock: the unique (sender, client_msg_id) index refuses the second INSERT, the
-    transaction rolls back (seq included, so seqs stay gapless) and the original is returned."""
+    """Append one message. Under the conversation row lock it costs, on PostgreSQL, one round trip of two
+    statements (see `_append`): lock + seq + INSERT, then the member list. The checks that need the members
+    (is the sender still in it? may they post here? whom do they mention?) run after the INSERT and refuse
+    by rolling it back, seq included, so seqs stay gapless. A concurrent resend with the same client
+    message id is not looked up again under the lock: the unique (sender, client_msg_id) index refuses the
+    second INSERT, the transaction rolls back and the original is returned."""
     original = _original(sender.pk, client_msg_id, conversation_id)
     if original is not None:
         _seat(original.conversation, sender.pk)  # a resend after removal learns nothing
@@ -146,11 +158,14 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
     try:
         with transaction.atomic():
             now = clock.now()
-            conversation, message_id = _take_seq(conversation_id, sender.pk, now)
-            seq = conversation.last_seq
-            # Read after the lock (its own statement, so its own snapshot): a member removed by a transaction
-            # that held the lock before us is already gone from this list.
-            rows = _member_rows(conversation_id)
+            message = Message(
+                conversation_id=conversation_id, sender_id=sender.pk, kind=kind, body=body,
+                data=json.dumps(data, ensure_ascii=False, separators=(",", ":")) if data else "",
+                client_msg_id=client_msg_id, card_kind=card_kind, reply_to_seq=reply_to_seq, mentions=list(mentions),
+                created_at=now,
+            )
+            conversation, rows = _append(message)
+            seq = message.seq
             seat = next((row for row in rows if row[1] == sender.pk), None)
             if seat is None:
                 raise NotFound(field="conversationId")  # non-members never learn a conversation exists
@@ -172,17 +187,6 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
                                        code="INVALID_REPLY", field="replyToSeq")
             if mentions and not set(mentions) <= {uid for uid, _ in members}:
                 raise ValidationFailed("Only members can be mentioned.", code="INVALID_MENTIONS", field="mentions")
-            message = Message(
-                id=message_id, conversation_id=conversation_id, seq=seq, sender_id=sender.pk,
-                kind=kind, body=body, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")) if data else "",
-                client_msg_id=client_msg_id, card_kind=card_kind, reply_to_seq=reply_to_seq, mentions=list(mentions),
-                created_at=now,
-            )
-            message.save(force_insert=True)
-            if message_id is None:  # not PostgreSQL: no id drawn up front, no read marker moved yet
-                Conversation.objects.filter(pk=conversation_id).update(last_message=message)
-                Membership.objects.filter(pk=seat[0], last_read_seq__lt=seq).update(last_read_seq=seq)
-            conversation.last_message = message
             if blockers:  # a blocker who had read everything stays so: the hidden message is not "unread"
                 Membership.objects.filter(conversation_id=conversation_id, user_id__in=blockers,
                                           last_read_seq=seq - 1).update(last_read_seq=seq)
@@ -206,45 +210,81 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
 
 _message_id_sequence: str | None = None
 
+# (seat id, user id, role, visible_from_seq, muted) of every active member: the sender's seat and the
+# audience in one query, compiled once per process (core.compiled).
+_MEMBER_ROWS = CompiledQuery(
+    lambda conversation_id, at: Membership.objects.filter(conversation_id=conversation_id, left_at__isnull=True)
+    .annotate(is_muted=notification_selectors.conversation_muted_flag(at=at))
+    .values_list("id", "user_id", "role", "visible_from_seq", "is_muted"),
+    conversation_id=-7_392_001, at=dt.datetime(1970, 1, 2, 3, 4, 5, 678_901, tzinfo=dt.UTC),
+)
 
-def _take_seq(conversation_id: int, sender_id: int, now: dt.datetime) -> tuple[Conversation, int | None]:
-    """Lock the conversation row and take its next seq in one statement (UPDATE … RETURNING), instead of a
-    SELECT … FOR UPDATE now and an UPDATE at the end. On PostgreSQL the same statement also draws the new
-    message's id from its sequence (so `last_message_id` is set here, not by a second UPDATE after the
-    INSERT) and moves the sender's read marker to the new seq (a data-modifying CTE; it runs after the row
-    lock is granted, and matches nothing when the sender has no active seat — the send is then refused and
-    rolled back). Returns the locked conversation and that id; on other databases the id is None and the
-    caller does both after the INSERT. Raises NOT_FOUND for an unknown conversation."""
+
+def _append(message: Message) -> tuple[Conversation, list[tuple[int, int, str, int, bool]]]:
+    """Lock the conversation row, take its next seq, store `message` (its id and seq set here) and read the
+    active members. Raises NOT_FOUND for an unknown conversation.
+
+    PostgreSQL: one round trip. A data-modifying CTE locks the row and takes the seq (UPDATE … RETURNING,
+    instead of SELECT … FOR UPDATE now and an UPDATE at the end), draws the message id from its sequence (so
+    `last_message_id` is set in the same UPDATE), INSERTs the message and moves the sender's read marker to
+    the new seq (matching nothing when the sender has no active seat: the caller then refuses and rolls
+    back). The members are read by a second statement sent in the same query string: in READ COMMITTED
+    every statement takes its snapshot when it starts, and this one starts after the lock is granted, so a
+    member removed by a transaction that held the lock before us is already gone from it (reading them in
+    the locking statement would see the snapshot from before the wait). Other databases: the same steps,
+    one statement each."""
     global _message_id_sequence
     connection = transaction.get_connection()
-    conv_table, member_table = (connection.ops.quote_name(m._meta.db_table) for m in (Conversation, Membership))
-    if connection.vendor == "postgresql":
-        if _message_id_sequence is None:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Message._meta.db_table])
-                _message_id_sequence = cursor.fetchone()[0]
-        sql = (f"WITH c AS (UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s, "
-               f"last_message_id = nextval(%s::regclass) WHERE id = %s RETURNING *), "
-               f"r AS (UPDATE {member_table} m SET last_read_seq = c.last_seq FROM c WHERE m.conversation_id = c.id "
-               f"AND m.user_id = %s AND m.left_at IS NULL AND m.last_read_seq < c.last_seq) SELECT * FROM c")
-        params = [now, _message_id_sequence, conversation_id, sender_id]
-    else:
+    conv_table, member_table, message_table = (connection.ops.quote_name(m._meta.db_table)
+                                               for m in (Conversation, Membership, Message))
+    now = message.created_at
+    members_sql, members_params = _MEMBER_ROWS.sql(connection, conversation_id=message.conversation_id, at=now)
+    if connection.vendor != "postgresql":
         sql = f"UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s RETURNING *"
-        params = [connection.ops.adapt_datetimefield_value(now), conversation_id]
-    found = list(Conversation.objects.raw(sql, params))
-    if not found:
+        found = list(Conversation.objects.raw(sql, [connection.ops.adapt_datetimefield_value(now),
+                                                    message.conversation_id]))
+        if not found:
+            raise NotFound(field="conversationId")
+        conversation = found[0]
+        message.seq = conversation.last_seq
+        message.save(force_insert=True)
+        conversation.last_message = message
+        Conversation.objects.filter(pk=conversation.pk).update(last_message=message)
+        Membership.objects.filter(conversation_id=conversation.pk, user_id=message.sender_id, left_at__isnull=True,
+                                  last_read_seq__lt=message.seq).update(last_read_seq=message.seq)
+        with connection.cursor() as cursor:
+            cursor.execute(members_sql, members_params)
+            return conversation, cursor.fetchall()
+    if _message_id_sequence is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Message._meta.db_table])
+            _message_id_sequence = cursor.fetchone()[0]
+    fields = [f for f in Message._meta.concrete_fields if f.attname not in ("id", "conversation_id", "seq")]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
+    conversation_columns = ", ".join(f"c.{connection.ops.quote_name(f.column)}"
+                                     for f in Conversation._meta.concrete_fields)
+    sql = (f"WITH c AS (UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s, "
+           f"last_message_id = nextval(%s::regclass) WHERE id = %s RETURNING *), "
+           f"r AS (UPDATE {member_table} m SET last_read_seq = c.last_seq FROM c WHERE m.conversation_id = c.id "
+           f"AND m.user_id = %s AND m.left_at IS NULL AND m.last_read_seq < c.last_seq), "
+           f"i AS (INSERT INTO {message_table} (id, conversation_id, seq, {columns}) "
+           f"SELECT c.last_message_id, c.id, c.last_seq, {', '.join(['%s'] * len(values))} FROM c) "
+           f"SELECT {conversation_columns} FROM c; {members_sql}")
+    params = [now, _message_id_sequence, message.conversation_id, message.sender_id, *values, *members_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        cursor.nextset()
+        rows = cursor.fetchall()
+    if row is None:
         raise NotFound(field="conversationId")
-    return found[0], (found[0].last_message_id if connection.vendor == "postgresql" else None)
-
-
-def _member_rows(conversation_id: int) -> list[tuple[int, int, str, int, bool]]:
-    """(seat id, user id, role, visible_from_seq, muted) of every active member: the sender's seat and the
-    audience in one query."""
-    return list(
-        Membership.objects.filter(conversation_id=conversation_id, left_at__isnull=True)
-        .annotate(is_muted=notification_selectors.conversation_muted_flag())
-        .values_list("id", "user_id", "role", "visible_from_seq", "is_muted")
-    )
+    conversation = Conversation.from_db(connection.alias, [f.attname for f in Conversation._meta.concrete_fields],
+                                        list(row))
+    message.id, message.seq = conversation.last_message_id, conversation.last_seq
+    message._state.adding, message._state.db = False, connection.alias
+    conversation.last_message = message
+    return conversation, rows
 
 
 def send_message(
@@ -271,8 +311,11 @@ def send_message(
     else:
         text = _clean_text(text, required=False)  # an optional caption
         data = {"attachment": _clean_attachment(kind, attachment)}
-    if reply_to_seq is not None and not is_int(reply_to_seq):
-        raise ValidationFailed("replyToSeq must be an integer.", code="INVALID_REPLY", field="replyToSeq")
+    # Checked against the conversation under its lock; the range first, because the message is stored
+    # before that check (and rolled back when it fails): a column holds at most a 64-bit integer.
+    if reply_to_seq is not None and not (is_int(reply_to_seq, minimum=0) and reply_to_seq < 2**63):
+        raise ValidationFailed("You can only reply to a message in this conversation.", code="INVALID_REPLY",
+                               field="replyToSeq")
     if not isinstance(mention_ids, list | tuple) or len(mention_ids) > limits.get("MENTIONS_MAX") or not all(
             is_int(m) for m in mention_ids):
         raise ValidationFailed("mentions must be a short list of member ids.", code="INVALID_MENTIONS",
