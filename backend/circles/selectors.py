@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from backend.chat.models import Conversation
 from backend.chat.models import Membership as ChatSeat
 from backend.core import clock
+from backend.core.compiled import CompiledQuery
 
 from .models import (
     BlacklistEntry,
@@ -46,8 +48,17 @@ def is_blocked_between(user_id: int, other_id: int) -> bool:
                                 | Q(blocker_id=other_id, blocked_id=user_id)).exists()
 
 
+# Asked once per direct-chat message (core.reach): compiled once per process (core.compiled).
+_BLOCKED_SINCE = CompiledQuery(
+    lambda blocker_id, other_id: Block.objects.filter(blocker_id=blocker_id, blocked_id=other_id)
+    .values_list("created_at")[:1],
+    blocker_id=-7_392_011, other_id=-7_392_012,
+)
+
+
 def blocked_since(blocker_id: int, other_id: int) -> dt.datetime | None:
-    return Block.objects.filter(blocker_id=blocker_id, blocked_id=other_id).values_list("created_at", flat=True).first()
+    rows = _BLOCKED_SINCE.rows(connection, blocker_id=blocker_id, other_id=other_id)
+    return rows[0][0] if rows else None
 
 
 def friend_requests_of(user_id: int) -> QuerySet[FriendRequest]:

@@ -46,11 +46,12 @@ class CompiledQuery:
     def __init__(self, build: Callable[..., QuerySet], **sentinels: Any) -> None:
         self.build = build
         self.sentinels = sentinels
-        self._compiled: dict[str, tuple[str, list[Slot]]] = {}  # connection alias → (sql, slots)
+        self._compiled: dict[str, tuple[str, list[Slot], Any]] = {}  # connection alias → (sql, slots, compiler)
 
-    def _compile(self, connection) -> tuple[str, list[Slot]]:
+    def _compile(self, connection) -> tuple[str, list[Slot], Any]:
         queryset = self.build(**self.sentinels)
-        sql, params = queryset.query.get_compiler(connection=connection).as_sql()
+        compiler = queryset.query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
         slots: list[Slot] = []
         found: dict[str, int] = dict.fromkeys(self.sentinels, 0)
         for value in params:
@@ -70,21 +71,32 @@ class CompiledQuery:
         missing = [name for name, count in found.items() if count == 0]
         if missing:
             raise ValueError(f"CompiledQuery: {missing} did not reach the SQL as parameters")
-        return sql, slots
+        return sql, slots, compiler
 
-    def sql(self, connection, **values: Any) -> tuple[str, list]:
-        """The SQL and its parameters for these values (the sentinels' names)."""
+    def _compiled_for(self, connection) -> tuple[str, list[Slot], Any]:
         compiled = self._compiled.get(connection.alias)
         if compiled is None:
             compiled = self._compiled[connection.alias] = self._compile(connection)
-        sql, slots = compiled
+        return compiled
+
+    def sql(self, connection, **values: Any) -> tuple[str, list]:
+        """The SQL and its parameters for these values (the sentinels' names)."""
+        sql, slots, _ = self._compiled_for(connection)
         return sql, [slot.constant if slot.name is None else slot.adapt(values[slot.name]) if slot.adapt
                      else values[slot.name] for slot in slots]
 
     def rows(self, connection, **values: Any) -> list[tuple]:
-        """The rows as the database driver returns them: the ORM's converters (`from_db_value`) are not
-        applied, so use this for plain columns (ids, text, numbers, booleans), not encrypted or JSON ones."""
+        """The rows, converted as the queryset would convert them (`from_db_value`, booleans on SQLite).
+        Only for querysets of `values_list` rows."""
         sql, params = self.sql(connection, **values)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return self.convert(connection, cursor.fetchall())
+
+    def convert(self, connection, rows: list[tuple]) -> list[tuple]:
+        """Rows fetched with `sql()` (e.g. as one statement of several sent together), converted."""
+        _, _, compiler = self._compiled_for(connection)
+        converters = compiler.get_converters([expression for expression, _, _ in compiler.select])
+        if not converters:  # PostgreSQL hands back ints, text, booleans and datetimes as they are
+            return rows
+        return [tuple(row) for row in compiler.apply_converters(rows, converters)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -38,10 +39,23 @@ def _count_on_redis(cache_key: str, timeout: int) -> int | None:
     if not isinstance(backend, RedisCache):
         return None
     full_key = backend.make_and_validate_key(cache_key)
-    pipe = backend._cache.get_client(full_key, write=True).pipeline(transaction=False)
+    pipe = _client_for(backend).pipeline(transaction=False)
     pipe.set(full_key, 0, ex=timeout, nx=True)
     pipe.incr(full_key)
     return int(pipe.execute()[1])
+
+
+_clients: dict[object, Any] = {}  # connection pool → a redis.Redis on it
+
+
+def _client_for(backend: RedisCache) -> Any:
+    """Django's cache builds a new redis.Redis object on every get_client() (its response-callback table
+    alone is ~170 dict writes): one per pool is kept here instead, on the cache's own write pool."""
+    pool = backend._cache._get_connection_pool(write=True)
+    client = _clients.get(pool)
+    if client is None:
+        client = _clients[pool] = backend._cache._client(connection_pool=pool)
+    return client
 
 
 def reset(bucket: str, key: str, *, window_seconds: int) -> None:

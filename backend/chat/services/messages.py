@@ -208,7 +208,29 @@ def _send(*, conversation_id: int, sender: Any, client_msg_id: str, kind: str, b
         return SendResult(original, created=False)
 
 
-_message_id_sequence: str | None = None
+_pg_append: tuple[str, list] | None = None
+
+
+def _pg_append_statement(connection) -> tuple[str, list]:
+    """The locking CTE of `_append` on PostgreSQL (built once per process) and the message fields whose
+    values follow its first three parameters (time, conversation id, sender id)."""
+    global _pg_append
+    if _pg_append is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Message._meta.db_table])
+            id_sequence = cursor.fetchone()[0]
+        q = connection.ops.quote_name
+        conv_table, member_table, message_table = (q(m._meta.db_table) for m in (Conversation, Membership, Message))
+        fields = [f for f in Message._meta.concrete_fields if f.attname not in ("id", "conversation_id", "seq")]
+        sql = (f"WITH c AS (UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s, "
+               f"last_message_id = nextval('{id_sequence}'::regclass) WHERE id = %s RETURNING *), "
+               f"r AS (UPDATE {member_table} m SET last_read_seq = c.last_seq FROM c WHERE m.conversation_id = c.id "
+               f"AND m.user_id = %s AND m.left_at IS NULL AND m.last_read_seq < c.last_seq), "
+               f"i AS (INSERT INTO {message_table} (id, conversation_id, seq, {', '.join(q(f.column) for f in fields)}) "
+               f"SELECT c.last_message_id, c.id, c.last_seq, {', '.join(['%s'] * len(fields))} FROM c) "
+               f"SELECT {', '.join('c.' + q(f.column) for f in Conversation._meta.concrete_fields)} FROM c")
+        _pg_append = sql, fields
+    return _pg_append
 
 # (seat id, user id, role, visible_from_seq, muted) of every active member: the sender's seat and the
 # audience in one query, compiled once per process (core.compiled).
@@ -233,13 +255,10 @@ def _append(message: Message) -> tuple[Conversation, list[tuple[int, int, str, i
     member removed by a transaction that held the lock before us is already gone from it (reading them in
     the locking statement would see the snapshot from before the wait). Other databases: the same steps,
     one statement each."""
-    global _message_id_sequence
     connection = transaction.get_connection()
-    conv_table, member_table, message_table = (connection.ops.quote_name(m._meta.db_table)
-                                               for m in (Conversation, Membership, Message))
     now = message.created_at
-    members_sql, members_params = _MEMBER_ROWS.sql(connection, conversation_id=message.conversation_id, at=now)
     if connection.vendor != "postgresql":
+        conv_table = connection.ops.quote_name(Conversation._meta.db_table)
         sql = f"UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s RETURNING *"
         found = list(Conversation.objects.raw(sql, [connection.ops.adapt_datetimefield_value(now),
                                                     message.conversation_id]))
@@ -252,31 +271,17 @@ def _append(message: Message) -> tuple[Conversation, list[tuple[int, int, str, i
         Conversation.objects.filter(pk=conversation.pk).update(last_message=message)
         Membership.objects.filter(conversation_id=conversation.pk, user_id=message.sender_id, left_at__isnull=True,
                                   last_read_seq__lt=message.seq).update(last_read_seq=message.seq)
-        with connection.cursor() as cursor:
-            cursor.execute(members_sql, members_params)
-            return conversation, cursor.fetchall()
-    if _message_id_sequence is None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Message._meta.db_table])
-            _message_id_sequence = cursor.fetchone()[0]
-    fields = [f for f in Message._meta.concrete_fields if f.attname not in ("id", "conversation_id", "seq")]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
-    conversation_columns = ", ".join(f"c.{connection.ops.quote_name(f.column)}"
-                                     for f in Conversation._meta.concrete_fields)
-    sql = (f"WITH c AS (UPDATE {conv_table} SET last_seq = last_seq + 1, last_activity_at = %s, "
-           f"last_message_id = nextval(%s::regclass) WHERE id = %s RETURNING *), "
-           f"r AS (UPDATE {member_table} m SET last_read_seq = c.last_seq FROM c WHERE m.conversation_id = c.id "
-           f"AND m.user_id = %s AND m.left_at IS NULL AND m.last_read_seq < c.last_seq), "
-           f"i AS (INSERT INTO {message_table} (id, conversation_id, seq, {columns}) "
-           f"SELECT c.last_message_id, c.id, c.last_seq, {', '.join(['%s'] * len(values))} FROM c) "
-           f"SELECT {conversation_columns} FROM c; {members_sql}")
-    params = [now, _message_id_sequence, message.conversation_id, message.sender_id, *values, *members_params]
+        return conversation, _MEMBER_ROWS.rows(connection, conversation_id=conversation.pk, at=now)
+    statement, fields = _pg_append_statement(connection)
+    members_sql, members_params = _MEMBER_ROWS.sql(connection, conversation_id=message.conversation_id, at=now)
+    sql = f"{statement}; {members_sql}"
+    params = [now, message.conversation_id, message.sender_id,
+              *(f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields), *members_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
         cursor.nextset()
-        rows = cursor.fetchall()
+        rows = _MEMBER_ROWS.convert(connection, cursor.fetchall())
     if row is None:
         raise NotFound(field="conversationId")
     conversation = Conversation.from_db(connection.alias, [f.attname for f in Conversation._meta.concrete_fields],
