@@ -29,11 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import figure, quick  # noqa: E402
 from bench.scratch import ScratchDatabase, use_scratch_database  # noqa: E402
+from bench.turns import measuring  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
 CONTENDERS = int(os.environ.get("BENCH_CONTENDERS", "100" if quick() else "200"))
 PARTS = int(os.environ.get("BENCH_PACKET_PARTS", "50"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "2" if quick() else "8"))
+# Quick mode: 1 s of plain transfers, then at least one packet and one bill (each phase runs whole rounds).
+SECONDS = float(os.environ.get("BENCH_SECONDS", "1" if quick() else "8"))
 
 
 def pool(jobs) -> tuple[int, int, float]:
@@ -120,61 +122,67 @@ def bench() -> None:
     connection.close()
     print(f"money bench: PostgreSQL, {THREADS} threads, {CONTENDERS} contenders, {SECONDS:.0f} s per phase")
 
-    # --- base: plain ledger transfers --------------------------------------------------------------
     wallets = [wallet.ensure_wallet(user_id=m.pk).pk for m in members[:8]]
-    rng = random.Random(1)
-    deadline = time.perf_counter() + SECONDS
-    counter = iter(range(10**9))
+    connection.close()
+    with measuring():  # quick mode: the machine to itself (bench/turns.py)
+        # --- base: plain ledger transfers --------------------------------------------------------------
+        rng = random.Random(1)
+        deadline = time.perf_counter() + SECONDS
+        counter = iter(range(10**9))
 
-    def plain_jobs():
-        while time.perf_counter() < deadline:
-            src, dst = rng.sample(wallets, 2)
-            n = next(counter)
-            yield lambda src=src, dst=dst, n=n: wallet.transfer(source_id=src, destination_id=dst, amount=1,
-                                                               idempotency_key=f"bench:plain:{n}")
+        def plain_jobs():
+            while time.perf_counter() < deadline:
+                src, dst = rng.sample(wallets, 2)
+                n = next(counter)
+                yield lambda src=src, dst=dst, n=n: wallet.transfer(source_id=src, destination_id=dst, amount=1,
+                                                                   idempotency_key=f"bench:plain:{n}")
 
-    done, refused, elapsed = pool(plain_jobs())
-    plain_rate = done / elapsed
-    print(f"plain transfers : {done:7d} in {elapsed:5.1f} s = {plain_rate:8.1f}/s  ({refused} refused)")
+        done, refused, elapsed = pool(plain_jobs())
+        plain_rate = done / elapsed
+        print(f"plain transfers : {done:7d} in {elapsed:5.1f} s = {plain_rate:8.1f}/s  ({refused} refused)")
 
-    # --- red packets: 200 contenders per 50-part packet ----------------------------------------------
-    grabbed = refused_total = 0
-    grabbing = 0.0
-    rounds = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < SECONDS:
-        packet, _ = services.send_red_packet(sender=sender, conversation_id=group.pk, kind="lucky",
-                                             amount=PARTS * 100, count=PARTS, idempotency_key=f"bench-packet-{rounds}")
-        jobs = [lambda m=m, p=packet.pk: services.grab_red_packet(user=m, packet_id=p) for m in members]
-        random.Random(rounds).shuffle(jobs)
-        ok, no, elapsed = pool(jobs)
-        grabbed, refused_total, grabbing, rounds = grabbed + ok, refused_total + no, grabbing + elapsed, rounds + 1
-    grab_rate = grabbed / grabbing
-    print(f"red-packet grabs: {grabbed:7d} in {grabbing:5.1f} s = {grab_rate:8.1f}/s  ({rounds} packets × {PARTS} "
-          f"parts, {refused_total} refused: packet empty)   ratio to plain transfers {grab_rate / plain_rate:.2f}")
-    figure("money.plain_transfers_per_s", round(plain_rate, 1), "transfers/s")
-    figure("money.red_packet.grabs_per_s", round(grab_rate, 1), "grabs/s")
-    figure("money.red_packet.ratio_grabs_vs_plain", round(grab_rate / plain_rate, 3), "ratio")
+        # --- red packets: 200 contenders per 50-part packet ----------------------------------------------
+        grabbed = refused_total = 0
+        grabbing = 0.0
+        rounds = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < SECONDS:
+            packet, _ = services.send_red_packet(sender=sender, conversation_id=group.pk, kind="lucky",
+                                                 amount=PARTS * 100, count=PARTS,
+                                                 idempotency_key=f"bench-packet-{rounds}")
+            jobs = [lambda m=m, p=packet.pk: services.grab_red_packet(user=m, packet_id=p) for m in members]
+            random.Random(rounds).shuffle(jobs)
+            ok, no, elapsed = pool(jobs)
+            grabbed, refused_total = grabbed + ok, refused_total + no
+            grabbing, rounds = grabbing + elapsed, rounds + 1
+        grab_rate = grabbed / grabbing
+        print(f"red-packet grabs: {grabbed:7d} in {grabbing:5.1f} s = {grab_rate:8.1f}/s  ({rounds} packets × "
+              f"{PARTS} parts, {refused_total} refused: packet empty)   ratio to plain transfers "
+              f"{grab_rate / plain_rate:.2f}")
+        figure("money.plain_transfers_per_s", round(plain_rate, 1), "transfers/s")
+        figure("money.red_packet.grabs_per_s", round(grab_rate, 1), "grabs/s")
+        figure("money.red_packet.ratio_grabs_vs_plain", round(grab_rate / plain_rate, 3), "ratio")
 
-    # --- AA payments ---------------------------------------------------------------------------------
-    paid = 0
-    paying = 0.0
-    bills = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < SECONDS:
-        payers = members[(bills * 50) % CONTENDERS:][:50] or members[:50]
-        bill, _ = services.create_bill(creator=sender, conversation_id=group.pk, title=f"Bench {bills}",
-                                       amount=len(payers) * 100, method="equal",
-                                       participants=[p.pk for p in payers], idempotency_key=f"bench-bill-{bills}")
-        shares = {s.participant_id: s.pk for s in bill.shares.all()}
-        jobs = [lambda p=p, s=shares[p.pk]: services.pay_share(user=p, share_id=s) for p in payers]
-        ok, _, elapsed = pool(jobs)
-        paid, paying, bills = paid + ok, paying + elapsed, bills + 1
-    pay_rate = paid / paying
-    print(f"AA payments     : {paid:7d} in {paying:5.1f} s = {pay_rate:8.1f}/s  ({bills} bills × 50 shares)"
-          f"   ratio to plain transfers {pay_rate / plain_rate:.2f}")
-    figure("money.aa.payments_per_s", round(pay_rate, 1), "payments/s")
-    figure("money.aa.ratio_payments_vs_plain", round(pay_rate / plain_rate, 3), "ratio")
+        # --- AA payments ---------------------------------------------------------------------------------
+        paid = 0
+        paying = 0.0
+        bills = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < SECONDS:
+            payers = members[(bills * 50) % CONTENDERS:][:50] or members[:50]
+            bill, _ = services.create_bill(creator=sender, conversation_id=group.pk, title=f"Bench {bills}",
+                                           amount=len(payers) * 100, method="equal",
+                                           participants=[p.pk for p in payers],
+                                           idempotency_key=f"bench-bill-{bills}")
+            shares = {s.participant_id: s.pk for s in bill.shares.all()}
+            jobs = [lambda p=p, s=shares[p.pk]: services.pay_share(user=p, share_id=s) for p in payers]
+            ok, _, elapsed = pool(jobs)
+            paid, paying, bills = paid + ok, paying + elapsed, bills + 1
+        pay_rate = paid / paying
+        print(f"AA payments     : {paid:7d} in {paying:5.1f} s = {pay_rate:8.1f}/s  ({bills} bills × 50 shares)"
+              f"   ratio to plain transfers {pay_rate / plain_rate:.2f}")
+        figure("money.aa.payments_per_s", round(pay_rate, 1), "payments/s")
+        figure("money.aa.ratio_payments_vs_plain", round(pay_rate / plain_rate, 3), "ratio")
 
     report = reconcile()
     print(f"ledger reconciles: {report.ok} ({report.entries_checked} entries)")
