@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import figure, quick  # noqa: E402
 from bench.servers import (  # noqa: E402
+    DjangoWorker,
     launch_server,
     percentile,
-    run_django,
     scratch_environment,
     stop_processes,
     uvicorn_available,
@@ -53,7 +53,7 @@ PAIRS = int(os.environ.get("BENCH_PAIRS", "10" if QUICK else "50"))
 GROUP_SIZE = int(os.environ.get("BENCH_GROUP_SIZE", "200"))
 GROUP_SENDERS = int(os.environ.get("BENCH_GROUP_SENDERS", "4"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "1" if QUICK else "4"))
-OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "1.5" if QUICK else "8"))
+OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "1" if QUICK else "8"))
 CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "2"))
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "10"))  # at most, after the last send
 # Draining stops once every expected delivery arrived, or when nothing arrived for this long.
@@ -63,11 +63,11 @@ SETTLE_SECONDS = 1.0
 UVICORN = os.environ.get("BENCH_UVICORN", "0" if QUICK else "1") == "1" and uvicorn_available()
 
 
-def prepare_data(env: dict) -> dict:
+def prepare_data(worker: DjangoWorker) -> dict:
     """Users, tokens and conversations in the scratch database (in a child process so this process's Django
     settings stay untouched). Users, their devices and friendships are written in bulk (as bench/reconnect.py
     does; only friends may open chats: core.reach), the conversations through the chat service."""
-    return run_django(env, f"""
+    return worker.run(f"""
 import json
 from backend.accounts.models import Device, User, phone_index
 from backend.accounts.tokens import issue_access_token
@@ -263,9 +263,22 @@ class LoadGenerators:
         return [queue.get(timeout=300)[1] for queue in self.replies]
 
     def connect(self, key: str, url: str, sockets: list[dict]) -> None:
-        self.sizes[key] = len(sockets)
-        bounds = self.bounds(key)
-        self.ask(lambda k: ("connect", key, url, sockets[bounds[k]:bounds[k + 1]]))
+        self.finish_connecting(self.start_connecting([(key, url, sockets)]))
+
+    def start_connecting(self, sets: list[tuple[str, str, list[dict]]]) -> int:
+        """Send connect commands for socket sets (key, url, auth frames) without waiting; returns how many
+        replies `finish_connecting` has to collect."""
+        for key, url, sockets in sets:
+            self.sizes[key] = len(sockets)
+            bounds = self.bounds(key)
+            for k, queue in enumerate(self.commands):
+                queue.put(("connect", key, url, sockets[bounds[k]:bounds[k + 1]]))
+        return len(sets)
+
+    def finish_connecting(self, count: int) -> None:
+        for queue in self.replies:
+            for _ in range(count):
+                queue.get(timeout=300)
 
     def close(self, key: str) -> None:
         self.ask(lambda k: ("close", key))
@@ -329,24 +342,31 @@ def main() -> None:
                         launched.append((process, port, log))
                         servers[server][name] = f"ws://127.0.0.1:{port}/ws/"
                 generators = LoadGenerators()  # they start while data is written, too
+                worker = DjangoWorker(env)  # Django loads while the servers do
                 try:
-                    data = prepare_data(env)
-                    t_data = time.time()
                     for process, port, log in launched:
                         wait_listening(process, port, log)
                     t_servers = time.time()
-                    sets = socket_sets(data)
-                    for key, server, app in (("direct", "daphne", "chat"), ("direct-echo", "daphne", "echo"),
-                                             ("group", "daphne", "chat"), ("group-echo", "daphne", "echo")):
-                        generators.connect(key, servers[server][app], sets[key][0])
+                    sets = echo_socket_sets()
+                    # The echo sockets connect while the data is written (the generators do it in the background).
+                    echo_connecting = generators.start_connecting(
+                        [(key, servers["daphne"]["echo"], sets[key][0]) for key in ("direct-echo", "group-echo")])
+                    data = prepare_data(worker)
+                    worker.close()
+                    t_data = time.time()
+                    sets |= chat_socket_sets(data)
+                    generators.finish_connecting(echo_connecting)
+                    generators.finish_connecting(generators.start_connecting(
+                        [(key, servers["daphne"]["chat"], sets[key][0]) for key in ("direct", "group")]))
                     pids = [p.pid for p in processes]
-                    print(f"set-up: data written after {t_data - t0:.1f} s, servers listening after "
-                          f"{t_servers - t0:.1f} s, {sum(len(v[0]) for v in sets.values())} sockets connected after "
+                    print(f"set-up: servers listening after {t_servers - t0:.1f} s, data written after "
+                          f"{t_data - t0:.1f} s, {sum(len(v[0]) for v in sets.values())} sockets connected after "
                           f"{time.time() - t0:.1f} s", flush=True)
                     with measuring():  # quick mode: the machine to itself (bench/turns.py)
                         run_scenarios(data, servers, sets, generators, pids, logs)
                 finally:
                     t_end = time.time()
+                    worker.close()
                     stop_processes(processes)  # first: in quick mode, then nobody waits for polite closes
                     t_servers = time.time()
                     generators.stop()
@@ -360,24 +380,30 @@ def main() -> None:
     print(f"total bench time {time.time() - t0:.0f} s")
 
 
-def socket_sets(data: dict) -> dict[str, tuple[list[dict], list[tuple[int, dict]]]]:
-    """Each scenario's sockets (their auth frames) and senders (socket index, send frame template)."""
+def echo_socket_sets() -> dict[str, tuple[list[dict], list[tuple[int, dict]]]]:
+    """The echo scenarios' sockets (auth frames: groups to join) and senders (socket index, send frame template):
+    the same shapes as the chat scenarios, and no data needed, so they connect while the data is written."""
+    echo_sockets, echo_senders = [], []
+    for p in range(PAIRS):  # A of each pair sends to B's group, as in the 1:1 chat scenario
+        echo_sockets += [{"type": "auth", "groups": [f"u{p}a"]}, {"type": "auth", "groups": [f"u{p}b"]}]
+        echo_senders.append((2 * p, {"type": "send", "group": f"u{p}b"}))
+    e_sockets = [{"type": "auth", "groups": ["g"]} for _ in range(GROUP_SIZE)]
+    e_senders = [(i, {"type": "send", "group": "g"}) for i in range(GROUP_SENDERS)]
+    return {"direct-echo": (echo_sockets, echo_senders), "group-echo": (e_sockets, e_senders)}
+
+
+def chat_socket_sets(data: dict) -> dict[str, tuple[list[dict], list[tuple[int, dict]]]]:
+    """The chat scenarios' sockets (auth frames) and senders (socket index, send frame template)."""
     # 1:1 — every pair: A sends to B (B also hears nothing else). Chat rings both members' sockets; the echo
     # consumer rings B's only, so chat delivers twice per message: compare accepted/s, and deliveries/s loosely.
-    pair_sockets, pair_senders, echo_sockets, echo_senders = [], [], [], []
+    pair_sockets, pair_senders = [], []
     for p, pair in enumerate(data["pairs"]):
-        for who in (0, 1):
-            pair_sockets.append({"type": "auth", "token": pair["tokens"][who]})
-            echo_sockets.append({"type": "auth", "groups": [f"u{pair['ids'][who]}"]})
+        pair_sockets += [{"type": "auth", "token": pair["tokens"][who]} for who in (0, 1)]
         pair_senders.append((2 * p, {"type": "send", "conversation_id": pair["conversation"]}))
-        echo_senders.append((2 * p, {"type": "send", "group": f"u{pair['ids'][1]}"}))
     group = data["group"]
     g_sockets = [{"type": "auth", "token": t} for t in group["tokens"]]
     g_senders = [(i, {"type": "send", "conversation_id": group["conversation"]}) for i in range(GROUP_SENDERS)]
-    e_sockets = [{"type": "auth", "groups": ["g"]} for _ in group["tokens"]]
-    e_senders = [(i, {"type": "send", "group": "g"}) for i in range(GROUP_SENDERS)]
-    return {"direct": (pair_sockets, pair_senders), "direct-echo": (echo_sockets, echo_senders),
-            "group": (g_sockets, g_senders), "group-echo": (e_sockets, e_senders)}
+    return {"direct": (pair_sockets, pair_senders), "group": (g_sockets, g_senders)}
 
 
 def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerators, pids: list[int],

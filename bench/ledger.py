@@ -47,7 +47,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "16"))
 CONTENDED_WALLETS = int(os.environ.get("BENCH_WALLETS", "8"))
 # Quick mode: 2,000 wallets (16 threads still rarely meet on a row; set-up takes a fifth of the time).
 UNCONTENDED_WALLETS = int(os.environ.get("BENCH_MANY_WALLETS", "2000" if quick() else "10000"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "1.5" if quick() else "8"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "1" if quick() else "8"))
 FUND_FEN = 1_000_000_00  # ¥1,000,000 a wallet: nobody runs dry
 
 

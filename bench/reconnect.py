@@ -287,7 +287,7 @@ def main() -> None:
                 finished = True
             finally:
                 try:
-                    clients.stop(politely=finished)
+                    clients.stop(politely=finished and not QUICK)  # quick: nothing left to measure
                 finally:
                     stop_processes(processes)
                 problems = [line for line in (logs / "daphne.log").read_text().splitlines()
