@@ -1,7 +1,7 @@
 """Chat throughput and latency on one Daphne + Redis + PostgreSQL, against a bare Channels echo consumer as
 the ceiling (and, when uvicorn + uvloop are installed, the same two apps on uvicorn side by side).
 
-    .venv/bin/python bench/chat.py            (from the repository root; about two minutes, BENCH_QUICK=1: ~20 s)
+    .venv/bin/python bench/chat.py            (from the repository root; about two minutes, BENCH_QUICK=1: ~25 s)
 
 Starts its own server processes on free loopback ports on a scratch PostgreSQL database (bench/scratch.py:
 cloned from the migrated template, dropped at the end) and a unique Redis key prefix (REDIS_URL, default
@@ -14,9 +14,10 @@ Scenarios: 1:1 pairs (`direct`) and one 200-member group (`group200`).
   on a schedule that does not wait for acks. Every message carries its scheduled send time (perf_counter,
   the machine's monotonic clock, the same for every process here); a receiver's latency is its arrival time
   minus that, so a server falling behind shows up as latency (no coordinated omission). p50 / p99 / p99.9.
-The load comes from BENCH_CLIENT_PROCESSES (2) processes so the generator is not the ceiling; after the
-senders stop, clients drain until nothing arrives for a moment (at most BENCH_DRAIN_SECONDS), and the table
-says what fraction of the expected deliveries arrived.
+The load comes from BENCH_CLIENT_PROCESSES (2) processes so the generator is not the ceiling; they start, and
+connect every scenario's sockets, once, while the data is written (the 1:1 sockets reconnect to uvicorn for its
+runs). After the senders stop, clients drain until every expected delivery has arrived, or nothing arrived for
+a moment (at most BENCH_DRAIN_SECONDS), and the table says what fraction of the expected deliveries arrived.
 """
 
 from __future__ import annotations

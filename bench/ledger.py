@@ -8,7 +8,7 @@ broker is in memory (no worker runs), as in the embedded mode. Figures go throug
 
 Three cases, each run twice — through `wallet.services` and as hand-written SQL over psycopg — with 16 threads:
 - contended: transfers between random pairs of 8 wallets (threads queue on the same rows);
-- uncontended: transfers between random pairs of 10,000 wallets (rarely the same rows);
+- uncontended: transfers between random pairs of 10,000 wallets (quick mode 2,000; rarely the same rows);
 - topups: top-ups and withdrawals of random wallets among the 10,000 through the bank gateway (SANDBOX):
   every one of them also posts on the external-bank system account.
 

@@ -9,6 +9,10 @@ bench/report.py `figure(name, value, unit, goal)`. A bench that fails (non-zero 
 the table (`<bench>` … FAILED), its figures so far are kept, and this exits non-zero. Goals are compared where
 they read `>= x`, `<= x` or `= x` (x in the figure's unit); a missed goal is marked, not an error: figures on a
 shared 2-core machine are noisy, and ratios (both sides from the same run) are what we track.
+
+Full mode runs the benches one after another. Quick mode starts them all at once: they set up side by side, then
+each in turn measures with the machine to itself (bench/turns.py: `with measuring():`), then all clean up; each
+bench's output is printed once all have finished.
 """
 
 from __future__ import annotations
