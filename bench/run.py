@@ -217,12 +217,15 @@ def run_side_by_side(chosen: list[Bench], tmp: Path, prepare_needed: bool) -> di
             run.times.setdefault("done", time.perf_counter())
             print(f"   {run.bench.name}: measured in {run.times['done'] - run.times['go']:.1f} s", flush=True)
         # 3. clean-up, side by side
+        released = time.perf_counter()
+        print(f"   all measured after {released - t0:.1f} s; cleaning up", flush=True)
         for run in running.values():
             run.tell("release")
         if not wait_until(lambda: all(r.code is not None for r in running.values()),
                           time.perf_counter() + TIMEOUT_SECONDS):
             for run in running.values():
                 give_up(run, "clean-up")
+        print(f"   cleaned up in {time.perf_counter() - released:.1f} s", flush=True)
     finally:
         for run in running.values():
             if run.code is None:
