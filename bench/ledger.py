@@ -1,6 +1,6 @@
 """Ledger throughput under concurrency on PostgreSQL: the Django services vs the same SQL by hand.
 
-    .venv/bin/python bench/ledger.py          (from the repository root; about 60 s, BENCH_QUICK=1 about 20 s)
+    .venv/bin/python bench/ledger.py          (from the repository root; about 60 s, BENCH_QUICK=1 about 15 s)
 
 Runs on a scratch PostgreSQL database next to DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/),
 cloned from the migrated template (bench/scratch.py), runs every phase, and drops it at the end. No Redis: the channel layer is in-memory and Celery's
@@ -8,7 +8,7 @@ broker is in memory (no worker runs), as in the embedded mode. Figures go throug
 
 Three cases, each run twice — through `wallet.services` and as hand-written SQL over psycopg — with 16 threads:
 - contended: transfers between random pairs of 8 wallets (threads queue on the same rows);
-- uncontended: transfers between random pairs of 10,000 wallets (rarely the same rows);
+- uncontended: transfers between random pairs of 10,000 wallets (quick mode 2,000; rarely the same rows);
 - topups: top-ups and withdrawals of random wallets among the 10,000 through the bank gateway (SANDBOX):
   every one of them also posts on the external-bank system account.
 
@@ -41,11 +41,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import figure, quick  # noqa: E402
 from bench.scratch import ScratchDatabase, use_scratch_database  # noqa: E402
+from bench.turns import measuring  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
 CONTENDED_WALLETS = int(os.environ.get("BENCH_WALLETS", "8"))
-UNCONTENDED_WALLETS = int(os.environ.get("BENCH_MANY_WALLETS", "10000"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "2.5" if quick() else "8"))
+# Quick mode: 2,000 wallets (16 threads still rarely meet on a row; set-up takes a fifth of the time).
+UNCONTENDED_WALLETS = int(os.environ.get("BENCH_MANY_WALLETS", "2000" if quick() else "10000"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "1" if quick() else "8"))
 FUND_FEN = 1_000_000_00  # ¥1,000,000 a wallet: nobody runs dry
 
 
@@ -202,17 +204,18 @@ def bench(scratch_url: str) -> None:
         ("uncontended", django_transfers(all_ids, "dj-u"), raw_transfers(all_ids, "raw-u"), ">= 0.7"),
         ("topups", django_bank, raw_bank, ""),
     ]
-    for name, django_worker, raw_worker, goal in cases:
-        done, errors, elapsed = run_threads(django_worker, SECONDS)
-        django_rate = done / elapsed
-        print(f"{name:<11} django services: {done:6d} in {elapsed:4.1f} s ({errors} errors)")
-        done, errors, elapsed = run_threads(raw_worker, SECONDS)
-        raw_rate = done / elapsed
-        print(f"{name:<11} raw SQL psycopg: {done:6d} in {elapsed:4.1f} s ({errors} errors)")
-        unit = "ops/s" if name == "topups" else "transfers/s"
-        figure(f"ledger.{name}.django_per_s", round(django_rate, 1), unit)
-        figure(f"ledger.{name}.raw_per_s", round(raw_rate, 1), unit)
-        figure(f"ledger.{name}.ratio", round(django_rate / raw_rate, 2) if raw_rate else None, "ratio", goal)
+    with measuring():  # quick mode: the machine to itself (bench/turns.py)
+        for name, django_worker, raw_worker, goal in cases:
+            done, errors, elapsed = run_threads(django_worker, SECONDS)
+            django_rate = done / elapsed
+            print(f"{name:<11} django services: {done:6d} in {elapsed:4.1f} s ({errors} errors)")
+            done, errors, elapsed = run_threads(raw_worker, SECONDS)
+            raw_rate = done / elapsed
+            print(f"{name:<11} raw SQL psycopg: {done:6d} in {elapsed:4.1f} s ({errors} errors)")
+            unit = "ops/s" if name == "topups" else "transfers/s"
+            figure(f"ledger.{name}.django_per_s", round(django_rate, 1), unit)
+            figure(f"ledger.{name}.raw_per_s", round(raw_rate, 1), unit)
+            figure(f"ledger.{name}.ratio", round(django_rate / raw_rate, 2) if raw_rate else None, "ratio", goal)
 
     report = reconcile()
     print(f"reconcile after every phase: {'ok' if report.ok else report.problems[:5]} "

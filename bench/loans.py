@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench import money  # noqa: E402
 from bench.report import figure, quick  # noqa: E402
 from bench.scratch import ScratchDatabase, use_scratch_database  # noqa: E402
+from bench.turns import measuring  # noqa: E402
 
 LENDERS = int(os.environ.get("BENCH_LENDERS", "10" if quick() else "100"))
 TICKETS = int(os.environ.get("BENCH_TICKETS", "2" if quick() else "5"))  # per lender, on the one request
@@ -95,8 +96,9 @@ def bench() -> None:
     settings.QUANZI_LOANS = {"LIMIT_FEN_PER_TRUST_POINT": 10**9}  # the bench borrower is new: no limit
     print(f"setup: {LENDERS} lenders, {BORROWERS} borrowers in one circle in {time.perf_counter() - started:.1f} s")
 
-    pledges_phase(borrower, lenders, circle)
-    scan_phase(borrowers, lenders, circle)
+    with measuring():  # quick mode: the machine to itself (bench/turns.py); writing the book is inside (short)
+        pledges_phase(borrower, lenders, circle)
+        scan_phase(borrowers, lenders, circle)
 
 
 def pledges_phase(borrower, lenders, circle) -> None:

@@ -36,13 +36,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import figure, quick  # noqa: E402
 from bench.servers import (  # noqa: E402
+    DjangoWorker,
+    launch_server,
     raise_fd_limit,
     rss_bytes,
-    run_django,
     scratch_environment,
-    start_server,
     stop_processes,
+    wait_listening,
+    wait_quiet,
 )
+from bench.turns import measuring  # noqa: E402
 
 QUICK = quick()
 SOCKETS = int(os.environ.get("BENCH_SOCKETS", "200" if QUICK else "5000"))
@@ -53,13 +56,21 @@ CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "4"))
 INFLIGHT = int(os.environ.get("BENCH_INFLIGHT", "250"))
 CONNECT_INFLIGHT = int(os.environ.get("BENCH_CONNECT_INFLIGHT", "16"))  # per process, setting up idle sockets
 ATTEMPTS = 8  # per socket, with backoff (0.5 s doubling to 8 s, jittered)
-IDLE_SETTLE_SECONDS = 1.0 if QUICK else 3.0
+IDLE_SETTLE_SECONDS = 3.0  # full mode: a fixed pause; quick mode waits until Daphne has used no CPU for 0.2 s
 
 
-def prepare_data(env: dict) -> dict:
+def settle(daphne_pid: int) -> None:
+    """Let the server finish what the last step sent it (connects, disconnects) before reading its RSS."""
+    if QUICK:
+        wait_quiet(daphne_pid, quiet=0.2, at_most=IDLE_SETTLE_SECONDS)
+    else:
+        time.sleep(IDLE_SETTLE_SECONDS)
+
+
+def prepare_data(worker: DjangoWorker) -> dict:
     """SOCKETS users with a device and an access token each, written in bulk; groups of GROUP through the chat
     service (its owner befriended with every member: only friends share a group)."""
-    return run_django(env, f"""
+    return worker.run(f"""
 import json
 from backend.accounts.models import Device, User
 from backend.accounts.models import phone_index
@@ -86,9 +97,9 @@ print(json.dumps({{"tokens": tokens, "groups": groups, "member_of": member_of}})
 """)
 
 
-def send_missed(env: dict, groups: list[dict]) -> dict[str, int]:
+def send_missed(worker: DjangoWorker, groups: list[dict]) -> dict[str, int]:
     """MISSED messages into every group while its members are away; the groups' last seqs afterwards."""
-    return run_django(env, f"""
+    return worker.run(f"""
 import json
 from types import SimpleNamespace
 from backend.accounts.models import User
@@ -258,22 +269,25 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="quanzi-bench-logs-"))
     processes = []
     try:
-        with scratch_environment("reconnect") as env:
-            data = prepare_data(env)
+        with scratch_environment("reconnect") as env, DjangoWorker(env) as worker:
+            # Daphne and the Django worker start side by side; the worker then writes the data, and later the
+            # messages sent while everyone is away (no second Django start-up in the middle of the run).
+            daphne, port = launch_server(env, "backend.asgi:application", logs / "daphne.log")
+            processes.append(daphne)
+            data = prepare_data(worker)
             print(f"reconnect bench: {SOCKETS} users in {len(data['groups'])} groups of up to {GROUP}, "
                   f"{CLIENT_PROCESSES} client processes, data ready in {time.time() - t0:.0f} s", flush=True)
-            daphne, port = start_server(env, "backend.asgi:application", logs / "daphne.log")
-            processes.append(daphne)
+            wait_listening(daphne, port, logs / "daphne.log")
             gids = [g["gid"] for g in data["groups"]]
             sockets = [(token, gids[g]) for token, g in zip(data["tokens"], data["member_of"], strict=True)]
             clients = Clients(f"ws://127.0.0.1:{port}/ws/", sockets)
             finished = False
             try:
-                run(env, data, clients, daphne.pid)
+                run(worker, data, clients, daphne.pid)
                 finished = True
             finally:
                 try:
-                    clients.stop(politely=finished)
+                    clients.stop(politely=finished and not QUICK)  # quick: nothing left to measure
                 finally:
                     stop_processes(processes)
                 problems = [line for line in (logs / "daphne.log").read_text().splitlines()
@@ -284,7 +298,7 @@ def main() -> None:
     print(f"total bench time {time.time() - t0:.0f} s")
 
 
-def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
+def run(worker: DjangoWorker, data: dict, clients: Clients, daphne_pid: int) -> None:
     parts = len(clients.shares)
 
     def connect(total: int) -> tuple[int, float]:
@@ -305,14 +319,19 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
     connect(parts)
     clients.ask(lambda k: ("close",))
     connect.have = [0] * parts
-    time.sleep(IDLE_SETTLE_SECONDS)
+    settle(daphne_pid)
     baseline = rss_bytes(daphne_pid)
+    with measuring():  # quick mode: the machine to itself (bench/turns.py)
+        storm(worker, data, clients, daphne_pid, connect, baseline)
 
+
+def storm(worker: DjangoWorker, data: dict, clients: Clients, daphne_pid: int, connect, baseline: int) -> None:
+    """The measured phases: idle sockets (small, large), everyone away, the storm."""
     small_ok, small_s = connect(IDLE_SMALL)
-    time.sleep(IDLE_SETTLE_SECONDS)
+    settle(daphne_pid)
     rss_small = rss_bytes(daphne_pid)
     large_ok, large_s = connect(SOCKETS)
-    time.sleep(IDLE_SETTLE_SECONDS)
+    settle(daphne_pid)
     rss_large = rss_bytes(daphne_pid)
     connected = large_ok + small_ok
     print(f"connected {connected}/{SOCKETS} sockets in {small_s + large_s:.1f} s; Daphne RSS "
@@ -320,9 +339,9 @@ def run(env: dict, data: dict, clients: Clients, daphne_pid: int) -> None:
           f"at {connected}", flush=True)
 
     clients.ask(lambda k: ("close",))
-    time.sleep(IDLE_SETTLE_SECONDS)  # the server has processed every disconnect
+    settle(daphne_pid)  # the server has processed every disconnect
     before = {g["gid"]: g["seq"] for g in data["groups"]}
-    after = send_missed(env, data["groups"])
+    after = send_missed(worker, data["groups"])
     go = time.perf_counter()
     replies = clients.ask(lambda k: ("storm", before, after, go))
     wall = time.perf_counter() - go

@@ -92,3 +92,97 @@ def test_a_bench_that_overruns_is_interrupted_so_it_can_clean_up(tmp_path, monke
     result = json.loads(out.read_text())
     assert result["benches"]["slow"]["exit"] == "timeout after 2 s"
     assert result["figures"]["slow.cleaned_up"]["value"] == 1
+
+
+def _turn_script(tmp_path, name: str, *, setup: str = "", measured: str = "", after: str = "") -> str:
+    """A bench that logs (monotonic clock, bench, event) lines to events.log around bench.turns.measuring()."""
+    log = tmp_path / "events.log"
+    body = f"""
+        import time
+        from bench.turns import measuring
+
+        def event(what):
+            with open({str(log)!r}, "a") as out:
+                out.write(f"{{time.monotonic()}} {name} {{what}}\\n")
+
+        event("setup-start")
+{textwrap.indent(textwrap.dedent(setup), " " * 8)}
+        event("ready")
+        with measuring():
+            event("measure-start")
+{textwrap.indent(textwrap.dedent(measured), " " * 12)}
+            figure("{name}.measured", 1, "bool")
+            event("measure-end")
+        event("clean-up")
+{textwrap.indent(textwrap.dedent(after), " " * 8)}
+    """
+    return _script(tmp_path, name, body)
+
+
+def _events(tmp_path) -> list[tuple[float, str, str]]:
+    rows = [line.split() for line in (tmp_path / "events.log").read_text().splitlines()]
+    return sorted((float(t), bench, what) for t, bench, what in rows)
+
+
+def test_quick_mode_sets_up_side_by_side_and_measures_one_bench_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_QUICK", "1")
+    benches = [
+        run.Bench("slowsetup", _turn_script(tmp_path, "slowsetup", setup="time.sleep(1.0)", measured="time.sleep(0.3)",
+                                            after='figure("slowsetup.cleaned_up", 1, "bool")')),
+        run.Bench("fastsetup", _turn_script(tmp_path, "fastsetup", measured="time.sleep(0.3)")),
+        run.Bench("third", _turn_script(tmp_path, "third", setup="time.sleep(0.2)", measured="time.sleep(0.3)")),
+    ]
+    out = tmp_path / "latest.json"
+
+    assert run.main([], benches=benches, results=out, prepare=lambda: None) == 0
+
+    events = _events(tmp_path)
+    order = [(bench, what) for _, bench, what in events]
+    # the set-ups ran side by side: the first bench's long set-up did not hold up the others' ...
+    assert order.index(("fastsetup", "ready")) < order.index(("slowsetup", "ready"))
+    # ... nobody measured before everyone was ready, the measured phases never overlapped, in the list's order ...
+    last_ready = max(i for i, e in enumerate(order) if e[1] == "ready")
+    measured = [e for e in order if e[1].startswith("measure")]
+    assert order.index(measured[0]) > last_ready
+    assert measured == [(b, w) for b in ("slowsetup", "fastsetup", "third") for w in ("measure-start", "measure-end")]
+    # ... and nobody cleaned up before the last bench had measured.
+    assert min(i for i, e in enumerate(order) if e[1] == "clean-up") > order.index(("third", "measure-end"))
+    result = json.loads(out.read_text())
+    assert result["mode"] == "quick"
+    assert set(result["figures"]) == {"slowsetup.measured", "slowsetup.cleaned_up", "fastsetup.measured",
+                                      "third.measured"}
+    assert all(b["exit"] == 0 and b["setup_seconds"] is not None for b in result["benches"].values())
+
+
+def test_quick_mode_a_bench_failing_in_set_up_does_not_hold_up_the_others(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_QUICK", "1")
+    benches = [
+        run.Bench("broken", _turn_script(tmp_path, "broken", setup="raise SystemExit(4)")),
+        run.Bench("fine", _turn_script(tmp_path, "fine")),
+        run.Bench("plain", _script(tmp_path, "plain", 'figure("plain.value", 2, "things")\n')),  # no turn at all
+    ]
+    out = tmp_path / "latest.json"
+
+    assert run.main([], benches=benches, results=out, prepare=lambda: None) == 1
+
+    result = json.loads(out.read_text())
+    assert result["benches"]["broken"]["exit"] == 4 and result["benches"]["broken"]["measured_seconds"] is None
+    assert result["benches"]["fine"]["exit"] == 0 and result["benches"]["plain"]["exit"] == 0
+    assert set(result["figures"]) == {"fine.measured", "plain.value"}
+
+
+def test_quick_mode_a_bench_that_overruns_its_turn_is_interrupted_and_the_next_one_still_measures(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_QUICK", "1")
+    monkeypatch.setattr(run, "TIMEOUT_SECONDS", 2)
+    benches = [
+        run.Bench("stuck", _turn_script(tmp_path, "stuck", measured="time.sleep(60)")),
+        run.Bench("next", _turn_script(tmp_path, "next")),
+    ]
+    out = tmp_path / "latest.json"
+
+    assert run.main([], benches=benches, results=out, prepare=lambda: None) == 1
+
+    result = json.loads(out.read_text())
+    assert str(result["benches"]["stuck"]["exit"]).startswith("timeout after 2 s")
+    assert result["benches"]["next"]["exit"] == 0 and "next.measured" in result["figures"]

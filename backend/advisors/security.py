@@ -52,8 +52,12 @@ def on_notification_recorded(sender, *, notification, **kwargs) -> None:
 
 
 def _post_balance_notices(items: list[tuple[int, int, str]]) -> None:
+    # Most movements meet no Security account (none created): one small id lookup, then nothing. Only when
+    # there is one is it loaded with its user (the sender in chat).
+    if services.security_account_id() is None:
+        return
     account = services.security_account()
-    if account is None:
+    if account is None:  # deleted in between
         return
     for user_id, notice_id, text in items:
         try:

@@ -7,13 +7,15 @@ drops out after PRESENCE_TTL_SECONDS. Without Redis (the single-process embedded
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
 
 from django.conf import settings
 
-PRESENCE_TTL_SECONDS = 60  # sockets heartbeat every 25 s
+# Sockets heartbeat every 25 s. The environment may shorten it for tests of the expiry itself (tests/faults).
+PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS") or 60)
 
 _local: dict[int, dict[str, float]] = {}
 _last_seen_local: dict[int, float] = {}

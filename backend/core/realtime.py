@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,9 +60,63 @@ def ring_many(rings: list[tuple[str, dict]]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(_send_all)(layer, rings)
+        if _outer_loop_present():
+            async_to_sync(_send_all)(layer, rings)  # runs on that loop (a consumer's), as asgiref routes it
+        else:
+            future = asyncio.run_coroutine_threadsafe(_send_all(layer, rings), _ring_loop())
+            try:
+                future.result(timeout=RING_TIMEOUT_SECONDS)
+            except TimeoutError:
+                future.cancel()
+                raise
     except Exception:
         log.warning("doorbells to %s failed", sorted({group for group, _ in rings}), exc_info=True)
+
+
+# --- the process's ring loop -----------------------------------------------------------------------------
+#
+# From a plain thread (a request or Celery worker thread, a bench thread) `async_to_sync` starts a new thread
+# and a new event loop for every call, and channels-redis opens a new connection pool for every new loop: that
+# was most of a ring's cost (measured: about a sixth of a wallet transfer's CPU). Such rings go instead to one
+# long-lived loop per process, on a daemon thread, started on first use (and again after a fork); the caller
+# still waits for its rings to be sent, as before. A thread inside `sync_to_async` (a socket consumer's
+# database thread) keeps `async_to_sync`, which sends on the consumer's own loop.
+
+RING_TIMEOUT_SECONDS = 10.0
+_loop_guard = threading.Lock()
+_loop_state: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, loop)
+
+
+def _outer_loop_present() -> bool:
+    """Is this thread running under an event loop `async_to_sync` would use (or inside a running loop,
+    where it refuses, as it should)?"""
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        pass
+    from asgiref.sync import SyncToAsync
+
+    local = SyncToAsync.threadlocal
+    return (getattr(local, "main_event_loop_pid", None) == os.getpid()
+            and getattr(local, "main_event_loop", None) is not None)
+
+
+def _ring_loop() -> asyncio.AbstractEventLoop:
+    global _loop_state
+    state = _loop_state
+    if state is not None and state[0] == os.getpid() and state[1].is_running():
+        return state[1]
+    with _loop_guard:
+        state = _loop_state
+        if state is None or state[0] != os.getpid() or not state[1].is_running():
+            loop = asyncio.new_event_loop()
+            started = threading.Event()
+            loop.call_soon(started.set)
+            threading.Thread(target=loop.run_forever, name="realtime-rings", daemon=True).start()
+            started.wait()
+            _loop_state = state = (os.getpid(), loop)
+        return state[1]
 
 
 async def _send_all(layer: Any, rings: list[tuple[str, dict]]) -> None:

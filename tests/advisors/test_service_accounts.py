@@ -129,3 +129,29 @@ def test_a_rolled_back_movement_posts_no_security_message(accounts, django_captu
             _top_up(ann, 500, "advisors:balance-alert-rolled-back")
             raise RuntimeError("the caller failed after the transfer")
     assert _security_history(accounts[0], ann) == []
+
+
+def test_without_a_security_account_a_money_movement_asks_once_and_posts_nothing(
+        django_capture_on_commit_callbacks):
+    """No Security account yet: after the movement commits, advisors asks one small question and posts nothing.
+    Nothing is cached: the account operations create next is heard of by the very next movement."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ann = new_user("Ann")
+    with CaptureQueriesContext(connection) as ctx:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            _top_up(ann, 100, "advisors:no-security-yet")
+        during = len(ctx.captured_queries)
+        for callback in callbacks:
+            if "advisors.balance_notices" in getattr(callback, "__qualname__", ""):
+                callback()
+    asked = [q["sql"] for q in ctx.captured_queries[during:]]
+    assert len(asked) == 1 and "advisors_serviceaccount" in asked[0], asked
+    assert not Subscription.objects.filter(user=ann).exists()
+
+    security = services.create_service_account(slug="security", name="Security", category="security")
+    with django_capture_on_commit_callbacks(execute=True):
+        _top_up(ann, 250, "advisors:security-now")
+    (message,) = _security_history(security, ann)
+    assert "2.50" in message.body

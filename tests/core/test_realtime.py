@@ -118,3 +118,30 @@ def test_ring_on_commit_reaches_the_group_after_commit():
     assert [async_to_sync(layer.receive)(channel)["n"] for _ in range(2)] == [1, 2]
     realtime.ring_now(realtime.user_group(7), {"type": "client.event", "n": 3})
     assert async_to_sync(layer.receive)(channel)["n"] == 3
+
+
+def test_rings_from_plain_threads_share_one_loop_and_arrive_in_order():
+    """A request or worker thread rings through the process's one ring loop: no thread (and no channel-layer
+    connection pool) per ring, several threads at once, and each group hears its rings in order."""
+    import threading
+
+    layer = get_channel_layer()
+    channels = [async_to_sync(layer.new_channel)() for _ in range(4)]
+    for n, channel in enumerate(channels):
+        async_to_sync(layer.group_add)(realtime.user_group(100 + n), channel)
+    realtime.ring_now(realtime.user_group(100), {"type": "client.event", "n": -1})  # the loop starts once
+    assert async_to_sync(layer.receive)(channels[0])["n"] == -1
+    threads_before = threading.active_count()
+
+    def rings(n: int) -> None:
+        for i in range(5):
+            realtime.ring_now(realtime.user_group(100 + n), {"type": "client.event", "n": i})
+
+    workers = [threading.Thread(target=rings, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert threading.active_count() <= threads_before  # no thread left behind by 20 rings
+    for channel in channels:
+        assert [async_to_sync(layer.receive)(channel)["n"] for _ in range(5)] == [0, 1, 2, 3, 4]

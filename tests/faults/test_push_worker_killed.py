@@ -9,6 +9,7 @@ least once and at most once more (counted at the stub), and a further sweep send
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -58,14 +59,19 @@ def test_a_push_whose_worker_was_killed_is_delivered_by_the_sweep_at_most_once_m
     row = notifications.notify(recipient_id=ada.pk, kind="money", event="wallet.balance_changed", title="到账",
                                body="¥12.34")
     # the stub holds the first send open until the worker is dead
-    arrived, release = threading.Event(), threading.Event()
+    arrived, release, answered = threading.Event(), threading.Event(), threading.Event()
     original_send = stub._send
 
     def held_send(handler, raw):
-        if not arrived.is_set():
-            arrived.set()
-            release.wait(30)
-        original_send(handler, raw)
+        if arrived.is_set():
+            original_send(handler, raw)
+            return
+        arrived.set()
+        release.wait(30)
+        try:
+            original_send(handler, raw)
+        finally:
+            answered.set()
 
     monkeypatch.setattr(stub, "_send", held_send)
     client = Celery("faults-client", broker=own_redis.url(0), set_as_current=False)  # leave the app's tasks alone
@@ -75,22 +81,27 @@ def test_a_push_whose_worker_was_killed_is_delivered_by_the_sweep_at_most_once_m
         assert arrived.wait(60), (tmp_path / "worker-1.log").read_text()[-3000:]
         first.kill()  # SIGKILL while FCM holds its request
         first.wait(10)
+        killed_at = time.monotonic()
     finally:
         release.set()
         if first.poll() is None:
             first.kill()
+    answered.wait(10)  # the stub has taken the held request (or failed to): what it counted below is final
     row.refresh_from_db()
     assert row.push_state == "sending"  # claimed by a worker that is gone; nobody recorded the outcome
     attempts_before_sweep = stub.attempts_to("tok-ada-1")  # FCM may well have accepted it: 0 or 1
     assert attempts_before_sweep <= 1
-    time.sleep(LEASE_SECONDS + 0.5)
-    second = start_worker(env, tmp_path / "worker-2.log")
+    second = start_worker(env, tmp_path / "worker-2.log")  # it boots while the claim's lease runs out
+    worker_log = tmp_path / "worker-2.log"
     try:
+        time.sleep(max(0.0, killed_at + LEASE_SECONDS + 0.5 - time.monotonic()))
         client.send_task("notifications.sweep_pushes")
         wait_for(lambda: Notification.objects.get(pk=row.pk).push_state == "sent", 60, "the sweep to push it")
-        client.send_task("notifications.sweep_pushes")  # a second sweep finds nothing to do
-        client.send_task("notifications.deliver_push", args=[row.pk])  # nor does a late duplicate task
-        time.sleep(3)
+        late = [client.send_task("notifications.sweep_pushes"),  # a second sweep finds nothing to do
+                client.send_task("notifications.deliver_push", args=[row.pk])]  # nor does a late duplicate task
+        # both have run (the worker logs each task's end), rather than a fixed wait that could end before they did
+        wait_for(lambda: all(re.search(rf"\[{task.id}\] (succeeded|raised)", worker_log.read_text())
+                             for task in late), 60, "the late sweep and the duplicate task to run")
     finally:
         second.terminate()
         second.wait(20)
@@ -98,5 +109,5 @@ def test_a_push_whose_worker_was_killed_is_delivered_by_the_sweep_at_most_once_m
     # the one FCM accepted from the dying worker (if it got there), plus the sweep's: never a third
     assert 1 <= len(delivered) <= 2 and len(delivered) == attempts_before_sweep + 1, delivered
     assert all(m["data"].get("notification_id") == delivered[0]["data"].get("notification_id") for m in delivered)
-    log = (tmp_path / "worker-2.log").read_text()
+    log = worker_log.read_text()
     assert "Traceback" not in log, log[-3000:]

@@ -21,6 +21,7 @@ from .service_accounts import (
     create_service_account,
     post_notice,
     security_account,
+    security_account_id,
     subscribe,
     unsubscribe,
 )
@@ -33,6 +34,6 @@ __all__ = [
     "add_note", "create_quick_reply", "delete_quick_reply", "product_card", "send_product_card", "send_quick_reply",
     "set_office_hours", "set_tags", "share_product",
     "CannotUnsubscribe", "Unsubscribed", "account_by_slug", "create_service_account", "post_notice",
-    "security_account", "subscribe", "unsubscribe",
+    "security_account", "security_account_id", "subscribe", "unsubscribe",
     "compute_tiers", "tier_for",
 ]

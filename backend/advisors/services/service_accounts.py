@@ -7,10 +7,11 @@ reaching everyone. An unsubscribed user gets nothing more from that account unti
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from backend.chat import services as chat_services
 from backend.core import clock
@@ -90,6 +91,23 @@ def post_notice(*, account: ServiceAccount, user_id: int, key: str, text: str = 
 def security_account() -> ServiceAccount | None:
     return ServiceAccount.objects.select_related("user").filter(category=ServiceAccount.Category.SECURITY) \
         .order_by("id").first()
+
+
+def security_account_id() -> int | None:
+    """The Security account's id, or None when operations created none (then no notice is posted).
+
+    Asked after every money movement, so it is one small statement written once (no ORM query built each time)
+    and no cache: an account created a moment ago on another node is seen by the next movement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_security_id_sql(), [ServiceAccount.Category.SECURITY.value])
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
+
+
+@functools.cache
+def _security_id_sql() -> str:
+    table = connection.ops.quote_name(ServiceAccount._meta.db_table)
+    return f'SELECT "id" FROM {table} WHERE "category" = %s ORDER BY "id" LIMIT 1'
 
 
 def account_by_slug(slug: str) -> ServiceAccount:
