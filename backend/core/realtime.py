@@ -60,8 +60,11 @@ def ring_many(rings: list[tuple[str, dict]]) -> None:
     if layer is None:
         return
     try:
-        if _outer_loop_present():
-            async_to_sync(_send_all)(layer, rings)  # runs on that loop (a consumer's), as asgiref routes it
+        if _outer_loop_present() or not _batchable(layer):
+            # On that loop (a consumer's), as asgiref routes it. The in-memory layer (tests, `make run`) keeps
+            # this path too: its queues wake waiters on their own loop, which a call from another thread's
+            # loop would not do safely.
+            async_to_sync(_send_all)(layer, rings)
         else:
             future = asyncio.run_coroutine_threadsafe(_send_all(layer, rings), _ring_loop())
             try:
@@ -80,7 +83,8 @@ def ring_many(rings: list[tuple[str, dict]]) -> None:
 # was most of a ring's cost (measured: about a sixth of a wallet transfer's CPU). Such rings go instead to one
 # long-lived loop per process, on a daemon thread, started on first use (and again after a fork); the caller
 # still waits for its rings to be sent, as before. A thread inside `sync_to_async` (a socket consumer's
-# database thread) keeps `async_to_sync`, which sends on the consumer's own loop.
+# database thread) keeps `async_to_sync`, which sends on the consumer's own loop; so does every ring on the
+# in-memory channel layer.
 
 RING_TIMEOUT_SECONDS = 10.0
 _loop_guard = threading.Lock()
