@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import figure, quick  # noqa: E402
 from bench.servers import (  # noqa: E402
     DjangoWorker,
+    cpu_seconds,
     launch_server,
     percentile,
     scratch_environment,
@@ -313,6 +314,7 @@ class LoadGenerators:
         expected = acks * expected_receivers
         return {
             "offered_per_s": offered_per_s,
+            "acks": acks,
             "accepted_per_s": acks / send_time,
             "deliveries_per_s": len(lat) / delivery_time if delivery_time > 0 else float("nan"),
             "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
@@ -425,8 +427,13 @@ def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerat
                 wait_quiet(pid, quiet=0.1, at_most=SETTLE_SECONDS)
         else:
             time.sleep(SETTLE_SECONDS)
+        server_pid = pids[{"chat": 0, "echo": 1, "chat/uv": 2, "echo/uv": 3}[server]]
+        cpu_before = cpu_seconds(server_pid)
         result = generators.load(key, sets[key.removesuffix("-uv")][1], OPEN_SECONDS if offered else SECONDS,
                                  receivers, offered)
+        # The server's CPU per accepted message, deliveries included: what a message costs, whatever else
+        # the machine was doing (the throughput figures move with the machine's load, this much less).
+        result["cpu_ms_per_msg"] = 1000 * (cpu_seconds(server_pid) - cpu_before) / max(1, result["acks"])
         result["took_s"] = time.perf_counter() - began  # settling, sending, draining
         rows.append((label, server, "open" if offered else "closed", result))
         return result
@@ -468,6 +475,12 @@ def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerat
     figure("chat.echo.direct.deliveries_per_s", round(direct_echo["deliveries_per_s"], 1), "deliveries/s")
     figure("chat.direct.ratio_accepted_vs_echo", ratio(direct["accepted_per_s"], direct_echo["accepted_per_s"]),
            "ratio", ">= 0.5")
+    figure("chat.direct.server_cpu_ms_per_msg", round(direct["cpu_ms_per_msg"], 2), "ms CPU/msg")
+    figure("chat.echo.direct.server_cpu_ms_per_msg", round(direct_echo["cpu_ms_per_msg"], 2), "ms CPU/msg")
+    figure("chat.direct.ratio_cpu_echo_vs_chat", ratio(direct_echo["cpu_ms_per_msg"], direct["cpu_ms_per_msg"]),
+           "ratio")
+    figure("chat.group200.server_cpu_ms_per_msg", round(grp["cpu_ms_per_msg"], 2), "ms CPU/msg")
+    figure("chat.echo.group200.server_cpu_ms_per_msg", round(grp_echo["cpu_ms_per_msg"], 2), "ms CPU/msg")
     figure("chat.group200.accepted_per_s", round(grp["accepted_per_s"], 1), "msg/s")
     figure("chat.group200.deliveries_per_s", round(grp["deliveries_per_s"], 1), "deliveries/s")
     figure("chat.group200.delivered_pct", round(grp["delivered_pct"], 2), "%", "= 100 (no backlog left)")
