@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -17,7 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,7 +36,7 @@ from backend.core.ratelimit import TokenBucket
 from backend.core.realtime import device_group, user_group
 from backend.core.values import is_int
 
-from . import events, limits, selectors, services
+from . import events, fanout, limits, selectors, services
 
 log = logging.getLogger("quanzi.ws")
 
@@ -99,7 +103,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         """Whatever ends the socket — a close, a crash that Daphne turns into 1011, a cancelled task — its
         presence is cleared now, not when it would age out a minute later."""
         try:
-            await super().__call__(scope, receive, send)
+            await self._serve(scope, receive, send)
         except UNAVAILABLE as exc:
             # The channel layer lost Redis under this socket (its doorbell inbox, a group_add): say so with a
             # code the phone can act on — reconnect with backoff, then resume — instead of Daphne's bare 1011.
@@ -110,6 +114,22 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
                 await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
         finally:
             await self._release()
+
+    async def _serve(self, scope, receive, send) -> None:
+        """Channels' AsyncConsumer.__call__ with one more source of events: `local_events`, the doorbells of
+        conversation groups that this process's fan-out hands to the socket (backend/chat/fanout.py). Events
+        from the three sources are still dispatched one at a time, in arrival order per source."""
+        self.scope = scope
+        self.local_events: asyncio.Queue = asyncio.Queue(maxsize=fanout.INBOX_CAPACITY)
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        sources = [receive, self.local_events.get]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch(sources, self.dispatch)
 
     async def connect(self):
         self.frame_budget = TokenBucket(capacity=limits.get("SOCKET_FRAME_BUDGET"),
@@ -151,10 +171,13 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             except Exception:
                 log.exception("presence not cleared for user %s (it ages out)", user.pk)
         groups = list(getattr(self, "groups_joined", []))
-        groups += [events.conversation_group(c) for c in getattr(self, "chat_groups", ())]
         if groups and getattr(self, "channel_layer", None) is not None:
             await asyncio.gather(*(self.channel_layer.group_discard(g, self.channel_name) for g in groups),
                                  return_exceptions=True)
+        followed = list(getattr(self, "chat_groups", ()))
+        if followed and getattr(self, "channel_layer", None) is not None:
+            node = fanout.node_fanout(self.channel_layer)
+            await asyncio.gather(*(node.unfollow(self, c) for c in followed), return_exceptions=True)
         if user is not None:
             try:
                 await chat_socket_closed(self)
@@ -440,9 +463,11 @@ async def _subscribe(consumer: QuanziSocketConsumer, conversations: list[int]) -
     consumer.chat_groups.update(new)
     gate = asyncio.Semaphore(16)
 
+    node = fanout.node_fanout(consumer.channel_layer)
+
     async def add(conversation: int) -> None:
         async with gate:
-            await consumer.channel_layer.group_add(events.conversation_group(conversation), consumer.channel_name)
+            await node.follow(consumer, conversation)
 
     results = await asyncio.gather(*(add(c) for c in new), return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
@@ -454,7 +479,7 @@ async def _unsubscribe(consumer: QuanziSocketConsumer, conversation: int) -> Non
     if conversation in consumer.chat_groups:
         consumer.chat_groups.discard(conversation)
         try:
-            await consumer.channel_layer.group_discard(events.conversation_group(conversation), consumer.channel_name)
+            await fanout.node_fanout(consumer.channel_layer).unfollow(consumer, conversation)
         except Exception:  # doorbells that still arrive are not addressed to this user and are dropped
             log.warning("conversation unsubscribe failed", exc_info=True)
 
