@@ -80,6 +80,18 @@ async def call_service(fn, /, *args, **kwargs):
                 await realtime.send_deferred(rings)
 
 
+# Tasks started by a socket's timers when they fire (rare: a missed auth deadline, a session re-check). The
+# event loop keeps only weak references to tasks; this keeps them alive until they finish.
+_timer_tasks: set[asyncio.Task] = set()
+
+
+def _spawn(coro) -> asyncio.Task:
+    task = asyncio.ensure_future(coro)
+    _timer_tasks.add(task)
+    task.add_done_callback(_timer_tasks.discard)
+    return task
+
+
 def _valid_unicode(text_data: str, frame: dict) -> bool:
     """JSON may escape a lone surrogate ("\\ud800"): it decodes to a str that cannot be encoded as UTF-8, so
     echoing it (an `id`, an unknown `type`) or storing it would crash the socket. Only escapes can produce one."""
@@ -136,18 +148,24 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
                                         per_second=limits.get("SOCKET_FRAME_REFILL_PER_SECOND"))
         self.budget_strikes = 0
         self.user = None
-        self.device = None
-        self.groups_joined: list[str] = []
+        self.device_id: int | None = None  # the id only: a Device instance per idle socket costs ~1 KB
         self.chat_seen: dict[int, int] = {}
         self.chat_floor: dict[int, int] = {}
         self.chat_left: set[int] = set()
         self.chat_groups: set[int] = set()  # conversation groups this socket is subscribed to
         self.client_ip = clientip.from_scope(self.scope)  # X-Forwarded-For only through TRUSTED_PROXIES
         await self.accept()
-        self.auth_timer = asyncio.ensure_future(self._auth_deadline())
+        # Timers are loop.call_later handles (~0.2 KB), not a task sleeping per socket (~2 KB with its
+        # coroutine and future, and a cancelled one kept its traceback): see docs/architecture.md, speed.
+        self.auth_timer = asyncio.get_running_loop().call_later(settings.QUANZI["WS_AUTH_TIMEOUT_SECONDS"],
+                                                                self._auth_deadline_due)
+
+    def _auth_deadline_due(self) -> None:
+        self.auth_timer = None
+        if self.user is None and not getattr(self, "released", False):
+            self.auth_timer = _spawn(self._auth_deadline())
 
     async def _auth_deadline(self):
-        await asyncio.sleep(settings.QUANZI["WS_AUTH_TIMEOUT_SECONDS"])
         if self.user is None:
             await self.send_error("AUTH_TIMEOUT", "No auth frame received in time.")
             await self.close(code=CLOSE_AUTH_TIMEOUT)
@@ -170,7 +188,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
                 await db(presence.socket_closed)(user.pk, self.channel_name)
             except Exception:
                 log.exception("presence not cleared for user %s (it ages out)", user.pk)
-        groups = list(getattr(self, "groups_joined", []))
+        groups = [user_group(user.pk), device_group(self.device_id)] if user is not None else []
         if groups and getattr(self, "channel_layer", None) is not None:
             await asyncio.gather(*(self.channel_layer.group_discard(g, self.channel_name) for g in groups),
                                  return_exceptions=True)
@@ -301,13 +319,15 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.code, exc.message, frame_id=frame.get("id"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        user, device = self.user, self.device = grant.user, grant.device
+        user = self.user = grant.user
+        self.device_id = grant.device.pk
         self.session_generation, self.session_expires_at = grant.generation, grant.expires_at
-        self.auth_timer.cancel()
-        self.session_timer = asyncio.ensure_future(self._session_watch())
-        for group in (user_group(user.pk), device_group(device.pk)):
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+        self._schedule_session_check()
+        for group in (user_group(user.pk), device_group(self.device_id)):
             await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
         await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
         ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": HEARTBEAT_SECONDS,
@@ -325,7 +345,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
     async def recheck_session(self) -> bool:
         """False (and the socket closed with its code) when the session has ended."""
         try:
-            await db(check_session)(user_id=self.user.pk, device_id=self.device.pk,
+            await db(check_session)(user_id=self.user.pk, device_id=self.device_id,
                                     generation=self.session_generation, expires_at=self.session_expires_at)
         except DomainError as exc:
             await self.end_session(exc)
@@ -349,18 +369,27 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self.send_error("SESSION_REVOKED", "This device was signed out.")
             await self.close(code=CLOSE_SESSION_REVOKED)
 
-    async def _session_watch(self) -> None:
+    def _schedule_session_check(self) -> None:
+        """The next server-side re-check: every WS_SESSION_RECHECK_SECONDS, or at the token's expiry if that
+        is sooner. `session_timer` is the waiting handle, then the running check's task (both cancel)."""
         interval = float(settings.QUANZI.get("WS_SESSION_RECHECK_SECONDS", HEARTBEAT_SECONDS))
-        while True:
-            until_expiry = (self.session_expires_at - clock.now()).total_seconds()
-            await asyncio.sleep(max(0.0, min(interval, until_expiry)))
-            try:
-                if not await self.recheck_session():
-                    return
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not kill the watch; the next round retries
-                log.warning("session re-check failed for device %s", self.device.pk, exc_info=True)
+        until_expiry = (self.session_expires_at - clock.now()).total_seconds()
+        self.session_timer = asyncio.get_running_loop().call_later(max(0.0, min(interval, until_expiry)),
+                                                                   self._session_check_due)
+
+    def _session_check_due(self) -> None:
+        self.session_timer = _spawn(self._session_check())
+
+    async def _session_check(self) -> None:
+        try:
+            alive = await self.recheck_session()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a database hiccup must not kill the watch; the next round retries
+            log.warning("session re-check failed for device %s", self.device_id, exc_info=True)
+            alive = True
+        if alive and not getattr(self, "released", False) and not getattr(self, "session_ended", False):
+            self._schedule_session_check()
 
     async def on_authenticated(self) -> None:
         """Take the seq baseline of every conversation (live delivery is gapless from here; older messages
@@ -407,9 +436,9 @@ async def handle_auth_refresh(consumer: QuanziSocketConsumer, frame: dict) -> No
     its current session until that expires.
     """
     grant = await db(verify_access_token)(frame.get("token"))
-    if grant.user.pk != consumer.user.pk or grant.device.pk != consumer.device.pk:
+    if grant.user.pk != consumer.user.pk or grant.device.pk != consumer.device_id:
         raise TokenInvalid("This token belongs to another session.", field="token")
-    consumer.user, consumer.device = grant.user, grant.device
+    consumer.user = grant.user
     consumer.session_generation, consumer.session_expires_at = grant.generation, grant.expires_at
     await consumer.send_frame(_reply(frame, {"type": "auth.refresh.ok",
                                              "expires_at": grant.expires_at.isoformat()}))

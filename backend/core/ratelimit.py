@@ -65,7 +65,9 @@ def reset(bucket: str, key: str, *, window_seconds: int) -> None:
 
 class TokenBucket:
     """An in-process token bucket (one per socket, so no shared cache round trip per frame): up to
-    `capacity` tokens, refilled continuously at `per_second`."""
+    `capacity` tokens, refilled continuously at `per_second`. Slotted: one lives as long as every socket."""
+
+    __slots__ = ("capacity", "per_second", "tokens", "updated")
 
     def __init__(self, *, capacity: float, per_second: float) -> None:
         self.capacity = capacity

@@ -198,6 +198,31 @@ async def test_the_server_rechecks_without_pings(settings, lost_doorbells):
     assert (await ws.receive_output(timeout=3))["code"] == 4403
 
 
+async def test_the_server_keeps_rechecking_round_after_round(settings, lost_doorbells, monkeypatch):
+    """Rounds that find the session alive, and a round whose database call fails, do not end the watch: a
+    sign-out after them still closes the idle socket."""
+    from backend.chat import consumers
+
+    settings.QUANZI = {**settings.QUANZI, "WS_SESSION_RECHECK_SECONDS": 0.1}
+    session = await new_session()
+    ws, _ = await authed(session)
+    assert await ws.receive_nothing(timeout=0.5)  # several rounds, the socket stays open
+    real, failures = consumers.check_session, []
+
+    def flaky(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("database hiccup")
+        return real(**kwargs)
+
+    monkeypatch.setattr(consumers, "check_session", flaky)
+    assert await ws.receive_nothing(timeout=0.5)
+    assert failures
+    await database_sync_to_async(logout)(device=session.device)
+    assert (await ws.receive_json_from(timeout=3))["code"] == "SESSION_REVOKED"
+    assert (await ws.receive_output(timeout=3))["code"] == 4403
+
+
 async def test_auth_refresh_extends_a_long_lived_socket(settings):
     session = await new_session()
     ws, _ = await authed(session)
