@@ -7,7 +7,6 @@ services. Every error frame carries a code; a bad frame never closes an authenti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import json
@@ -119,11 +118,12 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         except UNAVAILABLE as exc:
             # The channel layer lost Redis under this socket (its doorbell inbox, a group_add): say so with a
             # code the phone can act on — reconnect with backoff, then resume — instead of Daphne's bare 1011.
+            # A failed close is not swallowed: it leaves the socket open and silent until the phone gives up (it
+            # did, while Daphne refused 1013, see backend/asgi.py); raised, Daphne at least closes with 1011.
             log.warning("socket closed, Redis unavailable: %r", exc)
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.send", "text": json.dumps(
-                    {"type": "error", "code": "SERVICE_UNAVAILABLE", "message": "Try again shortly.", "retry_after": 1})})
-                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+            await send({"type": "websocket.send", "text": json.dumps(
+                {"type": "error", "code": "SERVICE_UNAVAILABLE", "message": "Try again shortly.", "retry_after": 1})})
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
         finally:
             await self._release()
 

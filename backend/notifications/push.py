@@ -20,10 +20,12 @@ import datetime as dt
 import email.utils
 import enum
 import hashlib
+import ipaddress
 import json
 import logging
 import threading
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -136,6 +138,11 @@ class FirebasePushBackend:
     (up to 4 retries of 500/503, sleeping through Retry-After inside the worker) with none: retries belong
     to our outbox, which honours Retry-After without holding a worker, and retries only the devices that
     did not get the message.
+
+    An endpoint on loopback (a stub FCM) means nothing may leave the machine: the service account's token_uri
+    must be on loopback too, and google-auth's Regional Access Boundary lookup is switched off. google-auth
+    (2.5x+) starts that lookup in a background thread after every token refresh and always sends it to
+    iamcredentials.googleapis.com, whatever token_uri or FCM endpoint says; against Google it is harmless.
     """
 
     credentials_path: str
@@ -154,6 +161,8 @@ class FirebasePushBackend:
             credential = credentials.Certificate(self.credentials_path)
         except (OSError, ValueError) as exc:
             raise ImproperlyConfigured(f"FCM_CREDENTIALS: cannot load service account: {exc}") from exc
+        if self.endpoint and _is_loopback_url(self.endpoint):
+            _keep_on_loopback(credential.get_credential())
         app_name = "quanzi-push-" + hashlib.sha256(
             f"{self.credentials_path}|{self.endpoint}|{id(self)}".encode()
         ).hexdigest()[:12]
@@ -345,6 +354,28 @@ def get_backend() -> PushBackend:
                 _backend = LoggingPushBackend()
             _backend_source = source
         return _backend
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _keep_on_loopback(google_credential: Any) -> None:
+    """Stub mode: refuse a token_uri off the machine and turn off google-auth's IAM lookup (see the class)."""
+    token_uri = getattr(google_credential, "_token_uri", "")
+    if not _is_loopback_url(token_uri):
+        raise ImproperlyConfigured(
+            f"FCM_ENDPOINT is on loopback but the service account's token_uri is {token_uri!r}: "
+            "a stub FCM needs a token_uri on loopback too, or the token request leaves the machine"
+        )
+    if hasattr(google_credential, "_is_regional_access_boundary_lookup_required"):
+        google_credential._is_regional_access_boundary_lookup_required = lambda: False
 
 
 def describe_backend() -> str:

@@ -111,3 +111,7 @@ def test_a_push_whose_worker_was_killed_is_delivered_by_the_sweep_at_most_once_m
     assert all(m["data"].get("notification_id") == delivered[0]["data"].get("notification_id") for m in delivered)
     log = worker_log.read_text()
     assert "Traceback" not in log, log[-3000:]
+    # nothing either worker did reached for a host off the machine (google-auth's IAM lookup once did)
+    for path in (tmp_path / "worker-1.log", worker_log):
+        text = path.read_text()
+        assert "googleapis.com" not in text and "NameResolutionError" not in text, text[-3000:]

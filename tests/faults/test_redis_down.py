@@ -128,3 +128,34 @@ def test_redis_lost_mid_conversation_loses_no_acknowledged_send(daphne_nodes, ow
     # a redis TimeoutError from presence.is_online while a socket closes was seen escaping once (open finding).
     for node in (node1, node2) if how == "killed" else ():
         assert "Exception inside application" not in node.output(), node.output()[-5000:]
+
+
+def test_an_open_socket_is_told_at_once_when_redis_dies_under_it(daphne_nodes, own_redis):
+    """Redis killed under idle, authenticated sockets: each phone is sent SERVICE_UNAVAILABLE and a close 1013
+    within seconds (so it reconnects with backoff and resumes), rather than a socket that stays silent until
+    the phone gives up on it."""
+    node1, node2 = daphne_nodes(2, **own_redis_env(own_redis))
+    history = History()
+    phones = [Client(name, token_for(new_user(name)), history) for name in ("Ada", "Bob", "Cy")]
+
+    async def told(client: Client) -> tuple[list[str], int | None]:
+        codes: list[str] = []
+        try:
+            while True:
+                frame = await client.receive(5)
+                if frame["type"] == "error":
+                    codes.append(frame["code"])
+        except websockets.ConnectionClosed as exc:
+            return codes, exc.rcvd.code if exc.rcvd else None
+        except TimeoutError:
+            return codes, None  # still open after 5 s of silence
+
+    async def main():
+        for client, node in zip(phones, (node1, node2, node2), strict=True):
+            await client.connect(node)
+            await client.drain(0.3)
+        own_redis.kill()
+        return await asyncio.gather(*(told(client) for client in phones))
+
+    for name, (codes, close_code) in zip(("Ada", "Bob", "Cy"), asyncio.run(main()), strict=True):
+        assert codes == ["SERVICE_UNAVAILABLE"] and close_code == 1013, (name, codes, close_code, node1.output()[-3000:])

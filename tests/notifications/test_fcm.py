@@ -265,3 +265,47 @@ def test_fcm_unreachable_is_retried(fcm, commit, settings):
     with clock.frozen_at(notification.push_next_attempt_at):
         services.sweep_pending_pushes()
     assert reload(notification).push_state == State.SENT and len(fcm.delivered_to("tok-offline")) == 1
+
+
+def test_pushing_to_the_stub_never_looks_up_a_host_off_the_machine(fcm, monkeypatch, tmp_path):
+    """Against a stub on loopback, neither the send nor google-auth's background work after a token refresh
+    (its Regional Access Boundary lookup goes to iamcredentials.googleapis.com) resolves another host."""
+    import socket
+    import threading
+
+    looked_up: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        looked_up.append(name)
+        if name not in ("127.0.0.1", "localhost", "::1"):
+            raise OSError(f"test refused a lookup of {name!r}: nothing leaves 127.0.0.1")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    before = set(threading.enumerate())
+    backend = push.FirebasePushBackend(credentials_path=fcm.credentials_path, endpoint=fcm.base_url)
+    try:
+        target = push.PushTarget(device_id=1, platform="android", kind="token", value="tok-loopback")
+        [result] = backend.send(push.PushContent(title="t", body="b", data={"k": "v"}), [target])
+        for thread in set(threading.enumerate()) - before:  # e.g. google-auth's background lookup
+            thread.join(10)
+    finally:
+        backend.close()
+    assert result.outcome == push.Outcome.DELIVERED
+    assert fcm.delivered_to("tok-loopback") and fcm.token_requests >= 1
+    assert looked_up and set(looked_up) <= {"127.0.0.1", "localhost", "::1"}, looked_up
+
+
+def test_a_stub_endpoint_with_a_token_uri_off_the_machine_is_refused(fcm, tmp_path):
+    import json
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    info = json.loads(open(fcm.credentials_path, encoding="utf-8").read())
+    info["token_uri"] = "https://oauth2.googleapis.com/token"
+    path = tmp_path / "google-token-uri.json"
+    path.write_text(json.dumps(info))
+    with pytest.raises(ImproperlyConfigured, match="token_uri"):
+        push.FirebasePushBackend(credentials_path=str(path), endpoint=fcm.base_url)
