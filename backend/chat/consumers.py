@@ -140,8 +140,10 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
-        with contextlib.suppress(StopConsumer):
+        try:
             await await_many_dispatch(sources, self.dispatch)
+        except StopConsumer:
+            pass
 
     async def connect(self):
         self.frame_budget = TokenBucket(capacity=limits.get("SOCKET_FRAME_BUDGET"),
