@@ -10,10 +10,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from backend.core import clock, reach
+from backend.core.compiled import CompiledQuery
 from backend.notifications import selectors as notification_selectors
 
 from . import events, limits
@@ -232,20 +234,29 @@ def members_of(seat: Membership) -> QuerySet[Membership]:
             .select_related("user").order_by("id"))
 
 
-def co_member_ids(user_id: int, *, max_members: int | None = None) -> set[int]:
-    """Everyone sharing an active conversation with the user (optionally only conversations this small)."""
+def _co_members(user_id: int, max_members: int | None = None) -> QuerySet:
     mine = Membership.objects.filter(user_id=user_id, left_at__isnull=True)
     if max_members is not None:
         mine = mine.filter(conversation__member_count__lte=max_members)
-    return set(
-        Membership.objects.filter(conversation_id__in=mine.values("conversation_id"), left_at__isnull=True)
-        .exclude(user_id=user_id).values_list("user_id", flat=True).distinct()
-    )
+    return (Membership.objects.filter(conversation_id__in=mine.values("conversation_id"), left_at__isnull=True)
+            .exclude(user_id=user_id).values_list("user_id", flat=True).distinct())
+
+
+def co_member_ids(user_id: int, *, max_members: int | None = None) -> set[int]:
+    """Everyone sharing an active conversation with the user (optionally only conversations this small)."""
+    return set(_co_members(user_id, max_members))
+
+
+# Asked on every socket's connect and close (a reconnect storm asks it thousands of times a second):
+# compiled once per process (core.compiled).
+_PRESENCE_AUDIENCE = CompiledQuery(_co_members, user_id=-7_392_021, max_members=1_999_392_022)  # in the column's range
 
 
 def presence_audience(user_id: int) -> set[int]:
-    """Who is told when this user comes online or goes offline."""
-    return co_member_ids(user_id, max_members=limits.get("PRESENCE_PUSH_MAX_MEMBERS"))
+    """Who is told when this user comes online or goes offline: co-members in conversations of at most
+    PRESENCE_PUSH_MAX_MEMBERS."""
+    rows = _PRESENCE_AUDIENCE.rows(connection, user_id=user_id, max_members=limits.get("PRESENCE_PUSH_MAX_MEMBERS"))
+    return {uid for (uid,) in rows}
 
 
 def may_see_presence_of(viewer_id: int, user_ids: list[int]) -> set[int]:

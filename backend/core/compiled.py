@@ -11,7 +11,8 @@ remembers the SQL it compiled to and where each value went.
 
 The keyword arguments of the constructor are sentinels: values the builder receives once, to find their
 positions in the compiled parameters. Each must reach the SQL as a parameter of its own (an int or a
-datetime that nothing else in the query equals); a sentinel that is missing or ambiguous is refused at the
+datetime that nothing else in the query equals, inside the column's range: Django turns a lookup that no
+row can match, such as a negative value on a positive-integer column, into no SQL at all); a sentinel that is missing or ambiguous is refused at the
 first compile, so a queryset that changes shape fails loudly in the tests instead of binding wrong values.
 Compiled per database connection alias (PostgreSQL and SQLite compile differently).
 """
@@ -58,7 +59,7 @@ class CompiledQuery:
             matches = []
             for name, sentinel in self.sentinels.items():
                 adapt = _adapter(connection, sentinel)
-                if type(value) is type(sentinel) and value == sentinel:
+                if isinstance(value, type(sentinel)) and value == sentinel:  # psycopg may wrap (Int4)
                     matches.append(Slot(name, None, None))
                 elif adapt is not None and value == adapt(sentinel):
                     matches.append(Slot(name, adapt, None))
@@ -96,7 +97,9 @@ class CompiledQuery:
     def convert(self, connection, rows: list[tuple]) -> list[tuple]:
         """Rows fetched with `sql()` (e.g. as one statement of several sent together), converted."""
         _, _, compiler = self._compiled_for(connection)
-        converters = compiler.get_converters([expression for expression, _, _ in compiler.select])
+        if compiler.has_extra_select:  # columns the SQL needed (e.g. a DISTINCT's ordering), not the caller
+            rows = [row[:compiler.col_count] for row in rows]
+        converters = compiler.get_converters([expression for expression, _, _ in compiler.select[:compiler.col_count]])
         if not converters:  # PostgreSQL hands back ints, text, booleans and datetimes as they are
             return rows
         return [tuple(row) for row in compiler.apply_converters(rows, converters)]
