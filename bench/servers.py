@@ -57,13 +57,18 @@ def scratch_environment(label: str) -> Iterator[dict]:
         try:
             yield env
         finally:
-            import redis
+            delete_redis_keys(url, tag)
 
-            client = redis.Redis.from_url(url)
-            for pattern in (f"{tag}*", f":1:{tag}*", f"{tag}:*"):
-                keys = list(client.scan_iter(match=pattern, count=1000))
-                for start in range(0, len(keys), 1000):
-                    client.delete(*keys[start:start + 1000])
+
+def delete_redis_keys(url: str, tag: str) -> None:
+    """Every key a bench wrote under its prefix `tag` (channel layer, cache, rate limits)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for pattern in (f"{tag}*", f":1:{tag}*", f"{tag}:*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
 
 
 # Data set-up writes commit without waiting for the WAL flush: nothing there is measured, and a crash could only
