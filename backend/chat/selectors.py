@@ -152,12 +152,19 @@ def seq_heads(user_id: int) -> dict[int, tuple[int, int]]:
     }
 
 
+# Asked on every socket's connect and on every heartbeat (every 25 s per socket): compiled once per process.
+_SOCKET_HEADS = CompiledQuery(
+    lambda user_id: Membership.objects.filter(user_id=user_id, left_at__isnull=True)
+    .values_list("conversation_id", "conversation__last_seq", "visible_from_seq", "conversation__kind"),
+    user_id=-7_392_031,
+)
+
+
 def socket_heads(user_id: int) -> dict[int, tuple[int, int, bool]]:
     """For each conversation I am in: (newest seq, first seq I may see, rung through its conversation group)."""
     return {
         conv: (last_seq, visible_from, events.uses_conversation_group(kind))
-        for conv, last_seq, visible_from, kind in Membership.objects.filter(user_id=user_id, left_at__isnull=True)
-        .values_list("conversation_id", "conversation__last_seq", "visible_from_seq", "conversation__kind")
+        for conv, last_seq, visible_from, kind in _SOCKET_HEADS.rows(connection, user_id=user_id)
     }
 
 
