@@ -242,16 +242,12 @@ def members_of(seat: Membership) -> QuerySet[Membership]:
 
 
 def _co_members(user_id: int, max_members: int | None = None) -> QuerySet:
+    """Everyone sharing an active conversation with the user (optionally only conversations this small)."""
     mine = Membership.objects.filter(user_id=user_id, left_at__isnull=True)
     if max_members is not None:
         mine = mine.filter(conversation__member_count__lte=max_members)
     return (Membership.objects.filter(conversation_id__in=mine.values("conversation_id"), left_at__isnull=True)
             .exclude(user_id=user_id).values_list("user_id", flat=True).distinct())
-
-
-def co_member_ids(user_id: int, *, max_members: int | None = None) -> set[int]:
-    """Everyone sharing an active conversation with the user (optionally only conversations this small)."""
-    return set(_co_members(user_id, max_members))
 
 
 # Asked on every socket's connect and close (a reconnect storm asks it thousands of times a second):

@@ -1,14 +1,15 @@
 """Per-user facts one app owns and apps it may not import read: the owner registers a lookup under a name
 from its AppConfig.ready(), readers ask `look_up(name, user_ids)`. core.staff_directory (client managers'
-branches) and core.customer_tiers (customer tiers) are the named faces of it; both are advisors' facts read by
-referrals and campaigns, which sit in layers that may not import advisors.
+branches), core.customer_tiers (customer tiers) and core.customer_metrics (balances, loans repaid, referrals:
+numbers advisors' tier rules read from apps it may not import) are the named faces of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-UserLookup = Callable[[Sequence[int]], dict[int, str]]
+UserLookup = Callable[[Sequence[int]], Mapping[int, Any]]
 
 _lookups: dict[str, UserLookup] = {}
 
@@ -21,9 +22,15 @@ def register(name: str, lookup: UserLookup) -> None:
     _lookups[name] = lookup
 
 
-def look_up(name: str, user_ids: Sequence[int]) -> dict[int, str]:
-    """Each user's value ("" for users the lookup does not know, or when nobody registered one)."""
-    user_ids = list(user_ids)
+def values_of(name: str, user_ids: Sequence[int]) -> Mapping[int, Any]:
+    """What the lookup answers for these users, as it answers it (users it does not know are absent; nobody
+    registered: nobody is known)."""
     lookup = _lookups.get(name)
-    values = lookup(user_ids) if lookup is not None and user_ids else {}
+    return lookup(user_ids) if lookup is not None and user_ids else {}
+
+
+def look_up(name: str, user_ids: Sequence[int]) -> dict[int, str]:
+    """Each user's value as text ("" for users the lookup does not know, or when nobody registered one)."""
+    user_ids = list(user_ids)
+    values = values_of(name, user_ids)
     return {uid: str(values.get(uid) or "") for uid in user_ids}

@@ -8,7 +8,7 @@ import pytest
 from backend.advisors import services
 from backend.advisors.models import CustomerRecord
 from backend.chat import services as chat_services
-from backend.core import clock, customer_metrics
+from backend.core import clock, customer_metrics, user_lookups
 from backend.notifications import schedule
 from tests.chat.conftest import token_for
 from tests.payments.conftest import fund
@@ -47,7 +47,7 @@ def test_nightly_job_reads_wallet_balances_chat_activity_and_reported_measures(m
             chat_services.send_message(conversation_id=conversation_id, sender=chatty, client_msg_id=f"old{i}", text="x")
     for i in range(20):
         chat_services.send_message(conversation_id=conversation_id, sender=chatty, client_msg_id=f"m{i}", text="x")
-    monkeypatch.setitem(customer_metrics._providers, customer_metrics.REFERRALS,
+    monkeypatch.setitem(user_lookups._lookups, f"metric:{customer_metrics.REFERRALS}",
                         lambda ids: {referrer.pk: 2} if referrer.pk in ids else {})
 
     (run,) = schedule.run_due_jobs(["advisors.compute_tiers"])  # what beat runs nightly

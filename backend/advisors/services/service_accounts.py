@@ -7,7 +7,6 @@ reaching everyone. An unsubscribed user gets nothing more from that account unti
 
 from __future__ import annotations
 
-import functools
 import secrets
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 
 from backend.chat import services as chat_services
 from backend.core import clock
+from backend.core.compiled import CompiledQuery
 from backend.core.errors import Conflict, NotFound
 
 from ..models import ServiceAccount, Subscription
@@ -93,21 +93,16 @@ def security_account() -> ServiceAccount | None:
         .order_by("id").first()
 
 
+# Asked after every money movement: compiled once per process (core.compiled), no cache — an account created a
+# moment ago on another node is seen by the next movement.
+_SECURITY_ACCOUNT_ID = CompiledQuery(
+    lambda: ServiceAccount.objects.filter(category=ServiceAccount.Category.SECURITY).order_by("id").values_list("id")[:1])
+
+
 def security_account_id() -> int | None:
-    """The Security account's id, or None when operations created none (then no notice is posted).
-
-    Asked after every money movement, so it is one small statement written once (no ORM query built each time)
-    and no cache: an account created a moment ago on another node is seen by the next movement."""
-    with connection.cursor() as cursor:
-        cursor.execute(_security_id_sql(), [ServiceAccount.Category.SECURITY.value])
-        row = cursor.fetchone()
-    return row[0] if row is not None else None
-
-
-@functools.cache
-def _security_id_sql() -> str:
-    table = connection.ops.quote_name(ServiceAccount._meta.db_table)
-    return f'SELECT "id" FROM {table} WHERE "category" = %s ORDER BY "id" LIMIT 1'
+    """The Security account's id, or None when operations created none (then no notice is posted)."""
+    rows = _SECURITY_ACCOUNT_ID.rows(connection)
+    return rows[0][0] if rows else None
 
 
 def account_by_slug(slug: str) -> ServiceAccount:
