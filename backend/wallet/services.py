@@ -32,6 +32,7 @@ from django.db.models import F
 
 from backend.accounts.models import User
 from backend.core import activity_hooks, clock, ratelimit, reach
+from backend.core.compiled import CompiledQuery
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
@@ -247,7 +248,7 @@ def system_account(kind: str, *, shard: int = 0) -> LedgerAccount:
         raise ValueError(f"not a system account kind: {kind!r}")
     if shard and kind != LedgerAccount.Kind.EXTERNAL_BANK:
         raise ValueError(f"only the external bank is sharded, not {kind!r}")
-    account = _first(LedgerAccount, kind=kind, shard=shard)
+    account = _first(_SYSTEM_ACCOUNT, LedgerAccount, kind=kind, shard=shard)
     if account is not None:
         return account
     try:
@@ -322,27 +323,29 @@ def _lock_sql(count: int) -> str:
             f'WHERE a."id" IN ({", ".join(["%s"] * count)}) ORDER BY a."id" FOR UPDATE OF a')
 
 
-def _first(model, **equal: object):
-    """The first row (lowest id) of a wallet table whose columns equal these values: for lookups every payment
-    or bank operation makes (system accounts, idempotency keys). On PostgreSQL the statement is written once
-    per table and set of columns; building it through the ORM each time cost several times more than running
-    it. (Only for tables whose PostgreSQL values need no converting; SQLite goes through the ORM.)"""
+def _columns(model) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+# Lookups every payment or bank operation makes (system accounts, idempotency keys), compiled once per process
+# (core.compiled): building them through the ORM each time cost several times more than running them.
+_SYSTEM_ACCOUNT = CompiledQuery(
+    lambda kind, shard: LedgerAccount.objects.filter(kind=kind, shard=shard).order_by("pk")
+    .values_list(*_columns(LedgerAccount))[:1],
+    kind="sentinel:kind:7392", shard=32_001,
+)
+_IDEMPOTENCY_RECORD = CompiledQuery(
+    lambda scope, key: IdempotencyRecord.objects.filter(scope=scope, key=key).order_by("pk")
+    .values_list(*_columns(IdempotencyRecord))[:1],
+    scope="sentinel:scope:7392", key="sentinel:key:7392",
+)
+
+
+def _first(query: CompiledQuery, model, **values: object):
+    """The first row (lowest id) the compiled look-up finds, as a model instance, or None."""
     connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return model.objects.filter(**equal).order_by("pk").first()
-    with connection.cursor() as cursor:
-        cursor.execute(_first_sql(model, tuple(equal)), tuple(equal.values()))
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return model.from_db(connection.alias, [field.attname for field in model._meta.concrete_fields], row)
-
-
-@functools.lru_cache(maxsize=16)
-def _first_sql(model, columns: tuple[str, ...]) -> str:
-    selected = ", ".join(f'"{field.column}"' for field in model._meta.concrete_fields)
-    where = " AND ".join(f'"{model._meta.get_field(name).column}" = %s' for name in columns)
-    return f'SELECT {selected} FROM "{model._meta.db_table}" WHERE {where} ORDER BY "id" LIMIT 1'
+    rows = query.rows(connection, **values)
+    return model.from_db(connection.alias, _columns(model), rows[0]) if rows else None
 
 
 def _check_not_frozen(source: LedgerAccount, destination: LedgerAccount | None = None) -> None:
@@ -370,7 +373,7 @@ def _check_funds(account: LedgerAccount, amount: int) -> None:
 
 def _replay(scope: str, key: str, operation: str, fingerprint: str) -> IdempotencyRecord | None:
     """The first result for this key, or None. Call only while holding the scope account's lock."""
-    record = _first(IdempotencyRecord, scope=scope, key=key)  # usually none
+    record = _first(_IDEMPOTENCY_RECORD, IdempotencyRecord, scope=scope, key=key)  # usually none
     if record is None:
         return None
     if record.operation != operation or record.fingerprint != fingerprint:
