@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import json
 import logging
 import math
@@ -20,7 +19,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -128,22 +126,45 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             await self._release()
 
     async def _serve(self, scope, receive, send) -> None:
-        """Channels' AsyncConsumer.__call__ with one more source of events: `local_events`, the doorbells of
-        conversation groups that this process's fan-out hands to the socket (backend/chat/fanout.py). Events
-        from the three sources are still dispatched one at a time, in arrival order per source."""
+        """Channels' AsyncConsumer.__call__, with one inbox instead of one task per source.
+
+        Under Daphne (and Channels' test communicator) `receive` is the `get` of the instance's input queue:
+        the node's doorbells (backend/chat/fanout.py) join that queue (`deliver_local`), so an idle socket is
+        one task waiting on one queue. Elsewhere (uvicorn) a small pump moves frames into an inbox of our own.
+        Events are dispatched one at a time in arrival order."""
         self.scope = scope
-        self.local_events: asyncio.Queue = asyncio.Queue(maxsize=fanout.INBOX_CAPACITY)
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
-        sources = [receive, self.local_events.get]
+        inbox = getattr(receive, "__self__", None)
+        pump = None
+        if not isinstance(inbox, asyncio.Queue) or getattr(receive, "__name__", "") != "get":
+            inbox = asyncio.Queue()
+            pump = asyncio.ensure_future(_pump(receive, inbox))
+        self._inbox: asyncio.Queue = inbox
+        self._local_waiting = 0
         if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
+            node = fanout.node_fanout(self.channel_layer)
+            await node.start()
+            self.channel_name = node.socket_name()
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            while True:
+                message = await inbox.get()
+                if not message["type"].startswith("websocket."):
+                    self._local_waiting -= 1
+                await self.dispatch(message)
         except StopConsumer:
             pass
+        finally:
+            if pump is not None:
+                pump.cancel()
+
+    def deliver_local(self, event: dict) -> bool:
+        """A doorbell from the node's fan-out joins the socket's inbox, unless `INBOX_CAPACITY` wait already."""
+        if self._local_waiting >= fanout.INBOX_CAPACITY:
+            return False
+        self._local_waiting += 1
+        self._inbox.put_nowait(event)
+        return True
 
     async def connect(self):
         self.frame_budget = TokenBucket(capacity=limits.get("SOCKET_FRAME_BUDGET"),
@@ -190,14 +211,11 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
                 await db(presence.socket_closed)(user.pk, self.channel_name)
             except Exception:
                 log.exception("presence not cleared for user %s (it ages out)", user.pk)
-        groups = [user_group(user.pk), device_group(self.device_id)] if user is not None else []
-        if groups and getattr(self, "channel_layer", None) is not None:
-            await asyncio.gather(*(self.channel_layer.group_discard(g, self.channel_name) for g in groups),
-                                 return_exceptions=True)
-        followed = list(getattr(self, "chat_groups", ()))
+        followed = list(getattr(self, "own_groups", ()))
+        followed += [events.conversation_group(c) for c in getattr(self, "chat_groups", ())]
         if followed and getattr(self, "channel_layer", None) is not None:
             node = fanout.node_fanout(self.channel_layer)
-            await asyncio.gather(*(node.unfollow(self, c) for c in followed), return_exceptions=True)
+            await asyncio.gather(*(node.unfollow(self, g) for g in followed), return_exceptions=True)
         if user is not None:
             try:
                 await chat_socket_closed(self)
@@ -328,8 +346,9 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             self.auth_timer.cancel()
             self.auth_timer = None
         self._schedule_session_check()
-        for group in (user_group(user.pk), device_group(self.device_id)):
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.own_groups = (user_group(user.pk), device_group(self.device_id))
+        node = fanout.node_fanout(self.channel_layer)
+        await asyncio.gather(*(node.follow(self, group) for group in self.own_groups))
         await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
         ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": HEARTBEAT_SECONDS,
@@ -418,6 +437,10 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
     async def session_revoked(self, event):
         await self.end_session(TokenInvalid())
 
+    async def node_unavailable(self, event):
+        """The node's channel-layer reader lost Redis: this socket hears no doorbells any more (1013 follows)."""
+        raise RedisConnectionError(event.get("error", "channel layer unavailable"))
+
 
 async def handle_ping(consumer: QuanziSocketConsumer, frame: dict) -> None:
     """Heartbeat: re-checks the session (signed out, disabled, expired?), keeps presence fresh on every node."""
@@ -489,6 +512,15 @@ def addressed_to(consumer: QuanziSocketConsumer, event: dict) -> bool:
     return to is None or consumer.user.pk in to
 
 
+async def _pump(receive, inbox: asyncio.Queue) -> None:
+    """Frames from a server whose `receive` is not a queue's `get` (uvicorn) into the socket's inbox."""
+    while True:
+        message = await receive()
+        inbox.put_nowait(message)
+        if message["type"] == "websocket.disconnect":
+            return
+
+
 async def _subscribe(consumer: QuanziSocketConsumer, conversations: list[int]) -> None:
     new = [c for c in conversations if c not in consumer.chat_groups]
     consumer.chat_groups.update(new)
@@ -498,7 +530,7 @@ async def _subscribe(consumer: QuanziSocketConsumer, conversations: list[int]) -
 
     async def add(conversation: int) -> None:
         async with gate:
-            await node.follow(consumer, conversation)
+            await node.follow(consumer, events.conversation_group(conversation))
 
     results = await asyncio.gather(*(add(c) for c in new), return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
@@ -510,7 +542,7 @@ async def _unsubscribe(consumer: QuanziSocketConsumer, conversation: int) -> Non
     if conversation in consumer.chat_groups:
         consumer.chat_groups.discard(conversation)
         try:
-            await fanout.node_fanout(consumer.channel_layer).unfollow(consumer, conversation)
+            await fanout.node_fanout(consumer.channel_layer).unfollow(consumer, events.conversation_group(conversation))
         except Exception:  # doorbells that still arrive are not addressed to this user and are dropped
             log.warning("conversation unsubscribe failed", exc_info=True)
 

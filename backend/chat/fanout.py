@@ -1,20 +1,24 @@
-"""One channel per process for conversation groups: a group message reaches a node once, not once per socket.
+"""One channel per process: a doorbell reaches a node once, and the node hands it to its sockets.
 
-Group and circle conversations ring a conversation group (`events.conversation_group`). Before, every socket
-joined that group with its own channel, so one message to a 200-member group meant 200 channel-layer messages:
-200 entries appended in Redis, and 200 pops, decodes and buffer hand-offs in the receiving process's channel-
-layer reader — most of the ~0.28 ms of CPU each delivery cost (bench/chat.py, issue 15). Now the process joins
-the group once, with one channel of its own (`NodeFanout.channel`), while at least one of its sockets follows
-the conversation; its reader receives each doorbell once and hands it to the local sockets that follow it,
-through each socket's own inbox (`QuanziSocketConsumer.local_events`), which the consumer dispatches in turn
-with its channel-layer and WebSocket events, one at a time, as before.
+Every group a socket listens to — its user's group, its device's group, and the conversation groups of its
+group and circle conversations — is joined by the process once, with one channel of its own
+(`NodeFanout.channel`), while at least one local socket follows that group. The node's one reader receives
+each doorbell once and hands it to the local sockets following the group it was rung on (`core.realtime`
+puts the group's name in every doorbell, `group`).
 
-What does not change: the doorbell is only a hint and the database stays the truth. A socket whose inbox is
-full loses the doorbell as a full channel-layer buffer did before (`INBOX_CAPACITY`, the layer's own capacity
-was 100), and the seq gap on the next doorbell, or the heartbeat's comparison with the database, delivers the
-message. Membership of the node's channel in a group is refreshed every `REFRESH_SECONDS`, well inside the
-channel layer's group expiry (a day), so a node that keeps a conversation's sockets for days keeps hearing it.
-User and device groups keep one channel per socket: they have one or two members.
+Why: a 200-member group message used to mean 200 channel-layer messages, 200 pops and decodes (now one per
+node; bench/chat.py, issue 15). And a socket no longer has a channel-layer channel of its own: its channel-
+layer receive alone (channels-redis keeps two tasks and a queue per waiting receiver) and Channels' dispatch
+loop over three sources (a task per source) were about 13 KB of every idle socket's ~44 KB. Now a socket is one
+task waiting on one queue: Daphne's own input queue, which the node's doorbells join (`deliver_local`).
+
+What does not change: the doorbell is only a hint and the database stays the truth. A socket with
+`INBOX_CAPACITY` doorbells waiting loses the next one, as a full channel-layer buffer did before, and the seq
+gap on the next doorbell, or the heartbeat's comparison with the database, delivers the message. The node's
+membership in a group is refreshed every `REFRESH_SECONDS`, well inside the channel layer's group expiry (a
+day), so a socket that lives for days keeps hearing its groups. When the node cannot receive (Redis gone) every
+local socket is told (`node.unavailable`): it closes with 1013 and the phone reconnects and resumes, as when
+each socket's own receive failed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from . import events
 
@@ -31,22 +35,42 @@ log = logging.getLogger("quanzi.ws")
 
 INBOX_CAPACITY = 500  # doorbells waiting for one socket; past that they are dropped (the seq gap recovers them)
 REFRESH_SECONDS = 3600.0
+RETRY_SECONDS = 1.0  # after a failed receive
+
+
+class Follower(Protocol):
+    def deliver_local(self, event: dict) -> bool:
+        """Queue a doorbell for the socket; False when its inbox is full (the doorbell is dropped)."""
+
+
+def route_of(event: dict) -> str | None:
+    """The group a doorbell was rung on. A node on the previous release rings without `group`: its
+    conversation doorbells are still routed by conversation (a user-group doorbell from it is lost, and
+    recovered by the heartbeat as any lost doorbell is)."""
+    group = event.get("group")
+    if group is None and event.get("conversation") is not None:
+        return events.conversation_group(event["conversation"])
+    return group
 
 
 class NodeFanout:
-    """This process's subscriptions to conversation groups, on one channel-layer channel and one event loop."""
+    """This process's subscriptions to channel-layer groups, on one channel and one event loop."""
 
     def __init__(self, layer: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.layer = layer
         self.loop = loop
         self.channel: str | None = None
-        self.followers: dict[int, set[Any]] = {}  # conversation id → local consumers following it
-        self.joined_at: dict[int, float] = {}  # conversation id → when this node's channel last joined its group
-        self._locks: dict[int, asyncio.Lock] = {}
+        self.followers: dict[str, set[Follower]] = {}  # group → local sockets following it
+        self.joined_at: dict[str, float] = {}  # group → when this node's channel last joined it
+        self._locks: dict[str, asyncio.Lock] = {}
         self._started = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self._socket_numbers = 0
 
-    async def _start(self) -> str:
+    async def start(self) -> str:
+        """The node's channel (its reader starts with the first caller)."""
+        if self.channel is not None:
+            return self.channel
         async with self._started:
             if self.channel is None:
                 channel = await self.layer.new_channel()
@@ -54,38 +78,42 @@ class NodeFanout:
                 self.channel = channel
         return self.channel
 
-    def _lock(self, conversation: int) -> asyncio.Lock:
-        lock = self._locks.get(conversation)
+    def socket_name(self) -> str:
+        """A name for one local socket, unique across nodes (presence keeps one entry per socket)."""
+        self._socket_numbers += 1
+        return f"{self.channel}#{self._socket_numbers}"
+
+    def _lock(self, group: str) -> asyncio.Lock:
+        lock = self._locks.get(group)
         if lock is None:
-            lock = self._locks[conversation] = asyncio.Lock()
+            lock = self._locks[group] = asyncio.Lock()
         return lock
 
-    async def follow(self, consumer: Any, conversation: int) -> None:
-        """`consumer` hears this conversation's doorbells from now on. Raises when the channel layer does
-        (the caller logs it; the heartbeat's comparison still delivers, later)."""
-        channel = self.channel or await self._start()
-        async with self._lock(conversation):
-            followers = self.followers.get(conversation)
+    async def follow(self, follower: Follower, group: str) -> None:
+        """`follower` hears the doorbells rung on `group` from now on. Raises when the channel layer does."""
+        channel = self.channel or await self.start()
+        async with self._lock(group):
+            followers = self.followers.get(group)
             if not followers:
-                await self.layer.group_add(events.conversation_group(conversation), channel)
-                self.joined_at[conversation] = time.monotonic()
-                followers = self.followers.setdefault(conversation, set())
-            followers.add(consumer)
+                await self.layer.group_add(group, channel)
+                self.joined_at[group] = time.monotonic()
+                followers = self.followers.setdefault(group, set())
+            followers.add(follower)
 
-    async def unfollow(self, consumer: Any, conversation: int) -> None:
+    async def unfollow(self, follower: Follower, group: str) -> None:
         """The last local follower leaving takes the node's channel out of the group."""
-        async with self._lock(conversation):
-            followers = self.followers.get(conversation)
-            if not followers or consumer not in followers:
+        async with self._lock(group):
+            followers = self.followers.get(group)
+            if not followers or follower not in followers:
                 return
-            followers.discard(consumer)
+            followers.discard(follower)
             if followers:
                 return
-            del self.followers[conversation]
-            self.joined_at.pop(conversation, None)
-            self._locks.pop(conversation, None)
+            del self.followers[group]
+            self.joined_at.pop(group, None)
+            self._locks.pop(group, None)
             if self.channel is not None:
-                await self.layer.group_discard(events.conversation_group(conversation), self.channel)
+                await self.layer.group_discard(group, self.channel)
 
     async def _read(self, channel: str) -> None:
         while True:
@@ -93,30 +121,32 @@ class NodeFanout:
                 event = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis gone: the sockets find out themselves (their own receive fails)
-                log.warning("node fan-out: receive failed; retrying", exc_info=True)
-                await asyncio.sleep(1.0)
+            except Exception as exc:  # Redis gone: every local socket is told, then the reader retries
+                log.warning("node fan-out: receive failed (%r); sockets told, retrying", exc)
+                self.tell_everyone({"type": "node.unavailable", "error": repr(exc)[:200]})
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
             self.hand_out(event)
 
     def hand_out(self, event: dict) -> None:
-        for consumer in tuple(self.followers.get(event.get("conversation"), ())):
-            try:
-                consumer.local_events.put_nowait(event)
-            except asyncio.QueueFull:
-                log.warning("socket inbox full: doorbell for conversation %s dropped (recovered by seq)",
-                            event.get("conversation"))
+        for follower in tuple(self.followers.get(route_of(event), ())):
+            if not follower.deliver_local(event):
+                log.warning("socket inbox full: doorbell for %s dropped (recovered by seq)", route_of(event))
+
+    def tell_everyone(self, event: dict) -> None:
+        for follower in {f for followers in self.followers.values() for f in followers}:
+            follower.deliver_local(event)
 
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_SECONDS / 4)
-            due = [c for c, at in self.joined_at.items() if time.monotonic() - at > REFRESH_SECONDS]
-            for conversation in due:
+            due = [g for g, at in self.joined_at.items() if time.monotonic() - at > REFRESH_SECONDS]
+            for group in due:
                 with contextlib.suppress(Exception):
-                    async with self._lock(conversation):
-                        if self.followers.get(conversation) and self.channel is not None:
-                            await self.layer.group_add(events.conversation_group(conversation), self.channel)
-                            self.joined_at[conversation] = time.monotonic()
+                    async with self._lock(group):
+                        if self.followers.get(group) and self.channel is not None:
+                            await self.layer.group_add(group, self.channel)
+                            self.joined_at[group] = time.monotonic()
 
 
 _nodes: dict[int, NodeFanout] = {}  # id(channel layer) → the process's fan-out on it

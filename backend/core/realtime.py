@@ -44,7 +44,8 @@ def ring_now(group: str, event: dict) -> None:
 
 
 def ring_many(rings: list[tuple[str, dict]]) -> None:
-    """Send several rings in one event-loop hop. Failures are logged, never raised: a lost doorbell is
+    """Send several rings in one event-loop hop. Each doorbell carries the group it was rung on (`group`):
+    a node hears all its sockets' groups on one channel and routes by it (backend/chat/fanout.py). Failures are logged, never raised: a lost doorbell is
     recovered by the client's resume, and a write must never fail because of one.
 
     Inside `deferred_rings()` (a socket consumer running a service off its event loop) the rings are kept
@@ -139,7 +140,7 @@ async def _send_all(layer: Any, rings: list[tuple[str, dict]]) -> None:
         async with gate:
             for event in events:  # in order within a group: a socket hears one user's frames as they were written
                 try:
-                    await layer.group_send(group, event)
+                    await layer.group_send(group, {**event, "group": group})
                 except Exception:
                     log.warning("doorbell to %s failed", group, exc_info=True)
 
@@ -201,7 +202,8 @@ async def _redis_group_send_many(layer: Any, rings: list[tuple[str, dict]]) -> N
     for group, event in rings:
         if not channels[group]:
             continue
-        to_keys, messages, capacities = layer._map_channel_keys_to_connection(channels[group], event)
+        to_keys, messages, capacities = layer._map_channel_keys_to_connection(channels[group],
+                                                                              {**event, "group": group})
         for index, keys in to_keys.items():
             for key in keys:
                 # increasing scores per inbox: it hears one batch's messages in ring order

@@ -13,12 +13,16 @@ from backend.chat import events, fanout
 
 class FakeSocket:
     def __init__(self, capacity: int = 10) -> None:
-        self.local_events: asyncio.Queue = asyncio.Queue(maxsize=capacity)
+        self.capacity, self.inbox = capacity, []
+
+    def deliver_local(self, event: dict) -> bool:
+        if len(self.inbox) >= self.capacity:
+            return False
+        self.inbox.append(event)
+        return True
 
     def drain(self) -> list[dict]:
-        out = []
-        while not self.local_events.empty():
-            out.append(self.local_events.get_nowait())
+        out, self.inbox = self.inbox, []
         return out
 
 
@@ -36,17 +40,17 @@ def test_a_node_joins_once_and_every_local_follower_hears_each_doorbell_once():
         layer = InMemoryChannelLayer()
         node = fanout.NodeFanout(layer, asyncio.get_running_loop())
         ada, bob, cyd = FakeSocket(), FakeSocket(), FakeSocket()
-        await node.follow(ada, 7)
-        await node.follow(bob, 7)
-        await node.follow(cyd, 8)
+        await node.follow(ada, events.conversation_group(7))
+        await node.follow(bob, events.conversation_group(7))
+        await node.follow(cyd, events.conversation_group(8))
         assert group_channels(layer, 7) == {node.channel} == group_channels(layer, 8)
         await layer.group_send(events.conversation_group(7), {"type": "chat.message", "conversation": 7, "seq": 1})
         await _settle(node)
         assert [e["seq"] for e in ada.drain()] == [1] and [e["seq"] for e in bob.drain()] == [1]
         assert cyd.drain() == []  # follows another conversation
-        await node.unfollow(ada, 7)
+        await node.unfollow(ada, events.conversation_group(7))
         assert group_channels(layer, 7) == {node.channel}  # bob still follows
-        await node.unfollow(bob, 7)
+        await node.unfollow(bob, events.conversation_group(7))
         assert group_channels(layer, 7) == set()  # the last local follower took the node out
         await layer.group_send(events.conversation_group(7), {"type": "chat.message", "conversation": 7, "seq": 2})
         await _settle(node)
@@ -62,8 +66,8 @@ def test_a_full_inbox_drops_only_that_sockets_copy():
         layer = InMemoryChannelLayer()
         node = fanout.NodeFanout(layer, asyncio.get_running_loop())
         slow, fast = FakeSocket(capacity=1), FakeSocket()
-        await node.follow(slow, 3)
-        await node.follow(fast, 3)
+        await node.follow(slow, events.conversation_group(3))
+        await node.follow(fast, events.conversation_group(3))
         for seq in (1, 2, 3):
             await layer.group_send(events.conversation_group(3), {"type": "chat.message", "conversation": 3,
                                                                   "seq": seq})
@@ -81,11 +85,40 @@ def test_following_and_leaving_at_once_leaves_the_node_in_the_group_while_anyone
         layer = InMemoryChannelLayer()
         node = fanout.NodeFanout(layer, asyncio.get_running_loop())
         sockets = [FakeSocket() for _ in range(20)]
-        await node.follow(sockets[0], 5)
-        await asyncio.gather(*(node.unfollow(s, 5) if i % 2 == 0 else node.follow(s, 5)
+        await node.follow(sockets[0], events.conversation_group(5))
+        group = events.conversation_group(5)
+        await asyncio.gather(*(node.unfollow(s, group) if i % 2 == 0 else node.follow(s, group)
                                for i, s in enumerate(sockets)))
-        assert node.followers[5] == set(sockets[1::2])
+        assert node.followers[events.conversation_group(5)] == set(sockets[1::2])
         assert group_channels(layer, 5) == {node.channel}
+        for task in node._tasks:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_user_and_device_doorbells_reach_only_the_sockets_following_that_group():
+    """Sockets have no channel of their own: the node follows their user and device groups and routes each
+    doorbell by the group it was rung on (core.realtime puts it in `group`). One ring to two users whose
+    sockets share the node reaches each user's sockets once."""
+    from backend.core import realtime
+
+    async def scenario():
+        layer = InMemoryChannelLayer()
+        node = fanout.NodeFanout(layer, asyncio.get_running_loop())
+        ada_phone, ada_tablet, bob = FakeSocket(), FakeSocket(), FakeSocket()
+        for socket, groups in ((ada_phone, ("user.1", "device.10")), (ada_tablet, ("user.1", "device.11")),
+                               (bob, ("user.2", "device.20"))):
+            for group in groups:
+                await node.follow(socket, group)
+        assert set(layer.groups["user.1"]) == {node.channel}  # joined once for both of Ada's sockets
+        await realtime._send_all(layer, [("user.1", {"type": "client.event", "frame": {"n": 1}}),
+                                         ("user.2", {"type": "client.event", "frame": {"n": 1}}),
+                                         ("device.11", {"type": "session.revoked"})])
+        await _settle(node)
+        assert [e["type"] for e in ada_phone.drain()] == ["client.event"]
+        assert [e["type"] for e in ada_tablet.drain()] == ["client.event", "session.revoked"]
+        assert [(e["type"], e["group"]) for e in bob.drain()] == [("client.event", "user.2")]
         for task in node._tasks:
             task.cancel()
 

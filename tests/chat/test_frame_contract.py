@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from channels.layers import get_channel_layer
 
 from backend.chat.consumers import QuanziSocketConsumer
+from backend.core import realtime
 from backend.core.realtime import user_group
 from tests import frames
 
@@ -48,8 +48,7 @@ async def test_received_frames_are_validated_and_an_undocumented_one_fails_the_t
     await ws.send_json_to({"type": "ping", "id": 1})
     assert (await ws.receive_json_from(timeout=3))["type"] == "pong"
     assert frames.validated_count[0] >= before + 2
-    await get_channel_layer().group_send(user_group(ada.pk), {"type": "client.event",
-                                                              "frame": {"type": "made.up", "x": 1}})
+    await realtime.send_deferred([[(user_group(ada.pk), {"type": "client.event", "frame": {"type": "made.up", "x": 1}})]])
     with pytest.raises(AssertionError, match="made.up"):
         await ws.receive_json_from(timeout=3)
     await ws.disconnect()
