@@ -293,6 +293,9 @@ def main() -> None:
                 problems = [line for line in (logs / "daphne.log").read_text().splitlines()
                             if " ERROR " in line or "Traceback" in line]
                 print(f"errors logged by Daphne: {len(problems)}" + "".join(f"\n  {p[:200]}" for p in problems[:5]))
+                warnings = {line.split(" WARNING ", 1)[1][:160] for line in (logs / "daphne.log").read_text().splitlines()
+                            if " WARNING quanzi" in line}
+                print(f"kinds of warnings logged by Daphne: {len(warnings)}" + "".join(f"\n  {w}" for w in sorted(warnings)[:8]))
     finally:
         shutil.rmtree(logs, ignore_errors=True)
     print(f"total bench time {time.time() - t0:.0f} s")

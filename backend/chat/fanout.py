@@ -29,6 +29,8 @@ import logging
 import time
 from typing import Any, Protocol
 
+from backend.core import realtime
+
 from . import events
 
 log = logging.getLogger("quanzi.ws")
@@ -36,6 +38,7 @@ log = logging.getLogger("quanzi.ws")
 INBOX_CAPACITY = 500  # doorbells waiting for one socket; past that they are dropped (the seq gap recovers them)
 REFRESH_SECONDS = 3600.0
 RETRY_SECONDS = 1.0  # after a failed receive
+MEMBERSHIP_BATCH = 500  # group joins and leaves sent to the channel layer together (one round trip)
 
 
 class Follower(Protocol):
@@ -66,6 +69,8 @@ class NodeFanout:
         self._started = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._socket_numbers = 0
+        self._changes: list[tuple[bool, str, asyncio.Future]] = []  # joins/leaves waiting for the next batch
+        self._changer: asyncio.Task | None = None
 
     async def start(self) -> str:
         """The node's channel (its reader starts with the first caller)."""
@@ -91,11 +96,12 @@ class NodeFanout:
 
     async def follow(self, follower: Follower, group: str) -> None:
         """`follower` hears the doorbells rung on `group` from now on. Raises when the channel layer does."""
-        channel = self.channel or await self.start()
+        if self.channel is None:
+            await self.start()
         async with self._lock(group):
             followers = self.followers.get(group)
             if not followers:
-                await self.layer.group_add(group, channel)
+                await self._change(True, group)
                 self.joined_at[group] = time.monotonic()
                 followers = self.followers.setdefault(group, set())
             followers.add(follower)
@@ -113,7 +119,35 @@ class NodeFanout:
             self.joined_at.pop(group, None)
             self._locks.pop(group, None)
             if self.channel is not None:
-                await self.layer.group_discard(group, self.channel)
+                await self._change(False, group)
+
+    def _change(self, join: bool, group: str) -> asyncio.Future:
+        """Join or leave `group` in the next batch: every join and leave made meanwhile (a storm of sockets
+        opening or closing) goes to the channel layer together, one batch at a time. A group's changes never
+        overlap: each waits for its own under the group's lock."""
+        done = self.loop.create_future()
+        self._changes.append((join, group, done))
+        if self._changer is None:
+            self._changer = asyncio.ensure_future(self._send_changes())
+        return done
+
+    async def _send_changes(self) -> None:
+        try:
+            while self._changes:
+                await asyncio.sleep(0)  # the callers of this turn of the loop join the batch
+                batch, self._changes = self._changes[:MEMBERSHIP_BATCH], self._changes[MEMBERSHIP_BATCH:]
+                try:
+                    await realtime.change_groups(self.layer, self.channel, [(j, g) for j, g, _ in batch])
+                except Exception as exc:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._changer = None
 
     async def _read(self, channel: str) -> None:
         while True:

@@ -217,6 +217,30 @@ async def _redis_group_send_many(layer: Any, rings: list[tuple[str, dict]]) -> N
             log.info("%s of %s inboxes over capacity for groups %s", over, len(keys), groups)
 
 
+async def change_groups(layer: Any, channel: str, changes: list[tuple[bool, str]]) -> None:
+    """Join (True) or leave (False) several groups with one channel, as `group_add` / `group_discard` would,
+    in one Redis round trip per shard on channels-redis (a reconnect storm joined two groups per socket, each
+    `group_add` two round trips on a pooled connection of its own: thousands at once exhausted the pool)."""
+    if not _batchable(layer):
+        for join, group in changes:
+            await (layer.group_add if join else layer.group_discard)(group, channel)
+        return
+    by_connection: dict[int, list[tuple[bool, str]]] = {}
+    for join, group in changes:
+        assert layer.require_valid_group_name(group) and layer.require_valid_channel_name(channel)
+        by_connection.setdefault(layer.consistent_hash(group), []).append((join, group))
+    for index, mine in by_connection.items():
+        pipe = layer.connection(index).pipeline(transaction=False)
+        for join, group in mine:
+            key = layer._group_key(group)
+            if join:
+                pipe.zadd(key, {channel: time.time()})
+                pipe.expire(key, layer.group_expiry)
+            else:
+                pipe.zrem(key, channel)
+        await pipe.execute()
+
+
 @contextlib.contextmanager
 def deferred_rings() -> Iterator[list[list[tuple[str, dict]]]]:
     """Collect the rings made inside (in this context, including a sync_to_async thread it starts) instead of
