@@ -43,6 +43,54 @@ def _allow_server_close_codes() -> None:
 
 _allow_server_close_codes()
 
+# Handshake data autobahn and Daphne keep for a socket's whole life, read by nobody once it is open: the parsed
+# request headers (three copies: autobahn's dict, its raw bytes, Daphne's list in the ASGI scope), the response
+# bytes, the request object (Daphne's logs only read its path). About 2 KB of every idle socket's ~30
+# (bench/reconnect.py, issue 15). Origin and client IP were read from the scope at connect, before this runs.
+HANDSHAKE_ATTRIBUTES = ("http_headers", "http_request_data", "http_response_data", "http_status_line",
+                        "http_request_uri", "http_request_params", "http_request_host")
+
+
+class _OpenedRequest:
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def release_handshake_data(protocol) -> None:
+    """What an open socket no longer needs from its handshake. The headers list is shared with the scope
+    the application holds, so it is emptied in place."""
+    request = getattr(protocol, "request", None)
+    if request is not None and not isinstance(request, _OpenedRequest):
+        protocol.request = _OpenedRequest(request.path)
+    for name in HANDSHAKE_ATTRIBUTES:
+        if hasattr(protocol, name):
+            setattr(protocol, name, None)
+    headers = getattr(protocol, "clean_headers", None)
+    if isinstance(headers, list):
+        headers.clear()
+
+
+def _release_handshake_data_on_open() -> None:
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # not served by Daphne
+        return
+    if getattr(WebSocketProtocol.onOpen, "quanzi_releases_handshake", False):
+        return
+    original = WebSocketProtocol.onOpen
+
+    def on_open(self):
+        original(self)
+        release_handshake_data(self)
+
+    on_open.quanzi_releases_handshake = True
+    WebSocketProtocol.onOpen = on_open
+
+
+_release_handshake_data_on_open()
+
 
 async def refuse_socket(scope, receive, send):
     """A WebSocket to any other path (`/ws` without the slash, `/socket/`): refuse the handshake. Daphne
