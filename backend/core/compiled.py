@@ -52,6 +52,7 @@ class CompiledQuery:
         self.sentinels = sentinels
         self._compiled: dict[str, tuple[str, list[Slot], Any]] = {}  # connection alias → (sql, slots, compiler)
         self._builders: dict[str, tuple] = {}  # connection alias → how `objects()` builds instances from a row
+        self._converters: dict[str, list] = {}  # connection alias → [(column, (converters, expression))]
 
     def _compile(self, connection) -> tuple[str, list[Slot], Any]:
         queryset = self.build(**self.sentinels)
@@ -103,10 +104,19 @@ class CompiledQuery:
         _, _, compiler = self._compiled_for(connection)
         if compiler.has_extra_select:  # columns the SQL needed (e.g. a DISTINCT's ordering), not the caller
             rows = [row[:compiler.col_count] for row in rows]
-        converters = compiler.get_converters([expression for expression, _, _ in compiler.select[:compiler.col_count]])
+        converters = self._converters_for(connection, compiler)
         if not converters:  # PostgreSQL hands back ints, text, booleans and datetimes as they are
             return rows
-        return [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return [tuple(row) for row in _apply(connection, rows, converters)]
+
+    def _converters_for(self, connection, compiler) -> list:
+        """The selected columns' converters (`from_db_value`, the backend's), looked up once per alias: the
+        look-up cost as much as a small query's rows."""
+        converters = self._converters.get(connection.alias)
+        if converters is None:
+            found = compiler.get_converters([expression for expression, _, _ in compiler.select[:compiler.col_count]])
+            converters = self._converters[connection.alias] = list(found.items())
+        return converters
 
     def objects(self, connection, **values: Any) -> list:
         """The model instances the queryset would return for these values, with their `select_related`
@@ -126,7 +136,8 @@ class CompiledQuery:
                 get_related_populators(klass_info, select, connection.alias), compiler.annotation_col_map)
         model, first, last, names, populators, annotations = builder
         out = []
-        for row in compiler.results_iter([fetched]):
+        converters = self._converters_for(connection, compiler)
+        for row in _apply(connection, fetched, converters) if converters else fetched:
             obj = model.from_db(connection.alias, names, row[first:last])
             for populator in populators:
                 populator.populate(row, obj)
@@ -134,3 +145,14 @@ class CompiledQuery:
                 setattr(obj, name, row[position])
             out.append(obj)
         return out
+
+
+def _apply(connection, rows, converters: list):
+    """Django's SQLCompiler.apply_converters, with the calling thread's connection."""
+    for row in map(list, rows):
+        for position, (functions, expression) in converters:
+            value = row[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            row[position] = value
+        yield row
