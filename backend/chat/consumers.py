@@ -515,13 +515,23 @@ async def _unsubscribe(consumer: QuanziSocketConsumer, conversation: int) -> Non
             log.warning("conversation unsubscribe failed", exc_info=True)
 
 
+def socket_opened_reads(user_id: int) -> dict[int, tuple[int, int, bool]]:
+    """The socket's seq baseline, and co-members told it is online: one trip to a database thread instead of
+    two (a reconnect storm opens thousands of sockets a second; each trip costs the event loop a hand-over and
+    the thread a pooled connection). The online doorbells leave after the trip (call_service)."""
+    heads = selectors.socket_heads(user_id)
+    services.announce_presence(user_id=user_id, online=True)
+    return heads
+
+
 async def chat_socket_opened(consumer: QuanziSocketConsumer) -> None:
-    heads = await db(selectors.socket_heads)(consumer.user.pk)
+    # Announced before the conversation groups are followed: what a co-member sends meanwhile is after the
+    # baseline, so the client's resume (after auth.ok) or the next heartbeat delivers it.
+    heads = await call_service(socket_opened_reads, consumer.user.pk)
     consumer.chat_seen = {conv: last for conv, (last, _, _) in heads.items()}
     consumer.chat_floor = dict(consumer.chat_seen)
     consumer.chat_left = set()
     await _subscribe(consumer, [conv for conv, (_, _, fanout) in heads.items() if fanout])
-    await call_service(services.announce_presence, user_id=consumer.user.pk, online=True)
 
 
 async def chat_socket_closed(consumer: QuanziSocketConsumer) -> None:
