@@ -66,13 +66,16 @@ def per_call(label: str, fn, args: list) -> None:
 
 def direct(tokens: list[str], user_ids: list[int], group_of: dict) -> None:
     from backend.accounts.services import verify_access_token
-    from backend.chat import selectors
+    from backend.chat import consumers, selectors
     from backend.chat.services import announce_presence
     from backend.core import presence, realtime
 
-    def announce(uid):
+    def realtime_deferred(fn, *args):
         with realtime.deferred_rings():
-            announce_presence(user_id=uid, online=True)
+            return fn(*args)
+
+    def announce(uid):
+        realtime_deferred(lambda: announce_presence(user_id=uid, online=True))
 
     per_call("verify_access_token", verify_access_token, [(t,) for t in tokens])
     per_call("presence.socket_alive", presence.socket_alive, [(u, f"cpu.{u}") for u in user_ids])
@@ -80,9 +83,10 @@ def direct(tokens: list[str], user_ids: list[int], group_of: dict) -> None:
     per_call("announce_presence (rings deferred)", announce, [(u,) for u in user_ids])
     per_call("selectors.resume_plan", selectors.resume_plan,
              [(u, {group_of[u][1]: (group_of[u][2], None)}) for u in user_ids])
-    opened = getattr(__import__("backend.chat.consumers", fromlist=["x"]), "open_socket_reads", None)
+    opened = getattr(consumers, "socket_opened_reads", None)  # absent before the reads were one trip
     if opened is not None:
-        per_call("consumers.open_socket_reads", lambda u: opened(u, f"cpu.{u}"), [(u,) for u in user_ids])
+        per_call("consumers.socket_opened_reads (rings deferred)",
+                 lambda u: realtime_deferred(opened, u), [(u,) for u in user_ids])
 
 
 async def through_consumer(tokens: list[str], user_ids: list[int], group_of: dict, inflight: int) -> float:
