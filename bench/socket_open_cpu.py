@@ -86,7 +86,7 @@ def direct(tokens: list[str], user_ids: list[int], group_of: dict) -> None:
     opened = getattr(consumers, "socket_opened_reads", None)  # absent before the reads were one trip
     if opened is not None:
         per_call("consumers.socket_opened_reads (rings deferred)",
-                 lambda u: realtime_deferred(opened, u), [(u,) for u in user_ids])
+                 lambda u: realtime_deferred(opened, u, f"cpu.{u}"), [(u,) for u in user_ids])
 
 
 async def through_consumer(tokens: list[str], user_ids: list[int], group_of: dict, inflight: int) -> float:

@@ -330,7 +330,6 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         self._schedule_session_check()
         for group in (user_group(user.pk), device_group(self.device_id)):
             await self.channel_layer.group_add(group, self.channel_name)
-        await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
         ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": HEARTBEAT_SECONDS,
               "expires_at": self.session_expires_at.isoformat()}
@@ -394,8 +393,8 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             self._schedule_session_check()
 
     async def on_authenticated(self) -> None:
-        """Take the seq baseline of every conversation (live delivery is gapless from here; older messages
-        come through `resume`) and tell co-members this user is online."""
+        """Mark the socket present, take the seq baseline of every conversation (live delivery is gapless from
+        here; older messages come through `resume`) and tell co-members this user is online."""
         await chat_socket_opened(self)
 
     # --- events from the channel layer ----------------------------------------------------------
@@ -515,10 +514,12 @@ async def _unsubscribe(consumer: QuanziSocketConsumer, conversation: int) -> Non
             log.warning("conversation unsubscribe failed", exc_info=True)
 
 
-def socket_opened_reads(user_id: int) -> dict[int, tuple[int, int, bool]]:
-    """The socket's seq baseline, and co-members told it is online: one trip to a database thread instead of
-    two (a reconnect storm opens thousands of sockets a second; each trip costs the event loop a hand-over and
-    the thread a pooled connection). The online doorbells leave after the trip (call_service)."""
+def socket_opened_reads(user_id: int, channel_name: str) -> dict[int, tuple[int, int, bool]]:
+    """The socket marked present, its seq baseline, and co-members told it is online: one trip to a database
+    thread instead of three (a reconnect storm opens thousands of sockets a second; each trip costs the event
+    loop a hand-over to the pool and the thread a pooled connection). The online doorbells leave after the
+    trip (call_service)."""
+    presence.socket_alive(user_id, channel_name)
     heads = selectors.socket_heads(user_id)
     services.announce_presence(user_id=user_id, online=True)
     return heads
@@ -527,16 +528,21 @@ def socket_opened_reads(user_id: int) -> dict[int, tuple[int, int, bool]]:
 async def chat_socket_opened(consumer: QuanziSocketConsumer) -> None:
     # Announced before the conversation groups are followed: what a co-member sends meanwhile is after the
     # baseline, so the client's resume (after auth.ok) or the next heartbeat delivers it.
-    heads = await call_service(socket_opened_reads, consumer.user.pk)
+    heads = await call_service(socket_opened_reads, consumer.user.pk, consumer.channel_name)
     consumer.chat_seen = {conv: last for conv, (last, _, _) in heads.items()}
     consumer.chat_floor = dict(consumer.chat_seen)
     consumer.chat_left = set()
     await _subscribe(consumer, [conv for conv, (_, _, fanout) in heads.items() if fanout])
 
 
+def socket_closed_announce(user_id: int) -> None:
+    """Co-members told the user went offline, if this was their last live socket (one database-thread trip)."""
+    if not presence.is_online(user_id):
+        services.announce_presence(user_id=user_id, online=False)
+
+
 async def chat_socket_closed(consumer: QuanziSocketConsumer) -> None:
-    if not await db(presence.is_online)(consumer.user.pk):
-        await call_service(services.announce_presence, user_id=consumer.user.pk, online=False)
+    await call_service(socket_closed_announce, consumer.user.pk)
 
 
 async def _deliver_missing(consumer: QuanziSocketConsumer, conversation: int, upto: int | None = None) -> None:
