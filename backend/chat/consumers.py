@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,6 +78,29 @@ async def call_service(fn, /, *args, **kwargs):
         finally:
             if rings:
                 await realtime.send_deferred(rings)
+
+
+# Admission: at most SOCKET_AUTH_CONCURRENCY sockets of a process authenticate at once (token check, groups,
+# presence, baseline), the rest wait their turn in arrival order. In a reconnect storm thousands of auth frames
+# arrive within a second: admitted all at once they queued thousands of database-thread trips and Redis
+# commands together, the channel layer's Redis pool grew by hundreds of new connections (each a TCP and
+# HELLO handshake) up to its limit (then 1013), and the event loop was so far behind that new handshakes
+# missed Daphne's 5 s accept timeout and were retried. Admitted in turns, the pools stay warm and small and
+# the same work finishes sooner. One semaphore per event loop (tests run a loop each).
+_admissions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _admitted_authentication(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    """The first frame arrived in time (the auth deadline is about the client, not the wait for a turn)."""
+    if consumer.auth_timer is not None:
+        consumer.auth_timer.cancel()
+        consumer.auth_timer = None
+    loop = asyncio.get_running_loop()
+    gate = _admissions.get(loop)
+    if gate is None:
+        gate = _admissions[loop] = asyncio.Semaphore(limits.get("SOCKET_AUTH_CONCURRENCY"))
+    async with gate:
+        await consumer._authenticate(frame)
 
 
 # Tasks started by a socket's timers when they fire (rare: a missed auth deadline, a session re-check). The
@@ -236,7 +260,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             return
         frame_id = frame.get("id")
         if self.user is None:
-            await self._authenticate(frame)
+            await _admitted_authentication(self, frame)
             return
         handler = self.handlers.get(frame["type"])
         if handler is None:
