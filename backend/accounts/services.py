@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from backend.core import clock, ratelimit, realtime
+from backend.core.compiled import CompiledQuery
 from backend.core.crypto import keyring
 from backend.core.errors import DomainError, NotAuthenticated, ValidationFailed
 from backend.core.phone import mask_phone, normalize_phone
@@ -423,14 +424,25 @@ def verify_access_token(token: object) -> AccessGrant:
     return AccessGrant(device.user, device, generation, dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC))
 
 
+# Asked at every request, every socket's auth and every heartbeat (a reconnect storm: thousands a second):
+# compiled once per process (core.compiled); building the queryset cost ~0.8 ms of CPU, the query ~0.1 ms.
+_SESSION_DEVICE = CompiledQuery(
+    lambda device_id, user_id: Device.objects.select_related("user").filter(pk=device_id, user_id=user_id),
+    device_id=1_999_392_041, user_id=1_999_392_042,
+)
+
+
 def check_session(*, user_id: int, device_id: int, generation: int, expires_at: dt.datetime | None = None
                   ) -> Device:
     """Is this session still alive? Asked at every request and again on every socket heartbeat."""
     if expires_at is not None and expires_at <= clock.now():
         raise TokenExpired()
-    device = Device.objects.select_related("user").filter(pk=device_id, user_id=user_id).first()
-    if device is None:
+    if not (0 < user_id < 2**63 and 0 < device_id < 2**63):  # the queryset matched nothing; SQL would overflow
         raise TokenInvalid()
+    found = _SESSION_DEVICE.objects(connection, device_id=device_id, user_id=user_id)
+    if not found:
+        raise TokenInvalid()
+    device = found[0]
     if not device.is_active or device.generation != generation:
         raise SessionEnded()
     if not device.user.is_active:

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -75,6 +76,29 @@ async def call_service(fn, /, *args, **kwargs):
         finally:
             if rings:
                 await realtime.send_deferred(rings)
+
+
+# Admission: at most SOCKET_AUTH_CONCURRENCY sockets of a process authenticate at once (token check, groups,
+# presence, baseline), the rest wait their turn in arrival order. In a reconnect storm thousands of auth frames
+# arrive within a second: admitted all at once they queued thousands of database-thread trips and Redis
+# commands together, the channel layer's Redis pool grew by hundreds of new connections (each a TCP and
+# HELLO handshake) up to its limit (then 1013), and the event loop was so far behind that new handshakes
+# missed Daphne's 5 s accept timeout and were retried. Admitted in turns, the pools stay warm and small and
+# the same work finishes sooner. One semaphore per event loop (tests run a loop each).
+_admissions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _admitted_authentication(consumer: QuanziSocketConsumer, frame: dict) -> None:
+    """The first frame arrived in time (the auth deadline is about the client, not the wait for a turn)."""
+    if consumer.auth_timer is not None:
+        consumer.auth_timer.cancel()
+        consumer.auth_timer = None
+    loop = asyncio.get_running_loop()
+    gate = _admissions.get(loop)
+    if gate is None:
+        gate = _admissions[loop] = asyncio.Semaphore(limits.get("SOCKET_AUTH_CONCURRENCY"))
+    async with gate:
+        await consumer._authenticate(frame)
 
 
 # Tasks started by a socket's timers when they fire (rare: a missed auth deadline, a session re-check). The
@@ -197,25 +221,28 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         await self._release()
 
     async def _release(self) -> None:
-        """Once per socket, each step on its own so one failing cannot skip the next: presence first (other
-        users' pushes depend on it), then the groups, then telling co-members."""
+        """Once per socket, each step on its own so one failing cannot skip the next. The node forgets the
+        socket first, synchronously (Daphne cancels a closing application after its close timeout, and a storm
+        of closes queues thousands of database trips); then presence (other users' pushes depend on it), the
+        node's group leaves, and telling co-members."""
         if getattr(self, "released", False):
             return
         self.released = True
         for timer in (getattr(self, "auth_timer", None), getattr(self, "session_timer", None)):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
+        followed = list(getattr(self, "own_groups", ()))
+        followed += [events.conversation_group(c) for c in getattr(self, "chat_groups", ())]
+        node = fanout.node_fanout(self.channel_layer) if getattr(self, "channel_layer", None) is not None else None
+        emptied = node.drop(self, followed) if node is not None else []
         user = getattr(self, "user", None)
         if user is not None:
             try:
                 await db(presence.socket_closed)(user.pk, self.channel_name)
             except Exception:
                 log.exception("presence not cleared for user %s (it ages out)", user.pk)
-        followed = list(getattr(self, "own_groups", ()))
-        followed += [events.conversation_group(c) for c in getattr(self, "chat_groups", ())]
-        if followed and getattr(self, "channel_layer", None) is not None:
-            node = fanout.node_fanout(self.channel_layer)
-            await asyncio.gather(*(node.unfollow(self, g) for g in followed), return_exceptions=True)
+        if emptied:
+            await asyncio.gather(*(node.leave_unfollowed(g) for g in emptied), return_exceptions=True)
         if user is not None:
             try:
                 await chat_socket_closed(self)
@@ -254,7 +281,7 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             return
         frame_id = frame.get("id")
         if self.user is None:
-            await self._authenticate(frame)
+            await _admitted_authentication(self, frame)
             return
         handler = self.handlers.get(frame["type"])
         if handler is None:
@@ -349,7 +376,6 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         self.own_groups = (user_group(user.pk), device_group(self.device_id))
         node = fanout.node_fanout(self.channel_layer)
         await asyncio.gather(*(node.follow(self, group) for group in self.own_groups))
-        await db(presence.socket_alive)(user.pk, self.channel_name)
         await self.on_authenticated()
         ok = {"type": "auth.ok", "user_id": events.user_gid(user.pk), "heartbeat_seconds": HEARTBEAT_SECONDS,
               "expires_at": self.session_expires_at.isoformat()}
@@ -413,8 +439,8 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
             self._schedule_session_check()
 
     async def on_authenticated(self) -> None:
-        """Take the seq baseline of every conversation (live delivery is gapless from here; older messages
-        come through `resume`) and tell co-members this user is online."""
+        """Mark the socket present, take the seq baseline of every conversation (live delivery is gapless from
+        here; older messages come through `resume`) and tell co-members this user is online."""
         await chat_socket_opened(self)
 
     # --- events from the channel layer ----------------------------------------------------------
@@ -547,18 +573,35 @@ async def _unsubscribe(consumer: QuanziSocketConsumer, conversation: int) -> Non
             log.warning("conversation unsubscribe failed", exc_info=True)
 
 
+def socket_opened_reads(user_id: int, channel_name: str) -> dict[int, tuple[int, int, bool]]:
+    """The socket marked present, its seq baseline, and co-members told it is online: one trip to a database
+    thread instead of three (a reconnect storm opens thousands of sockets a second; each trip costs the event
+    loop a hand-over to the pool and the thread a pooled connection). The online doorbells leave after the
+    trip (call_service)."""
+    presence.socket_alive(user_id, channel_name)
+    heads = selectors.socket_heads(user_id)
+    services.announce_presence(user_id=user_id, online=True)
+    return heads
+
+
 async def chat_socket_opened(consumer: QuanziSocketConsumer) -> None:
-    heads = await db(selectors.socket_heads)(consumer.user.pk)
+    # Announced before the conversation groups are followed: what a co-member sends meanwhile is after the
+    # baseline, so the client's resume (after auth.ok) or the next heartbeat delivers it.
+    heads = await call_service(socket_opened_reads, consumer.user.pk, consumer.channel_name)
     consumer.chat_seen = {conv: last for conv, (last, _, _) in heads.items()}
     consumer.chat_floor = dict(consumer.chat_seen)
     consumer.chat_left = set()
     await _subscribe(consumer, [conv for conv, (_, _, fanout) in heads.items() if fanout])
-    await call_service(services.announce_presence, user_id=consumer.user.pk, online=True)
+
+
+def socket_closed_announce(user_id: int) -> None:
+    """Co-members told the user went offline, if this was their last live socket (one database-thread trip)."""
+    if not presence.is_online(user_id):
+        services.announce_presence(user_id=user_id, online=False)
 
 
 async def chat_socket_closed(consumer: QuanziSocketConsumer) -> None:
-    if not await db(presence.is_online)(consumer.user.pk):
-        await call_service(services.announce_presence, user_id=consumer.user.pk, online=False)
+    await call_service(socket_closed_announce, consumer.user.pk)
 
 
 async def _deliver_missing(consumer: QuanziSocketConsumer, conversation: int, upto: int | None = None) -> None:

@@ -29,6 +29,9 @@ import logging
 import time
 from typing import Any, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from backend.core import realtime
 
 from . import events
@@ -38,6 +41,7 @@ log = logging.getLogger("quanzi.ws")
 INBOX_CAPACITY = 500  # doorbells waiting for one socket; past that they are dropped (the seq gap recovers them)
 REFRESH_SECONDS = 3600.0
 RETRY_SECONDS = 1.0  # after a failed receive
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 MEMBERSHIP_BATCH = 500  # group joins and leaves sent to the channel layer together (one round trip)
 
 
@@ -99,12 +103,37 @@ class NodeFanout:
         if self.channel is None:
             await self.start()
         async with self._lock(group):
+            if getattr(follower, "released", False):  # closed while waiting for the lock
+                return
             followers = self.followers.get(group)
             if not followers:
                 await self._change(True, group)
                 self.joined_at[group] = time.monotonic()
                 followers = self.followers.setdefault(group, set())
             followers.add(follower)
+
+    def drop(self, follower: Follower, groups: list[str]) -> list[str]:
+        """Forget a closing socket at once, without awaiting anything (a close timeout cannot leave it behind,
+        still handed doorbells). Returns the groups nobody local follows any more: `leave_unfollowed` each."""
+        emptied = []
+        for group in groups:
+            followers = self.followers.get(group)
+            if followers and follower in followers:
+                followers.discard(follower)
+                if not followers:
+                    emptied.append(group)
+        return emptied
+
+    async def leave_unfollowed(self, group: str) -> None:
+        """Take the node's channel out of `group` unless a local socket follows it again meanwhile."""
+        async with self._lock(group):
+            if self.followers.get(group):
+                return
+            self.followers.pop(group, None)
+            self.joined_at.pop(group, None)
+            self._locks.pop(group, None)
+            if self.channel is not None:
+                await self._change(False, group)
 
     async def unfollow(self, follower: Follower, group: str) -> None:
         """The last local follower leaving takes the node's channel out of the group."""
@@ -155,10 +184,13 @@ class NodeFanout:
                 event = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Redis gone: every local socket is told, then the reader retries
+            except UNREACHABLE as exc:  # Redis gone: every local socket is told, then the reader retries
                 log.warning("node fan-out: receive failed (%r); sockets told, retrying", exc)
                 self.tell_everyone({"type": "node.unavailable", "error": repr(exc)[:200]})
                 await asyncio.sleep(RETRY_SECONDS)
+                continue
+            except Exception:  # one doorbell that cannot be read (e.g. past the layer's encryption TTL): dropped
+                log.warning("node fan-out: a doorbell could not be read; dropped (recovered by seq)", exc_info=True)
                 continue
             self.hand_out(event)
 

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, int] = {
     "SOCKET_FRAME_REFILL_PER_SECOND": 10,
     "SOCKET_RESUME_CONVERSATIONS_PER_TOKEN": 5,
     "SOCKET_BUDGET_STRIKES": 30,  # this many refused frames in a row close the socket with 4429
+    "SOCKET_AUTH_CONCURRENCY": 64,  # sockets of one process authenticating at once (the rest wait their turn)
     # missed-message push: a message that arrived while the member's socket was live and is still unread
     # this long after their last socket closed is pushed (once per conversation) by a scan run this often
     "MISSED_PUSH_AFTER_SECONDS": 120,

@@ -99,8 +99,12 @@ def unread_count(seat: Membership) -> int:
     return max(0, conversation.last_seq - max(seat.last_read_seq, seat.visible_from_seq - 1))
 
 
-def visible_messages(seat: Membership) -> QuerySet[Message]:
-    rows = Message.objects.filter(conversation_id=seat.conversation_id, seq__gte=seat.visible_from_seq)
+def _seat_messages(conversation_id: int, visible_from: int) -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=conversation_id, seq__gte=visible_from)
+
+
+def _blocked_peer(seat: Membership) -> tuple[int, dt.datetime] | None:
+    """In a direct conversation whose peer I blocked: (the peer, since when)."""
     conversation = seat.conversation
     if conversation.kind == Conversation.Kind.DIRECT and conversation.key:
         # "direct:<lo>:<hi>": what the peer sent after I blocked them was never delivered to me (core.reach)
@@ -108,7 +112,16 @@ def visible_messages(seat: Membership) -> QuerySet[Message]:
         peer = hi if lo == seat.user_id else lo
         since = reach.blocked_since(seat.user_id, peer)
         if since is not None:
-            rows = rows.exclude(sender_id=peer, created_at__gte=since)
+            return peer, since
+    return None
+
+
+def visible_messages(seat: Membership) -> QuerySet[Message]:
+    rows = _seat_messages(seat.conversation_id, seat.visible_from_seq)
+    blocked = _blocked_peer(seat)
+    if blocked is not None:
+        peer, since = blocked
+        rows = rows.exclude(sender_id=peer, created_at__gte=since)
     return rows
 
 
@@ -201,6 +214,45 @@ def _added_seats(plan: ResumePlan, user_id: int, known: list[int], since: dt.dat
         plan.added_more, plan.added_cursor = True, plan.added[-1].joined_at
 
 
+# A reconnect storm plans thousands of resumes a second, and building these two querysets cost four times
+# their queries' CPU: compiled once per process (core.compiled). The seats' IN list is compiled per power-of-two
+# length (at most 10 variants up to RESUME_MAX_CONVERSATIONS), padded by repeating the last id.
+_NAMED_SEATS: dict[int, CompiledQuery] = {}
+
+
+def _named_seats_query(user_id: int, **conversations: int) -> QuerySet[Membership]:
+    return Membership.objects.select_related("conversation").filter(
+        user_id=user_id, left_at__isnull=True, conversation_id__in=list(conversations.values()))
+
+
+def _named_seats(user_id: int, conversation_ids: list[int]) -> list[Membership]:
+    """The user's active seats (with their conversations) among these conversations."""
+    if not conversation_ids:
+        return []
+    arity = 1 << (len(conversation_ids) - 1).bit_length()
+    compiled = _NAMED_SEATS.get(arity)
+    if compiled is None:
+        compiled = _NAMED_SEATS.setdefault(arity, CompiledQuery(
+            _named_seats_query, user_id=-7_392_051, **{f"c{k}": 1_999_300_000 + k for k in range(arity)}))
+    padded = conversation_ids + conversation_ids[-1:] * (arity - len(conversation_ids))
+    return compiled.objects(connection, user_id=user_id, **{f"c{k}": pk for k, pk in enumerate(padded)})
+
+
+_MESSAGES_AFTER = CompiledQuery(
+    lambda conversation_id, visible_from, after: _seat_messages(conversation_id, visible_from)
+    .filter(seq__gt=after).order_by("seq"),
+    conversation_id=1_999_392_061, visible_from=1_999_392_062, after=1_999_392_063,
+)
+
+
+def _messages_after(seat: Membership, after: int) -> list[Message]:
+    """`visible_messages(seat)` after a seq, in order; compiled unless a block narrows them (a direct chat)."""
+    if _blocked_peer(seat) is not None:
+        return list(visible_messages(seat).filter(seq__gt=after).order_by("seq"))
+    return _MESSAGES_AFTER.objects(connection, conversation_id=seat.conversation_id,
+                                   visible_from=seat.visible_from_seq, after=after)
+
+
 def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]], *,
                 added_after: dt.datetime | None = None) -> ResumePlan:
     """`wanted` maps conversation → (last seq the client has, last change it has or None). With `added_after`
@@ -210,8 +262,7 @@ def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]], *,
     if added_after is not None:
         _added_seats(plan, user_id, list(wanted), added_after)
         wanted = {**wanted, **{seat.conversation_id: (0, None) for seat in plan.added}}
-    seats = {s.conversation_id: s for s in Membership.objects.select_related("conversation")
-             .filter(user_id=user_id, left_at__isnull=True, conversation_id__in=list(wanted))}
+    seats = {s.conversation_id: s for s in _named_seats(user_id, list(wanted))}
     max_gap, per_page = limits.get("RESUME_MAX_GAP"), limits.get("RESUME_CHANGES_PAGE")
     for conversation_id, (have_seq, have_change) in wanted.items():
         seat = seats.get(conversation_id)
@@ -225,7 +276,7 @@ def resume_plan(user_id: int, wanted: dict[int, tuple[int, int | None]], *,
             plan.resync[conversation_id] = conversation.last_seq
             continue
         if conversation.last_seq > start:
-            plan.replay[conversation_id] = list(visible_messages(seat).filter(seq__gt=start).order_by("seq"))
+            plan.replay[conversation_id] = _messages_after(seat, start)
         if have_change is not None and conversation.last_change > have_change:
             page = list(visible_messages(seat).filter(change_no__gt=have_change, seq__lte=start)
                         .order_by("change_no")[: per_page + 1])

@@ -8,6 +8,8 @@ remembers the SQL it compiled to and where each value went.
 
     members = CompiledQuery(lambda conversation_id, at: Membership.objects.filter(...), conversation_id=0, at=T)
     sql, params = members.sql(connection, conversation_id=5, at=clock.now())
+    rows = members.rows(connection, ...)        # a values_list queryset's rows
+    seats = members.objects(connection, ...)    # a model queryset's instances (with select_related, annotations)
 
 The keyword arguments of the constructor are sentinels: values the builder receives once, to find their
 positions in the compiled parameters. Each must reach the SQL as a parameter of its own (an int or a
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
 
 
 class Slot(NamedTuple):
@@ -48,6 +51,8 @@ class CompiledQuery:
         self.build = build
         self.sentinels = sentinels
         self._compiled: dict[str, tuple[str, list[Slot], Any]] = {}  # connection alias → (sql, slots, compiler)
+        self._builders: dict[str, tuple] = {}  # connection alias → how `objects()` builds instances from a row
+        self._converters: dict[str, list] = {}  # connection alias → [(column, (converters, expression))]
 
     def _compile(self, connection) -> tuple[str, list[Slot], Any]:
         queryset = self.build(**self.sentinels)
@@ -99,7 +104,55 @@ class CompiledQuery:
         _, _, compiler = self._compiled_for(connection)
         if compiler.has_extra_select:  # columns the SQL needed (e.g. a DISTINCT's ordering), not the caller
             rows = [row[:compiler.col_count] for row in rows]
-        converters = compiler.get_converters([expression for expression, _, _ in compiler.select[:compiler.col_count]])
+        converters = self._converters_for(connection, compiler)
         if not converters:  # PostgreSQL hands back ints, text, booleans and datetimes as they are
             return rows
-        return [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return [tuple(row) for row in _apply(connection, rows, converters)]
+
+    def _converters_for(self, connection, compiler) -> list:
+        """The selected columns' converters (`from_db_value`, the backend's), looked up once per alias: the
+        look-up cost as much as a small query's rows."""
+        converters = self._converters.get(connection.alias)
+        if converters is None:
+            found = compiler.get_converters([expression for expression, _, _ in compiler.select[:compiler.col_count]])
+            converters = self._converters[connection.alias] = list(found.items())
+        return converters
+
+    def objects(self, connection, **values: Any) -> list:
+        """The model instances the queryset would return for these values, with their `select_related`
+        objects and annotations (as Django's ModelIterable builds them; no prefetch_related, no deferred
+        fields). Only for querysets of model instances."""
+        sql, params = self.sql(connection, **values)
+        _, _, compiler = self._compiled_for(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+        builder = self._builders.get(connection.alias)
+        if builder is None:
+            klass_info, select = compiler.klass_info, compiler.select
+            first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+            builder = self._builders[connection.alias] = (
+                klass_info["model"], first, last, [f[0].target.attname for f in select[first:last]],
+                get_related_populators(klass_info, select, connection.alias), compiler.annotation_col_map)
+        model, first, last, names, populators, annotations = builder
+        out = []
+        converters = self._converters_for(connection, compiler)
+        for row in _apply(connection, fetched, converters) if converters else fetched:
+            obj = model.from_db(connection.alias, names, row[first:last])
+            for populator in populators:
+                populator.populate(row, obj)
+            for name, position in (annotations or {}).items():
+                setattr(obj, name, row[position])
+            out.append(obj)
+        return out
+
+
+def _apply(connection, rows, converters: list):
+    """Django's SQLCompiler.apply_converters, with the calling thread's connection."""
+    for row in map(list, rows):
+        for position, (functions, expression) in converters:
+            value = row[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            row[position] = value
+        yield row

@@ -123,3 +123,59 @@ def test_user_and_device_doorbells_reach_only_the_sockets_following_that_group()
             task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_a_closing_socket_is_forgotten_at_once_and_the_node_leaves_groups_nobody_follows():
+    async def scenario():
+        layer = InMemoryChannelLayer()
+        node = fanout.NodeFanout(layer, asyncio.get_running_loop())
+        ada, bob = FakeSocket(), FakeSocket()
+        for socket, user in ((ada, "user.1"), (bob, "user.2")):
+            await node.follow(socket, user)
+            await node.follow(socket, events.conversation_group(9))
+        emptied = node.drop(ada, ["user.1", events.conversation_group(9)])  # no await: nothing can cut it short
+        assert emptied == ["user.1"]
+        await realtime_send(layer, [(events.conversation_group(9), {"type": "chat.message", "conversation": 9})])
+        await _settle(node)
+        assert ada.drain() == [] and len(bob.drain()) == 1
+        await node.leave_unfollowed("user.1")
+        assert "user.1" not in layer.groups and set(layer.groups[events.conversation_group(9)]) == {node.channel}
+        ada.released = True
+        await node.follow(ada, "user.1")  # a follow that was waiting when the socket closed adds nothing
+        assert "user.1" not in node.followers
+        for task in node._tasks:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_doorbell_the_node_cannot_read_is_dropped_and_the_reader_goes_on():
+    async def scenario():
+        layer = InMemoryChannelLayer()
+        node = fanout.NodeFanout(layer, asyncio.get_running_loop())
+        ada = FakeSocket()
+        real_receive, calls = layer.receive, []
+
+        async def receive(channel):
+            calls.append(channel)
+            if len(calls) == 1:
+                raise ValueError("InvalidToken: past the encryption TTL")
+            return await real_receive(channel)
+
+        layer.receive = receive
+        await node.follow(ada, "user.1")
+        await _settle(node)
+        assert len(calls) == 2  # the failed read, then the next one
+        await realtime_send(layer, [("user.1", {"type": "client.event", "frame": {}})])
+        await _settle(node)
+        assert [e["type"] for e in ada.drain()] == ["client.event"]  # no node.unavailable: Redis was fine
+        for task in node._tasks:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
+async def realtime_send(layer, rings):
+    from backend.core import realtime
+
+    await realtime._send_all(layer, rings)

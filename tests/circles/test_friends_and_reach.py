@@ -90,6 +90,11 @@ def test_blocking_applies_everywhere_and_says_nothing(people):
     bob_seat = chat_selectors.seat_of(bob.pk, direct.pk)
     assert [m.body for m in chat_selectors.history(ada_seat)[0]] == ["before the block"]
     assert [m.body for m in chat_selectors.history(bob_seat)[0]] == ["before the block", "are you there?"]
+    # nor in what a reconnecting socket replays (resume reads the missed messages its own way)
+    assert [m.body for m in chat_selectors.resume_plan(ada.pk, {direct.pk: (0, None)}).replay[direct.pk]] \
+        == ["before the block"]
+    assert [m.body for m in chat_selectors.resume_plan(bob.pk, {direct.pk: (0, None)}).replay[direct.pk]] \
+        == ["before the block", "are you there?"]
     assert not Notification.objects.filter(recipient=ada, body__contains="are you there").exists()
     assert chat_selectors.unread_count(chat_selectors.seat_of(ada.pk, direct.pk)) == 0  # nothing unread for Ada
     # cannot friend (answered like anyone else, never shown to Ada), find, invite or vouch
