@@ -19,6 +19,12 @@ from typing import Any, NamedTuple
 
 from django.db import models
 
+from backend.core.compiled import prepared_cursor
+
+# Statements of at most this many rows are prepared on their connection when the RowInsert asks for it (a
+# transfer's two alerts); a big fan-out is one statement of its own size, not worth a slot in the cache.
+PREPARED_MAX_ROWS = 4
+
 
 class _Compiled(NamedTuple):
     head: str  # INSERT INTO t (columns) VALUES
@@ -31,11 +37,15 @@ class _Compiled(NamedTuple):
 
 class RowInsert:
     """`RowInsert(Model, given=("a_id", "b"))`: `.create(connection, [(a, b), …])` inserts one row per tuple
-    (values in `given` order, the rest defaulted) in as few statements as the database allows."""
+    (values in `given` order, the rest defaulted) in as few statements as the database allows.
 
-    def __init__(self, model: type[models.Model], *, given: Sequence[str]) -> None:
+    `prepared=True`: on PostgreSQL a statement of up to PREPARED_MAX_ROWS rows is bound server-side and
+    prepared once per connection (`core.compiled.prepared_cursor`), for inserts on a hot path."""
+
+    def __init__(self, model: type[models.Model], *, given: Sequence[str], prepared: bool = False) -> None:
         self.model = model
         self.given = tuple(given)
+        self.prepared = prepared
         self._compiled: dict[str, _Compiled] = {}  # connection alias → statement
 
     def _compile(self, connection) -> _Compiled:
@@ -96,7 +106,8 @@ class RowInsert:
                     params.append(prepared)
                 values.append(row_values)
             sql = compiled.head + ", ".join([compiled.row] * len(chunk)) + compiled.tail
-            with connection.cursor() as cursor:
+            small = self.prepared and len(chunk) <= PREPARED_MAX_ROWS
+            with prepared_cursor(connection) if small else connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 ids = [row[0] for row in cursor.fetchall()]
             if len(ids) != len(chunk):

@@ -126,7 +126,7 @@ def notify_many(items: list[dict[str, Any]]) -> list[Notification]:
 _KINDS = frozenset(Notification.Kind.values)
 # What notify sets on a new row; every other column takes its model default.
 _INSERT = RowInsert(Notification, given=("recipient_id", "kind", "event", "title", "body", "payload",
-                                         "conversation_id", "collapse_key"))
+                                         "conversation_id", "collapse_key"), prepared=True)
 
 
 def _push_on_commit(notification_id: int) -> None:

@@ -32,7 +32,7 @@ from django.db.models import F
 
 from backend.accounts.models import User
 from backend.core import activity_hooks, clock, ratelimit, reach
-from backend.core.compiled import CompiledQuery
+from backend.core.compiled import CompiledQuery, prepared_cursor
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
@@ -292,7 +292,7 @@ def _lock_accounts(ids: Iterable[int]) -> dict[int, LedgerAccount]:
     if not wanted:
         return {}
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) as cursor:
             cursor.execute(_lock_sql(len(wanted)), wanted)
             rows = cursor.fetchall()
         names = [field.attname for field in LedgerAccount._meta.concrete_fields]
@@ -332,12 +332,12 @@ def _columns(model) -> list[str]:
 _SYSTEM_ACCOUNT = CompiledQuery(
     lambda kind, shard: LedgerAccount.objects.filter(kind=kind, shard=shard).order_by("pk")
     .values_list(*_columns(LedgerAccount))[:1],
-    kind="sentinel:kind:7392", shard=32_001,
+    kind="sentinel:kind:7392", shard=32_001, prepared=True,
 )
 _IDEMPOTENCY_RECORD = CompiledQuery(
     lambda scope, key: IdempotencyRecord.objects.filter(scope=scope, key=key).order_by("pk")
     .values_list(*_columns(IdempotencyRecord))[:1],
-    scope="sentinel:scope:7392", key="sentinel:key:7392",
+    scope="sentinel:scope:7392", key="sentinel:key:7392", prepared=True,
 )
 
 
@@ -403,12 +403,13 @@ def _entry_sql(leg_count: int) -> str:
                      for n in range(leg_count))
     return f"""
 WITH prior AS (
-    SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %(scope)s AND key = %(key)s
+    SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %(scope)s::text AND key = %(key)s::text
 ), v (account_id, amount, balance_after, held, n) AS (
     VALUES {legs}
 ), entry AS (
     INSERT INTO wallet_journalentry (kind, memo, hold_id, reverses_id, initiated_by_id, created_at)
-    SELECT %(kind)s, %(memo)s, %(hold)s, %(reverses)s, %(initiated_by)s, %(now)s
+    SELECT %(kind)s::text, %(memo)s::text, %(hold)s::bigint, %(reverses)s::bigint, %(initiated_by)s::bigint,
+           %(now)s::timestamptz
     WHERE NOT EXISTS (SELECT 1 FROM prior)
     RETURNING id
 ), legs AS (
@@ -423,7 +424,8 @@ WITH prior AS (
     RETURNING a.id
 ), record AS (
     INSERT INTO wallet_idempotencyrecord (scope, key, operation, fingerprint, entry_id, created_at)
-    SELECT %(scope)s, %(key)s, %(operation)s, %(fingerprint)s, entry.id, %(now)s FROM entry
+    SELECT %(scope)s::text, %(key)s::text, %(operation)s::text, %(fingerprint)s::text, entry.id,
+           %(now)s::timestamptz FROM entry
     WHERE %(scope)s::text IS NOT NULL
     RETURNING id
 )
@@ -486,7 +488,7 @@ def _insert_entry_statement(connection, *, kind: str, memo: str, legs: list[tupl
     }
     for n, ((account, amount), after) in enumerate(zip(legs, afters, strict=True)):
         params[f"a{n}"], params[f"m{n}"], params[f"b{n}"], params[f"h{n}"] = account.pk, amount, after, account.held
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(_entry_sql(len(legs)), params)
         row = cursor.fetchone()
     if row is None:
