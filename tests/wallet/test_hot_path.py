@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from backend.core.ids import encode_id
@@ -152,3 +152,49 @@ def test_the_transfer_statements_stay_short_enough_for_psycopg_to_parse_once(req
                           idempotency_key="test:short")
     assert len(seen) == 2
     assert max(len(sql.encode()) for sql in seen) <= MAX_CACHED_STATEMENT_LENGTH, [len(sql) for sql in seen]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transfer_whose_alert_cannot_be_written_leaves_nothing_and_its_key_stays_usable(alice_wallet, bob_wallet,
+                                                                                        monkeypatch):
+    """The alerts are written by the entry's own statement (PostgreSQL) or right after it (SQLite), in its
+    transaction: when one of them cannot be stored (here: a recipient that does not exist, refused by the
+    foreign key at commit) the entry, its legs, both balances and the key's record are gone with it; the same
+    key then pays normally. (Both databases.)"""
+    before = snapshot()
+    real = services._alert_items
+
+    def broken(*args, **kwargs):
+        alerts = real(*args, **kwargs)
+        alerts[0]["recipient_id"] = 10**12  # no such user
+        return alerts
+
+    monkeypatch.setattr(services, "_alert_items", broken)
+    with pytest.raises(IntegrityError):
+        services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=300,
+                          idempotency_key="test:broken-alert")
+    assert snapshot() == before
+    monkeypatch.setattr(services, "_alert_items", real)
+    movement = services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=300,
+                                 idempotency_key="test:broken-alert")
+    assert not movement.replayed
+    after = snapshot()
+    assert (after["entries"], after["notifications"]) == (before["entries"] + 1, before["notifications"] + 2)
+    assert reconcile().ok
+
+
+@pytest.mark.django_db
+def test_a_replayed_transfer_returns_the_first_entry_and_writes_no_alert(alice_wallet, bob_wallet):
+    """The replay runs the same statement, which finds the key and writes nothing — no entry and no alerts
+    (the alerts are only written with the entry). (Both databases.)"""
+    first = services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=250,
+                              idempotency_key="test:replay-alerts")
+    before = snapshot()
+    again = services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=250,
+                              idempotency_key="test:replay-alerts")
+    assert again.replayed and again.entry.pk == first.entry.pk
+    assert snapshot() == before
+    with pytest.raises(services.IdempotencyConflict):
+        services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=251,
+                          idempotency_key="test:replay-alerts")
+    assert snapshot() == before
