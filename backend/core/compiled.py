@@ -47,8 +47,12 @@ def _adapter(connection, sentinel: Any) -> Callable[[Any], Any] | None:
 
 
 class CompiledQuery:
-    def __init__(self, build: Callable[..., QuerySet], **sentinels: Any) -> None:
+    def __init__(self, build: Callable[..., QuerySet], *, prepared: bool = False, **sentinels: Any) -> None:
+        """`prepared=True`: `rows()` runs it on a `prepared_cursor` (PostgreSQL: prepared once per connection);
+        only for a queryset whose parameters all sit where PostgreSQL can infer their type (compared with a
+        column), not in a SELECT list."""
         self.build = build
+        self.prepared = prepared
         self.sentinels = sentinels
         self._compiled: dict[str, tuple[str, list[Slot], Any]] = {}  # connection alias → (sql, slots, compiler)
         self._builders: dict[str, tuple] = {}  # connection alias → how `objects()` builds instances from a row
@@ -95,7 +99,7 @@ class CompiledQuery:
         """The rows, converted as the queryset would convert them (`from_db_value`, booleans on SQLite).
         Only for querysets of `values_list` rows."""
         sql, params = self.sql(connection, **values)
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) if self.prepared else connection.cursor() as cursor:
             cursor.execute(sql, params)
             return self.convert(connection, cursor.fetchall())
 
@@ -156,3 +160,43 @@ def _apply(connection, rows, converters: list):
                 value = function(value, expression, connection)
             row[position] = value
         yield row
+
+
+# --- statements prepared once per connection (PostgreSQL) ----------------------------------------------------
+#
+# Django's psycopg cursors bind parameters on the client: every execution quotes each value into the SQL text
+# in Python, and PostgreSQL parses and plans the whole statement again. For the few statements every payment
+# runs (the account lock, the entry statement, the balance alerts' INSERT) that cost more than the statements'
+# work (profile in docs/architecture.md, "CPU per transfer"). `prepared_cursor` binds on the server instead
+# and prepares each statement on its connection the first time it runs there: later executions send only the
+# values (dumped by psycopg's C code). Only for SQL written for it: a value whose type PostgreSQL cannot infer
+# from the statement (a bare parameter in a SELECT list) must be cast in the SQL.
+
+
+def _prepared_cursor_class():
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):  # noqa: ANN001, ANN201
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    return PreparedCursor
+
+
+_PREPARED_CURSOR: list = []
+
+
+def prepared_cursor(connection):  # noqa: ANN001, ANN201 - a Django cursor wrapper
+    """A cursor (Django's wrapper: query capture, execute wrappers and error translation as usual) whose
+    statements are bound server-side and prepared once per connection on PostgreSQL; elsewhere the ordinary
+    cursor. Use it as `connection.cursor()`."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    if not _PREPARED_CURSOR:
+        _PREPARED_CURSOR.append(_prepared_cursor_class())
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = _PREPARED_CURSOR[0](connection.connection)
+        connection.validate_thread_sharing()
+        return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)

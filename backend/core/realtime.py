@@ -12,6 +12,7 @@ discarded with a savepoint exactly as that callback is (see `on_commit_batched`)
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import logging
@@ -67,12 +68,7 @@ def ring_many(rings: list[tuple[str, dict]]) -> None:
             # loop would not do safely.
             async_to_sync(_send_all)(layer, rings)
         else:
-            future = asyncio.run_coroutine_threadsafe(_send_all(layer, rings), _ring_loop())
-            try:
-                future.result(timeout=RING_TIMEOUT_SECONDS)
-            except TimeoutError:
-                future.cancel()
-                raise
+            _SENDER.add(layer, rings)
     except Exception:
         log.warning("doorbells to %s failed", sorted({group for group, _ in rings}), exc_info=True)
 
@@ -82,12 +78,20 @@ def ring_many(rings: list[tuple[str, dict]]) -> None:
 # From a plain thread (a request or Celery worker thread, a bench thread) `async_to_sync` starts a new thread
 # and a new event loop for every call, and channels-redis opens a new connection pool for every new loop: that
 # was most of a ring's cost (measured: about a sixth of a wallet transfer's CPU). Such rings go instead to one
-# long-lived loop per process, on a daemon thread, started on first use (and again after a fork); the caller
-# still waits for its rings to be sent, as before. A thread inside `sync_to_async` (a socket consumer's
+# long-lived loop per process, on a daemon thread, started on first use (and again after a fork). A thread inside `sync_to_async` (a socket consumer's
 # database thread) keeps `async_to_sync`, which sends on the consumer's own loop; so does every ring on the
 # in-memory channel layer.
+#
+# The caller does not wait for the send (issue 15): its rings join the loop's queue, and whatever callers queue
+# while a send is under way leaves together in the next one (`_RingSender`) — one Redis pipeline for the rings
+# of many transactions instead of one each, and no thread hand-off per transaction. Rings still leave after
+# commit and in the order they were queued (one group's rings keep their order), and a failure is still only
+# logged: a doorbell was always best-effort (the client's resume recovers a lost one). Only a backlog past
+# RING_BACKLOG makes callers wait, so a stalled Redis cannot grow the queue without bound; a process on its way
+# out sends what is queued (atexit, at most RING_TIMEOUT_SECONDS).
 
 RING_TIMEOUT_SECONDS = 10.0
+RING_BACKLOG = 5_000
 _loop_guard = threading.Lock()
 _loop_state: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, loop)
 
@@ -124,6 +128,71 @@ def _ring_loop() -> asyncio.AbstractEventLoop:
         return state[1]
 
 
+class _RingSender:
+    """The ring loop's queue of rings from plain threads (see above). Never raises for the caller."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._pending: list[tuple[Any, list[tuple[str, dict]]]] = []
+        self._queued = 0  # rings pending or being sent
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a drain runs on, None when idle
+
+    def add(self, layer: Any, rings: list[tuple[str, dict]]) -> None:
+        with self._lock:
+            self._pending.append((layer, list(rings)))
+            self._queued += len(rings)
+            if self._loop is not None and self._loop.is_running():
+                if self._queued > RING_BACKLOG:  # Redis is not keeping up: wait for the queue to shrink
+                    deadline = time.monotonic() + RING_TIMEOUT_SECONDS
+                    while self._queued > RING_BACKLOG and (left := deadline - time.monotonic()) > 0:
+                        self._drained.wait(left)
+                return
+            self._loop = loop = _ring_loop()
+        asyncio.run_coroutine_threadsafe(self._drain(), loop)
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._loop = None
+                    self._drained.notify_all()
+                    return
+            by_layer: dict[int, tuple[Any, list[tuple[str, dict]]]] = {}
+            for layer, rings in batch:
+                by_layer.setdefault(id(layer), (layer, []))[1].extend(rings)
+            for layer, rings in by_layer.values():
+                try:
+                    await _send_all(layer, rings)
+                except Exception:
+                    log.warning("doorbells to %s failed", sorted({group for group, _ in rings}), exc_info=True)
+            with self._lock:
+                self._queued -= sum(len(rings) for _, rings in batch)
+                self._drained.notify_all()
+
+    def flush(self, timeout: float = RING_TIMEOUT_SECONDS) -> None:
+        """Wait until what is queued now has been sent (a process on its way out; tests)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._loop is not None and (left := deadline - time.monotonic()) > 0:
+                self._drained.wait(left)
+
+
+_SENDER = _RingSender()
+atexit.register(_SENDER.flush)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SENDER._reset)  # what was queued belongs to the parent
+
+
+def flush_rings(timeout: float = RING_TIMEOUT_SECONDS) -> None:
+    """Wait until the rings this process queued for its ring loop have been sent."""
+    _SENDER.flush(timeout)
+
+
 async def _send_all(layer: Any, rings: list[tuple[str, dict]]) -> None:
     if _batchable(layer):
         try:
@@ -151,7 +220,7 @@ async def _send_all(layer: Any, rings: list[tuple[str, dict]]) -> None:
 #
 # channels-redis's group_send costs four Redis round trips (expire the group, read it, expire the inboxes, a
 # Lua script that appends), so a 1:1 message (two user groups) cost eight, in two chains of four. The rings
-# of one batch go out here in two: one pipeline reads every group, one script appends every message to every
+# of one batch go out here in two: one script reads every group, one script appends every message to every
 # inbox, with what group_send itself would write (the same serialized, encrypted message per process inbox,
 # the same capacity check, expiry and "over capacity" accounting). Messages to one inbox keep their order:
 # the script gives each its own increasing score (channels-redis pops the lowest first).
@@ -174,6 +243,24 @@ return over
 """
 
 
+# What group_send does to read a group (drop members past the group expiry, list the rest), for every group of a
+# batch in one call; only groups with members come back (index, members): a doorbell to a user with no socket
+# open, the common case, costs no reply to parse.
+_READ_GROUPS = """
+local cutoff = tonumber(ARGV[1])
+local found = {}
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, cutoff)
+    local members = redis.call('ZRANGE', KEYS[i], 0, -1)
+    if #members > 0 then
+        found[#found + 1] = i
+        found[#found + 1] = members
+    end
+end
+return found
+"""
+
+
 def _batchable(layer: Any) -> bool:
     try:
         from channels_redis.core import RedisChannelLayer
@@ -188,15 +275,12 @@ async def _redis_group_send_many(layer: Any, rings: list[tuple[str, dict]]) -> N
     for group in groups:
         by_connection.setdefault(layer.consistent_hash(group), []).append(group)
     now = time.time()
-    channels: dict[str, list[str]] = {}
+    channels: dict[str, list[str]] = dict.fromkeys(groups, [])
     for index, names in by_connection.items():
-        pipe = layer.connection(index).pipeline(transaction=False)
-        for group in names:
-            pipe.zremrangebyscore(layer._group_key(group), min=0, max=int(now) - layer.group_expiry)
-            pipe.zrange(layer._group_key(group), 0, -1)
-        replies = await pipe.execute()
-        for k, group in enumerate(names):
-            channels[group] = [name.decode("utf8") for name in replies[2 * k + 1]]
+        found = await layer.connection(index).eval(
+            _READ_GROUPS, len(names), *(layer._group_key(group) for group in names), int(now) - layer.group_expiry)
+        for k in range(0, len(found), 2):
+            channels[names[int(found[k]) - 1]] = [name.decode("utf8") for name in found[k + 1]]
     appends: dict[int, list[tuple[bytes, bytes, int, float]]] = {}
     per_inbox: dict[bytes, int] = {}
     for group, event in rings:

@@ -28,7 +28,7 @@ from backend.core.ids import encode_id
 from backend.core.values import is_int
 
 from . import push, selectors
-from .insert import RowInsert
+from .insert import Embedded, RowInsert
 from .models import ConversationMute, Notification, NotificationPreferences, PushDelivery
 from .pushqueue import process_queue
 from .signals import notification_recorded
@@ -95,6 +95,36 @@ def notify_many(items: list[dict[str, Any]]) -> list[Notification]:
 
     The INSERT is written once per process (`insert.RowInsert`, from the model's fields) instead of being
     rebuilt by `bulk_create` on every call; the rows come back as saved instances with their ids, as before."""
+    rows = _rows(items)
+    if not rows:
+        return []
+    connection = transaction.get_connection()
+    if _INSERT.supported(connection):
+        notifications = _INSERT.create(connection, rows)
+    else:  # a database that cannot return the ids of a multi-row INSERT
+        notifications = Notification.objects.bulk_create(
+            [Notification(**dict(zip(_INSERT.given, row, strict=True))) for row in rows])
+    _announce(notifications)
+    return notifications
+
+
+def notify_many_embedded(items: list[dict[str, Any]], *, prefix: str, gate: str) -> Embedded:
+    """PostgreSQL: `notify_many`'s INSERT for the caller to run inside a statement of its own (a data-modifying
+    CTE, rows written only `WHERE <gate>`; see `insert.RowInsert.embedded`), so a wallet transfer's alerts cost
+    no round trip of their own. After the statement, `finish(ids)` with the ids it returned gives the
+    notifications, announced exactly as `notify_many` announces them; without `finish` nothing is announced."""
+    rows = _rows(items)
+    embedded = _INSERT.embedded(transaction.get_connection(), rows, prefix=prefix, gate=gate)
+
+    def finish(ids: list[int]) -> list[Notification]:
+        notifications = embedded.finish(ids)
+        _announce(notifications)
+        return notifications
+
+    return embedded._replace(finish=finish)
+
+
+def _rows(items: list[dict[str, Any]]) -> list[tuple]:
     rows = []
     for item in items:
         kind, conversation_id = item["kind"], item.get("conversation_id")
@@ -105,14 +135,11 @@ def notify_many(items: list[dict[str, Any]]) -> list[Notification]:
             collapse_key = f"conversation:{conversation_id}"
         rows.append((item["recipient_id"], kind, item["event"][:60], item["title"][:120], item.get("body") or "",
                      item.get("payload") or {}, conversation_id, collapse_key[:100]))
-    if not rows:
-        return []
-    connection = transaction.get_connection()
-    if _INSERT.supported(connection):
-        notifications = _INSERT.create(connection, rows)
-    else:  # a database that cannot return the ids of a multi-row INSERT
-        notifications = Notification.objects.bulk_create(
-            [Notification(**dict(zip(_INSERT.given, row, strict=True))) for row in rows])
+    return rows
+
+
+def _announce(notifications: list[Notification]) -> None:
+    """Sockets hear of each row after commit, its push is queued after commit, listeners are told now."""
     for notification in notifications:
         realtime.ring_on_commit(
             realtime.user_group(notification.recipient_id),
@@ -120,13 +147,12 @@ def notify_many(items: list[dict[str, Any]]) -> list[Notification]:
         )
         _push_on_commit(notification.pk)
         notification_recorded.send(sender=Notification, notification=notification)
-    return notifications
 
 
 _KINDS = frozenset(Notification.Kind.values)
 # What notify sets on a new row; every other column takes its model default.
 _INSERT = RowInsert(Notification, given=("recipient_id", "kind", "event", "title", "body", "payload",
-                                         "conversation_id", "collapse_key"))
+                                         "conversation_id", "collapse_key"), prepared=True)
 
 
 def _push_on_commit(notification_id: int) -> None:

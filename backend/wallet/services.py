@@ -32,12 +32,12 @@ from django.db.models import F
 
 from backend.accounts.models import User
 from backend.core import activity_hooks, clock, ratelimit, reach
-from backend.core.compiled import CompiledQuery
+from backend.core.compiled import CompiledQuery, prepared_cursor
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.ids import encode_id
 from backend.core.text import is_clean_line
 from backend.core.values import is_int
-from backend.notifications.services import notify, notify_many
+from backend.notifications.services import notify, notify_many, notify_many_embedded
 
 from . import risk, selectors
 from .gateway import BankGateway, GatewayResult, GatewayUnavailable, ReferenceUnknown, get_gateway
@@ -281,26 +281,38 @@ def set_frozen(*, account_id: int, frozen: bool, reason: str = "") -> LedgerAcco
 
 
 def _lock_accounts(ids: Iterable[int]) -> dict[int, LedgerAccount]:
+    return _lock_accounts_for_entry(ids, allocate=False)[0]
+
+
+def _lock_accounts_for_entry(ids: Iterable[int], *, allocate: bool = True,
+                             ) -> tuple[dict[int, LedgerAccount], int | None]:
     """Lock accounts in ascending id order (one statement: PostgreSQL locks rows in ORDER BY order).
 
     Only the owner's display name is joined (for the balance alert's text), not the whole user row: loading
     the user would decrypt their phone number on every payment for nothing. On PostgreSQL the statement is
     written once (every payment runs it; building it through the ORM each time cost more than running it).
+
+    `allocate` (PostgreSQL): the same statement also draws the id of the entry about to be posted, so its balance
+    alerts can be written by the entry's own statement (`_write_entry(entry_id=…)`); elsewhere None. An id
+    drawn for an entry that is then refused is never used (ids have gaps anyway).
     """
     wanted = sorted(set(ids))
     connection = transaction.get_connection()
     if not wanted:
-        return {}
+        return {}, None
+    entry_id = None
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_lock_sql(len(wanted)), wanted)
+        with prepared_cursor(connection) as cursor:
+            cursor.execute(_lock_sql(len(wanted), allocate), wanted)
             rows = cursor.fetchall()
         names = [field.attname for field in LedgerAccount._meta.concrete_fields]
         found = {}
+        extra = 2 if allocate else 1
         for row in rows:
-            account = LedgerAccount.from_db(connection.alias, names, row[:-1])
-            account.owner_display_name = row[-1]
+            account = LedgerAccount.from_db(connection.alias, names, row[:-extra])
+            account.owner_display_name = row[len(names)]
             found[account.pk] = account
+            entry_id = row[-1] if allocate else None
     else:
         found = {account.pk: account for account in (
             LedgerAccount.objects.select_for_update(of=("self",))
@@ -310,15 +322,20 @@ def _lock_accounts(ids: Iterable[int]) -> dict[int, LedgerAccount]:
         )}
     if len(found) != len(wanted):
         raise NotFound("No such account.", field="account")
-    return found
+    return found, entry_id
 
 
 @functools.lru_cache(maxsize=32)
-def _lock_sql(count: int) -> str:
+def _lock_sql(count: int, allocate: bool = False) -> str:
     """The lock statement for `count` ids (a payment locks two): plain parameters, not an array, which
-    psycopg binds with less Python."""
+    psycopg binds with less Python. `allocate`: one entry id more (an InitPlan: drawn once, not per row)."""
     columns = ", ".join(f'a."{field.column}"' for field in LedgerAccount._meta.concrete_fields)
-    return (f'SELECT {columns}, u."display_name" FROM "{LedgerAccount._meta.db_table}" a '
+    if allocate:
+        columns += (f", u.\"display_name\", (SELECT nextval(pg_get_serial_sequence("
+                    f"'{JournalEntry._meta.db_table}', '{JournalEntry._meta.pk.column}')))")
+    else:
+        columns += ', u."display_name"'
+    return (f'SELECT {columns} FROM "{LedgerAccount._meta.db_table}" a '
             f'LEFT JOIN "{User._meta.db_table}" u ON u."id" = a."owner_id" '
             f'WHERE a."id" IN ({", ".join(["%s"] * count)}) ORDER BY a."id" FOR UPDATE OF a')
 
@@ -332,12 +349,12 @@ def _columns(model) -> list[str]:
 _SYSTEM_ACCOUNT = CompiledQuery(
     lambda kind, shard: LedgerAccount.objects.filter(kind=kind, shard=shard).order_by("pk")
     .values_list(*_columns(LedgerAccount))[:1],
-    kind="sentinel:kind:7392", shard=32_001,
+    kind="sentinel:kind:7392", shard=32_001, prepared=True,
 )
 _IDEMPOTENCY_RECORD = CompiledQuery(
     lambda scope, key: IdempotencyRecord.objects.filter(scope=scope, key=key).order_by("pk")
     .values_list(*_columns(IdempotencyRecord))[:1],
-    scope="sentinel:scope:7392", key="sentinel:key:7392",
+    scope="sentinel:scope:7392", key="sentinel:key:7392", prepared=True,
 )
 
 
@@ -397,18 +414,27 @@ class _AlreadyRecorded(Exception):
 # written and no row comes back. Balances are absolute values computed from the locked rows. The legs are a
 # VALUES list (one row per leg, the statement written once per leg count): binding four arrays cost more
 # Python per payment than the rest of the statement.
+#
+# With the entry's id drawn by the lock (`_lock_accounts_for_entry`), the statement also writes the entry's
+# balance alerts (`notifications.notify_many_embedded`, only if the entry was written): one round trip less
+# per transfer, and the alerts are still in the entry's transaction.
 @functools.cache
-def _entry_sql(leg_count: int) -> str:
+def _entry_sql(leg_count: int, with_id: bool = False, alerts: str | None = None) -> str:
     legs = ", ".join(f"(%(a{n})s::bigint, %(m{n})s::bigint, %(b{n})s::bigint, %(h{n})s::bigint, {n})"
                      for n in range(leg_count))
+    entry_id = "id, " if with_id else ""
+    entry_id_value = "%(entry_id)s::bigint, " if with_id else ""
+    alerts_cte = f", alerts AS (\n    {alerts}\n)" if alerts is not None else ""
+    alert_ids = ", (SELECT array_agg(id ORDER BY id) FROM alerts)" if alerts is not None else ""
     return f"""
 WITH prior AS (
-    SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %(scope)s AND key = %(key)s
+    SELECT 1 FROM wallet_idempotencyrecord WHERE scope = %(scope)s::text AND key = %(key)s::text
 ), v (account_id, amount, balance_after, held, n) AS (
     VALUES {legs}
 ), entry AS (
-    INSERT INTO wallet_journalentry (kind, memo, hold_id, reverses_id, initiated_by_id, created_at)
-    SELECT %(kind)s, %(memo)s, %(hold)s, %(reverses)s, %(initiated_by)s, %(now)s
+    INSERT INTO wallet_journalentry ({entry_id}kind, memo, hold_id, reverses_id, initiated_by_id, created_at)
+    SELECT {entry_id_value}%(kind)s::text, %(memo)s::text, %(hold)s::bigint, %(reverses)s::bigint, %(initiated_by)s::bigint,
+           %(now)s::timestamptz
     WHERE NOT EXISTS (SELECT 1 FROM prior)
     RETURNING id
 ), legs AS (
@@ -423,24 +449,27 @@ WITH prior AS (
     RETURNING a.id
 ), record AS (
     INSERT INTO wallet_idempotencyrecord (scope, key, operation, fingerprint, entry_id, created_at)
-    SELECT %(scope)s, %(key)s, %(operation)s, %(fingerprint)s, entry.id, %(now)s FROM entry
+    SELECT %(scope)s::text, %(key)s::text, %(operation)s::text, %(fingerprint)s::text, entry.id,
+           %(now)s::timestamptz FROM entry
     WHERE %(scope)s::text IS NOT NULL
     RETURNING id
-)
+){alerts_cte}
 SELECT entry.id, (SELECT array_agg(ARRAY[legs.id, legs.account_id]) FROM legs),
-       (SELECT count(*) FROM balances) FROM entry
+       (SELECT count(*) FROM balances){alert_ids} FROM entry
 """
 
 
 def _write_entry(
     *, kind: str, memo: str, legs: list[tuple[LedgerAccount, int]], hold: Hold | None = None,
     reverses: JournalEntry | None = None, initiated_by_id: int | None = None,
-    remember: tuple[str, str, str, str] | None = None,
+    remember: tuple[str, str, str, str] | None = None, entry_id: int | None = None,
 ) -> JournalEntry:
     """Post an entry on locked accounts: legs, cached balances and alerts. Legs must sum to zero.
 
     ``remember`` = (scope, key, operation, fingerprint): also record the idempotency key for this entry, in
     the same statement — or raise ``_AlreadyRecorded`` (writing nothing) if the key is recorded already.
+    ``entry_id`` (PostgreSQL, drawn by ``_lock_accounts_for_entry``): the entry's id, so the same statement
+    writes its alerts too.
     """
     if len(legs) < 2 or sum(amount for _, amount in legs) != 0 or any(amount == 0 for _, amount in legs):
         raise AssertionError(f"unbalanced entry: {[(a.pk, amount) for a, amount in legs]}")
@@ -452,9 +481,9 @@ def _write_entry(
     now = clock.now()
     connection = transaction.get_connection()
     if connection.vendor == "postgresql":
-        entry, rows = _insert_entry_statement(connection, kind=kind, memo=memo, legs=legs, hold=hold,
-                                              reverses=reverses, initiated_by_id=initiated_by_id, now=now,
-                                              remember=remember)
+        return _insert_entry_statement(connection, kind=kind, memo=memo, legs=legs, hold=hold,
+                                       reverses=reverses, initiated_by_id=initiated_by_id, now=now,
+                                       remember=remember, entry_id=entry_id)
     else:  # SQLite (development and the SQLite test run): the same rows through the ORM
         if remember is not None and IdempotencyRecord.objects.filter(scope=remember[0], key=remember[1]).exists():
             raise _AlreadyRecorded()
@@ -469,14 +498,16 @@ def _write_entry(
             LedgerAccount.objects.filter(pk=account.pk).update(balance=account.balance, held=account.held)
         if remember is not None:
             _remember(*remember, entry=entry)
-    _alert(entry, rows)
-    return entry
+        alerts = _alert_items(entry.pk, memo, rows)
+        if alerts:
+            notify_many(alerts)
+        return entry
 
 
 def _insert_entry_statement(connection, *, kind: str, memo: str, legs: list[tuple[LedgerAccount, int]],
                             hold: Hold | None, reverses: JournalEntry | None, initiated_by_id: int | None,
                             now: dt.datetime, remember: tuple[str, str, str, str] | None,
-                            ) -> tuple[JournalEntry, list[Leg]]:
+                            entry_id: int | None) -> JournalEntry:
     scope, key, operation, fingerprint = remember or (None, None, None, None)
     afters = [account.balance + amount for account, amount in legs]
     params = {
@@ -486,12 +517,20 @@ def _insert_entry_statement(connection, *, kind: str, memo: str, legs: list[tupl
     }
     for n, ((account, amount), after) in enumerate(zip(legs, afters, strict=True)):
         params[f"a{n}"], params[f"m{n}"], params[f"b{n}"], params[f"h{n}"] = account.pk, amount, after, account.held
-    with connection.cursor() as cursor:
-        cursor.execute(_entry_sql(len(legs)), params)
+    embedded = None
+    if entry_id is not None:
+        alerts = _alert_items(entry_id, memo, [Leg(account=account, amount=amount, balance_after=after)
+                                               for (account, amount), after in zip(legs, afters, strict=True)])
+        if alerts:
+            embedded = notify_many_embedded(alerts, prefix="n", gate="EXISTS (SELECT 1 FROM entry)")
+            params.update(embedded.params)
+        params["entry_id"] = entry_id
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(_entry_sql(len(legs), entry_id is not None, embedded.sql if embedded else None), params)
         row = cursor.fetchone()
     if row is None:
         raise _AlreadyRecorded()
-    entry_id, leg_ids, updated = row
+    entry_id, leg_ids, updated, *alert_ids = row
     if updated != len(legs):
         raise AssertionError(f"entry #{entry_id}: {updated} balances updated for {len(legs)} legs")
     entry = JournalEntry(pk=entry_id, kind=kind, memo=memo, hold=hold, reverses=reverses,
@@ -504,11 +543,18 @@ def _insert_entry_statement(connection, *, kind: str, memo: str, legs: list[tupl
         leg = Leg(pk=leg_of[account.pk], entry=entry, account=account, amount=amount, balance_after=after)
         leg._state.adding, leg._state.db = False, connection.alias
         rows.append(leg)
-    return entry, rows
+    if embedded is not None:  # written by the statement: announce them
+        embedded.finish(alert_ids[0] or [])
+    elif "entry_id" not in params:  # no id drawn beforehand: the alerts have a statement of their own
+        alerts = _alert_items(entry.pk, memo, rows)
+        if alerts:
+            notify_many(alerts)
+    return entry
 
 
-def _alert(entry: JournalEntry, legs: list[Leg]) -> None:
-    """资金变动提醒: one notification per user wallet the entry moved money on, in this transaction."""
+def _alert_items(entry_id: int, memo: str, legs: list[Leg]) -> list[dict]:
+    """资金变动提醒: one notification per user wallet the entry moves money on, written in its transaction.
+    Each leg's `balance_after` is its account's balance after the entry."""
     alerts = []
     for leg in legs:
         account = leg.account
@@ -520,16 +566,15 @@ def _alert(entry: JournalEntry, legs: list[Leg]) -> None:
             line = f"收入 {format_fen(leg.amount)}" + (f"，来自 {who}" if who else "")
         else:
             line = f"支出 {format_fen(-leg.amount)}" + (f"，付给 {who}" if who else "")
-        body = f"{line}。可用余额 {format_fen(account.available)}。"
-        if entry.memo:
-            body += f"备注：{entry.memo}"
+        body = f"{line}。可用余额 {format_fen(leg.balance_after - account.held)}。"
+        if memo:
+            body += f"备注：{memo}"
         alerts.append(dict(
             recipient_id=account.owner_id, kind="money", event="wallet.balance_changed", title=ALERT_TITLE,
             body=body,
-            payload={"entry_id": encode_id("JournalEntry", entry.pk), "wallet_id": encode_id("Wallet", account.pk)},
+            payload={"entry_id": encode_id("JournalEntry", entry_id), "wallet_id": encode_id("Wallet", account.pk)},
         ))
-    if alerts:
-        notify_many(alerts)
+    return alerts
 
 
 def transfer(
@@ -572,12 +617,12 @@ def _transfer_locked(source_id: int, destination_id: int, *, amount: int, memo: 
     """The hot path: lock both accounts, then one statement for the key lookup, the entry, its legs, both
     balances and the key's record, which writes nothing if the key is recorded already (``_AlreadyRecorded``;
     the source's lock is held, so the lookup cannot be outraced). Refusals are raised before any write."""
-    accounts = _lock_accounts([source_id, destination_id])
+    accounts, entry_id = _lock_accounts_for_entry([source_id, destination_id])
     source, destination = accounts[source_id], accounts[destination_id]
     _check_not_frozen(source, destination)
     _check_funds(source, amount)
     return _write_entry(kind=kind, memo=memo, legs=[(source, -amount), (destination, amount)],
-                        initiated_by_id=initiated_by_id, remember=remember)
+                        initiated_by_id=initiated_by_id, remember=remember, entry_id=entry_id)
 
 
 def pay_from_marketing_budget(*, user_id: int | None, amount: int, kind: str, idempotency_key: str, memo: str,

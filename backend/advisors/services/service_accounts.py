@@ -96,7 +96,8 @@ def security_account() -> ServiceAccount | None:
 # Asked after every money movement: compiled once per process (core.compiled), no cache — an account created a
 # moment ago on another node is seen by the next movement.
 _SECURITY_ACCOUNT_ID = CompiledQuery(
-    lambda: ServiceAccount.objects.filter(category=ServiceAccount.Category.SECURITY).order_by("id").values_list("id")[:1])
+    lambda: ServiceAccount.objects.filter(category=ServiceAccount.Category.SECURITY).order_by("id").values_list("id")[:1],
+    prepared=True)
 
 
 def security_account_id() -> int | None:
