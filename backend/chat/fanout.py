@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from typing import Any, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -82,7 +83,8 @@ class NodeFanout:
             return self.channel
         async with self._started:
             if self.channel is None:
-                channel = await self.layer.new_channel()
+                # A plain channel name, unique to the process: read by `realtime.receive_many` in batches.
+                channel = f"node.{uuid.uuid4().hex}"
                 self._tasks = [asyncio.ensure_future(self._read(channel)), asyncio.ensure_future(self._refresh())]
                 self.channel = channel
         return self.channel
@@ -181,7 +183,7 @@ class NodeFanout:
     async def _read(self, channel: str) -> None:
         while True:
             try:
-                event = await self.layer.receive(channel)
+                found = await realtime.receive_many(self.layer, channel)
             except asyncio.CancelledError:
                 raise
             except UNREACHABLE as exc:  # Redis gone: every local socket is told, then the reader retries
@@ -192,7 +194,8 @@ class NodeFanout:
             except Exception:  # one doorbell that cannot be read (e.g. past the layer's encryption TTL): dropped
                 log.warning("node fan-out: a doorbell could not be read; dropped (recovered by seq)", exc_info=True)
                 continue
-            self.hand_out(event)
+            for event in found:
+                self.hand_out(event)
 
     def hand_out(self, event: dict) -> None:
         for follower in tuple(self.followers.get(route_of(event), ())):

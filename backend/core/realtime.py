@@ -301,6 +301,37 @@ async def _redis_group_send_many(layer: Any, rings: list[tuple[str, dict]]) -> N
             log.info("%s of %s inboxes over capacity for groups %s", over, len(keys), groups)
 
 
+RECEIVE_BATCH = 200  # doorbells a node takes off its inbox per Redis call
+
+
+async def receive_many(layer: Any, channel: str) -> list[dict]:
+    """The doorbells waiting on a node's `channel` (a plain channel name, not a `!` one), waiting for at
+    least one. On channels-redis, one ZPOPMIN takes up to RECEIVE_BATCH at once (BZPOPMIN when none wait):
+    its own `receive` costs two Redis calls and a task per message (a backup set for at-least-once delivery,
+    which doorbells — hints, recovered by seq — do not need). A doorbell that cannot be read (past the
+    layer's encryption TTL) is dropped and logged. Redis errors propagate. Other layers: one `receive`."""
+    if not _batchable(layer) or "!" in channel:
+        return [await layer.receive(channel)]
+    key = layer.prefix + channel
+    connection = layer.connection(layer.consistent_hash(channel))
+    popped = await connection.zpopmin(key, RECEIVE_BATCH)
+    if not popped:
+        found = await connection.bzpopmin(key, timeout=layer.brpop_timeout)
+        if found is None:
+            return []
+        popped = [(found[1], found[2])]
+    events = []
+    for content, _score in popped:
+        try:
+            event = layer.deserialize(content)
+        except Exception:
+            log.warning("a doorbell on %s could not be read; dropped (recovered by seq)", channel, exc_info=True)
+            continue
+        event.pop("__asgi_channel__", None)
+        events.append(event)
+    return events
+
+
 async def change_groups(layer: Any, channel: str, changes: list[tuple[bool, str]]) -> None:
     """Join (True) or leave (False) several groups with one channel, as `group_add` / `group_discard` would,
     in one Redis round trip per shard on channels-redis (a reconnect storm joined two groups per socket, each

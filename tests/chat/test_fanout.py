@@ -179,3 +179,44 @@ async def realtime_send(layer, rings):
     from backend.core import realtime
 
     await realtime._send_all(layer, rings)
+
+
+def test_on_redis_the_node_takes_many_doorbells_per_call_in_order_and_drops_one_it_cannot_read(require_redis):
+    """channels-redis: the node's plain channel is read in batches (`realtime.receive_many`); the doorbells of
+    a batch reach the followers in the order they were rung, and a doorbell that cannot be decrypted (here:
+    garbage in the inbox) is dropped without stopping the rest."""
+    import time
+    import uuid
+
+    import redis
+    from channels_redis.core import RedisChannelLayer
+
+    from backend import settings as project_settings
+    from backend.core import realtime
+
+    config = dict(project_settings.CHANNEL_LAYERS["default"]["CONFIG"], prefix=f"test-node-{uuid.uuid4().hex[:8]}")
+
+    async def scenario():
+        layer = RedisChannelLayer(**config)
+        node = fanout.NodeFanout(layer, asyncio.get_running_loop())
+        ada, bob = FakeSocket(capacity=100), FakeSocket(capacity=100)
+        await node.follow(ada, "user.1")
+        await node.follow(bob, "user.2")
+        for task in node._tasks:  # stop the reader: everything below waits in the inbox
+            task.cancel()
+        await asyncio.sleep(0.05)
+        raw = redis.Redis.from_url(project_settings.REDIS_URL)
+        raw.zadd(layer.prefix + node.channel, {b"not a doorbell": time.time()})  # first in line
+        rings = [(f"user.{1 + n % 2}", {"type": "client.event", "n": n}) for n in range(40)]
+        await realtime._send_all(layer, rings)
+        found = await realtime.receive_many(layer, node.channel)
+        assert [e["n"] for e in found] == list(range(40))  # one call took them all; the garbage was dropped
+        for event in found:
+            node.hand_out(event)
+        assert [e["n"] for e in ada.drain()] == list(range(0, 40, 2))
+        assert [e["n"] for e in bob.drain()] == list(range(1, 40, 2))
+        assert all("__asgi_channel__" not in e for e in found)
+        raw.delete(layer.prefix + node.channel, *(k for k in raw.scan_iter(f"{layer.prefix}*")))
+        await layer.flush()
+
+    asyncio.run(scenario())
