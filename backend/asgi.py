@@ -22,26 +22,32 @@ from backend.core.origin import NativeOrAllowedOriginValidator  # noqa: E402
 SERVER_CLOSE_CODES = frozenset({1012, 1013, 1014})
 
 
-def _allow_server_close_codes() -> None:
+def _patch_daphne_socket(name: str, make_replacement) -> None:
+    """Replace Daphne's `WebSocketProtocol.<name>` with `make_replacement(original)`, once per process (this
+    module may be imported again, e.g. by tests); nothing when Daphne is not installed (another server)."""
     try:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # not served by Daphne
         return
-    if getattr(WebSocketProtocol.serverClose, "quanzi_server_codes", False):
+    original = getattr(WebSocketProtocol, name)
+    if getattr(original, "quanzi_patched", False):
         return
-    original = WebSocketProtocol.serverClose
+    replacement = make_replacement(original)
+    replacement.quanzi_patched = True
+    setattr(WebSocketProtocol, name, replacement)
 
+
+def _server_close_with_server_codes(original):
     def server_close(self, code=None):
         if code in SERVER_CLOSE_CODES:
             self.sendCloseFrame(code=code, isReply=False)
         else:
             original(self, code=code)
 
-    server_close.quanzi_server_codes = True
-    WebSocketProtocol.serverClose = server_close
+    return server_close
 
 
-_allow_server_close_codes()
+_patch_daphne_socket("serverClose", _server_close_with_server_codes)
 
 # Handshake data autobahn and Daphne keep for a socket's whole life, read by nobody once it is open: the parsed
 # request headers (three copies: autobahn's dict, its raw bytes, Daphne's list in the ASGI scope), the response
@@ -72,24 +78,15 @@ def release_handshake_data(protocol) -> None:
         headers.clear()
 
 
-def _release_handshake_data_on_open() -> None:
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # not served by Daphne
-        return
-    if getattr(WebSocketProtocol.onOpen, "quanzi_releases_handshake", False):
-        return
-    original = WebSocketProtocol.onOpen
-
+def _open_then_release_handshake(original):
     def on_open(self):
         original(self)
         release_handshake_data(self)
 
-    on_open.quanzi_releases_handshake = True
-    WebSocketProtocol.onOpen = on_open
+    return on_open
 
 
-_release_handshake_data_on_open()
+_patch_daphne_socket("onOpen", _open_then_release_handshake)
 
 
 async def refuse_socket(scope, receive, send):

@@ -28,4 +28,5 @@ def test_opening_releases_the_handshake_but_keeps_the_path_for_the_logs():
 
 
 def test_daphne_runs_the_release_when_a_socket_opens():
-    assert getattr(WebSocketProtocol.onOpen, "quanzi_releases_handshake", False)
+    assert getattr(WebSocketProtocol.onOpen, "quanzi_patched", False)
+    assert getattr(WebSocketProtocol.serverClose, "quanzi_patched", False)

@@ -183,18 +183,3 @@ def test_a_transfer_whose_alert_cannot_be_written_leaves_nothing_and_its_key_sta
     assert reconcile().ok
 
 
-@pytest.mark.django_db
-def test_a_replayed_transfer_returns_the_first_entry_and_writes_no_alert(alice_wallet, bob_wallet):
-    """The replay runs the same statement, which finds the key and writes nothing — no entry and no alerts
-    (the alerts are only written with the entry). (Both databases.)"""
-    first = services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=250,
-                              idempotency_key="test:replay-alerts")
-    before = snapshot()
-    again = services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=250,
-                              idempotency_key="test:replay-alerts")
-    assert again.replayed and again.entry.pk == first.entry.pk
-    assert snapshot() == before
-    with pytest.raises(services.IdempotencyConflict):
-        services.transfer(source_id=alice_wallet.pk, destination_id=bob_wallet.pk, amount=251,
-                          idempotency_key="test:replay-alerts")
-    assert snapshot() == before
