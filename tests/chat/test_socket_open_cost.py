@@ -13,6 +13,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from backend.accounts.models import Device
@@ -210,3 +211,38 @@ async def test_sockets_waiting_their_turn_to_authenticate_are_not_timed_out(sett
     assert [a["type"] for a in answers] == ["auth.ok"] * 3
     for ws in sockets:
         await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_ping_is_one_database_trip_and_still_ends_a_revoked_session(monkeypatch):
+    """Every socket pings every heartbeat: the session check, presence and the seq heads are one trip; a
+    message whose doorbell was lost is still delivered after the pong, and a signed-out device is closed."""
+    ada, bob = await database_sync_to_async(lambda: [new_user("Ada"), new_user("Bob")])()
+    group = await database_sync_to_async(services.create_group)(owner=ada, title="g", member_ids=[bob.pk])
+    token = await database_sync_to_async(token_for)(bob)
+    ws = await _open(token)
+    assert (await ws.receive_json_from(timeout=5))["type"] == "auth.ok"
+    trips: list[str] = []
+    real_db = consumers.db
+
+    def counting_db(fn):
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return real_db(fn)
+
+    monkeypatch.setattr(consumers, "db", counting_db)
+    await ws.send_json_to({"type": "ping", "id": "p0"})
+    assert (await ws.receive_json_from(timeout=5)) == {"type": "pong", "id": "p0"}
+    assert trips == ["heartbeat_reads"]  # nothing missed: one trip
+    trips.clear()
+    with realtime.deferred_rings():  # the doorbell is lost: only the heartbeat can deliver it
+        await database_sync_to_async(send)(group, ada, 1)
+    await ws.send_json_to({"type": "ping", "id": "p1"})
+    assert (await ws.receive_json_from(timeout=5)) == {"type": "pong", "id": "p1"}
+    assert (await ws.receive_json_from(timeout=5))["type"] == "message"
+    assert trips == ["heartbeat_reads", "catch_up"]  # and one more to read what was missed
+    # signed out without a doorbell (a lost one): the next ping finds out
+    await database_sync_to_async(lambda: Device.objects.filter(user=bob).update(generation=F("generation") + 1))()
+    await ws.send_json_to({"type": "ping", "id": "p2"})
+    assert (await ws.receive_json_from(timeout=5))["code"] == "SESSION_REVOKED"
+    assert (await ws.receive_output(timeout=5))["type"] == "websocket.close"
