@@ -161,13 +161,9 @@ async def _open(token: str) -> WebsocketCommunicator:
     return ws
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.asyncio
-async def test_a_socket_reaches_auth_ok_in_two_database_trips_and_resumes_in_one(monkeypatch):
-    ada, bob = await database_sync_to_async(lambda: [new_user("Ada"), new_user("Bob")])()
-    group = await database_sync_to_async(services.create_group)(owner=ada, title="g", member_ids=[bob.pk])
-    await database_sync_to_async(send)(group, ada, 3)
-    token = await database_sync_to_async(token_for)(bob)
+@pytest.fixture
+def db_trips(monkeypatch) -> list[str]:
+    """The names of the functions the consumer hands to a database thread (`consumers.db`), in order."""
     trips: list[str] = []
     real_db = consumers.db
 
@@ -176,6 +172,17 @@ async def test_a_socket_reaches_auth_ok_in_two_database_trips_and_resumes_in_one
         return real_db(fn)
 
     monkeypatch.setattr(consumers, "db", counting_db)
+    return trips
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_socket_reaches_auth_ok_in_two_database_trips_and_resumes_in_one(db_trips):
+    ada, bob = await database_sync_to_async(lambda: [new_user("Ada"), new_user("Bob")])()
+    group = await database_sync_to_async(services.create_group)(owner=ada, title="g", member_ids=[bob.pk])
+    await database_sync_to_async(send)(group, ada, 3)
+    token = await database_sync_to_async(token_for)(bob)
+    trips = db_trips
     ws = await _open(token)
     assert (await ws.receive_json_from(timeout=5))["type"] == "auth.ok"
     assert trips == ["verify_access_token", "socket_opened_reads"]
@@ -215,7 +222,7 @@ async def test_sockets_waiting_their_turn_to_authenticate_are_not_timed_out(sett
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_a_ping_is_one_database_trip_and_still_ends_a_revoked_session(monkeypatch):
+async def test_a_ping_is_one_database_trip_and_still_ends_a_revoked_session(db_trips):
     """Every socket pings every heartbeat: the session check, presence and the seq heads are one trip; a
     message whose doorbell was lost is still delivered after the pong, and a signed-out device is closed."""
     ada, bob = await database_sync_to_async(lambda: [new_user("Ada"), new_user("Bob")])()
@@ -223,14 +230,8 @@ async def test_a_ping_is_one_database_trip_and_still_ends_a_revoked_session(monk
     token = await database_sync_to_async(token_for)(bob)
     ws = await _open(token)
     assert (await ws.receive_json_from(timeout=5))["type"] == "auth.ok"
-    trips: list[str] = []
-    real_db = consumers.db
-
-    def counting_db(fn):
-        trips.append(getattr(fn, "__name__", repr(fn)))
-        return real_db(fn)
-
-    monkeypatch.setattr(consumers, "db", counting_db)
+    trips = db_trips
+    trips.clear()  # the socket's open
     await ws.send_json_to({"type": "ping", "id": "p0"})
     assert (await ws.receive_json_from(timeout=5)) == {"type": "pong", "id": "p0"}
     assert trips == ["heartbeat_reads"]  # nothing missed: one trip
