@@ -22,7 +22,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from backend.accounts.services import check_session, verify_access_token
 from backend.accounts.tokens import TokenExpired, TokenInvalid
@@ -45,8 +44,7 @@ CLOSE_AUTH_TIMEOUT = 4408  # no auth frame within WS_AUTH_TIMEOUT_SECONDS
 CLOSE_SESSION_REVOKED = 4403  # the device was signed out (elsewhere) or the account disabled
 CLOSE_TOO_MANY_FRAMES = 4429  # SOCKET_BUDGET_STRIKES frames in a row over the frame budget
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: Redis (channel layer, presence) is unreachable; reconnect and resume
-# Redis gone (refused, reset, frozen past the socket timeout): the socket cannot hear doorbells any more
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+UNAVAILABLE = realtime.REDIS_UNAVAILABLE  # the socket cannot hear doorbells any more
 HEARTBEAT_SECONDS = 25  # told to the client in auth.ok; the server re-checks the session at least this often
 
 Handler = Callable[["QuanziSocketConsumer", dict], Awaitable[None]]
@@ -369,9 +367,6 @@ class QuanziSocketConsumer(AsyncWebsocketConsumer):
         user = self.user = grant.user
         self.device_id = grant.device.pk
         self.session_generation, self.session_expires_at = grant.generation, grant.expires_at
-        if self.auth_timer is not None:
-            self.auth_timer.cancel()
-            self.auth_timer = None
         self._schedule_session_check()
         self.own_groups = (user_group(user.pk), device_group(self.device_id))
         node = fanout.node_fanout(self.channel_layer)

@@ -30,9 +30,6 @@ import time
 import uuid
 from typing import Any, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from backend.core import realtime
 
 from . import events
@@ -42,7 +39,6 @@ log = logging.getLogger("quanzi.ws")
 INBOX_CAPACITY = 500  # doorbells waiting for one socket; past that they are dropped (the seq gap recovers them)
 REFRESH_SECONDS = 3600.0
 RETRY_SECONDS = 1.0  # after a failed receive
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 MEMBERSHIP_BATCH = 500  # group joins and leaves sent to the channel layer together (one round trip)
 
 
@@ -139,18 +135,8 @@ class NodeFanout:
 
     async def unfollow(self, follower: Follower, group: str) -> None:
         """The last local follower leaving takes the node's channel out of the group."""
-        async with self._lock(group):
-            followers = self.followers.get(group)
-            if not followers or follower not in followers:
-                return
-            followers.discard(follower)
-            if followers:
-                return
-            del self.followers[group]
-            self.joined_at.pop(group, None)
-            self._locks.pop(group, None)
-            if self.channel is not None:
-                await self._change(False, group)
+        if self.drop(follower, [group]):
+            await self.leave_unfollowed(group)
 
     def _change(self, join: bool, group: str) -> asyncio.Future:
         """Join or leave `group` in the next batch: every join and leave made meanwhile (a storm of sockets
@@ -186,7 +172,7 @@ class NodeFanout:
                 found = await realtime.receive_many(self.layer, channel)
             except asyncio.CancelledError:
                 raise
-            except UNREACHABLE as exc:  # Redis gone: every local socket is told, then the reader retries
+            except realtime.REDIS_UNAVAILABLE as exc:  # Redis gone: every local socket is told, then the reader retries
                 log.warning("node fan-out: receive failed (%r); sockets told, retrying", exc)
                 self.tell_everyone({"type": "node.unavailable", "error": repr(exc)[:200]})
                 await asyncio.sleep(RETRY_SECONDS)

@@ -25,9 +25,14 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("quanzi.realtime")
 
+# Redis gone (refused, reset, frozen past the socket timeout): redis-py raises one of these (it wraps socket
+# errors in them). Sockets answer SERVICE_UNAVAILABLE / close 1013 on them.
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 RING_CONCURRENCY = 32  # group_sends in flight at once: below the Redis pool's limit (MaxConnectionsError past it)
 _deferred: contextvars.ContextVar[list | None] = contextvars.ContextVar("deferred_rings", default=None)
 
@@ -46,8 +51,9 @@ def ring_now(group: str, event: dict) -> None:
 
 def ring_many(rings: list[tuple[str, dict]]) -> None:
     """Send several rings in one event-loop hop. Each doorbell carries the group it was rung on (`group`):
-    a node hears all its sockets' groups on one channel and routes by it (backend/chat/fanout.py). Failures are logged, never raised: a lost doorbell is
-    recovered by the client's resume, and a write must never fail because of one.
+    a node hears all its sockets' groups on one channel and routes by it (backend/chat/fanout.py). Failures
+    are logged, never raised: a lost doorbell is recovered by the client's resume, and a write must never fail
+    because of one.
 
     Inside `deferred_rings()` (a socket consumer running a service off its event loop) the rings are kept
     instead, and the consumer sends them from its own loop with `send_deferred`.
@@ -78,8 +84,8 @@ def ring_many(rings: list[tuple[str, dict]]) -> None:
 # From a plain thread (a request or Celery worker thread, a bench thread) `async_to_sync` starts a new thread
 # and a new event loop for every call, and channels-redis opens a new connection pool for every new loop: that
 # was most of a ring's cost (measured: about a sixth of a wallet transfer's CPU). Such rings go instead to one
-# long-lived loop per process, on a daemon thread, started on first use (and again after a fork). A thread inside `sync_to_async` (a socket consumer's
-# database thread) keeps `async_to_sync`, which sends on the consumer's own loop; so does every ring on the
+# long-lived loop per process, on a daemon thread, started on first use (and again after a fork). A thread
+# inside `sync_to_async` (a socket consumer's database thread) keeps `async_to_sync`, which sends on the consumer's own loop; so does every ring on the
 # in-memory channel layer.
 #
 # The caller does not wait for the send (issue 15): its rings join the loop's queue, and whatever callers queue
