@@ -171,6 +171,14 @@ def _apply(connection, rows, converters: list):
 # and prepares each statement on its connection the first time it runs there: later executions send only the
 # values (dumped by psycopg's C code). Only for SQL written for it: a value whose type PostgreSQL cannot infer
 # from the statement (a bare parameter in a SELECT list) must be cast in the SQL.
+#
+# Django opens its connections with psycopg's `prepare_threshold` None (for transaction-mode poolers), and
+# then psycopg ignores even an explicit `prepare=True`: until 2026-11 these statements were bound on the server
+# but parsed and planned anew every time (planning alone was ~0.5 ms of PostgreSQL CPU per transfer).
+# `prepared_cursor` sets the threshold so high that only the statements it runs are prepared; Django's own
+# cursors bind on the client and are never prepared. A transaction-mode pooler in front of PostgreSQL must
+# therefore support protocol-level prepared statements (PgBouncer >= 1.21 with max_prepared_statements).
+# psycopg forgets its prepared statements after a ROLLBACK (they are prepared again on next use).
 
 
 def _prepared_cursor_class():
@@ -178,12 +186,29 @@ def _prepared_cursor_class():
 
     class PreparedCursor(ServerBindingCursor):
         def execute(self, query, params=None, *, prepare=None, binary=None):  # noqa: ANN001, ANN201
-            return super().execute(query, params, prepare=True, binary=binary)
+            result = super().execute(query, params, prepare=True, binary=binary)
+            if self._query is None:  # psycopg keeps no query text for a prepared execution; Django's query
+                self._query = _StatementText(query)  # capture and debug log read it (`last_executed_query`)
+            return result
 
     return PreparedCursor
 
 
+class _StatementText:
+    """What Django's `last_executed_query` reads of psycopg's last query: its text (with %s placeholders)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    @property
+    def query(self) -> bytes:
+        return self._text.encode()
+
+
 _PREPARED_CURSOR: list = []
+_ONLY_WHEN_ASKED = 2**31 - 1
 
 
 def prepared_cursor(connection):  # noqa: ANN001, ANN201 - a Django cursor wrapper
@@ -197,6 +222,8 @@ def prepared_cursor(connection):  # noqa: ANN001, ANN201 - a Django cursor wrapp
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
+        if connection.connection.prepare_threshold is None:  # Django's default: preparing switched off
+            connection.connection.prepare_threshold = _ONLY_WHEN_ASKED
         cursor = _PREPARED_CURSOR[0](connection.connection)
         connection.validate_thread_sharing()
         return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
