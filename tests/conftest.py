@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from backend.accounts.sms import OutboxSmsSender
+from backend.advisors.services.service_accounts import forget_security_account
 from backend.core import clock, presence
 from backend.core.standins import STAGING_OPT_INS
 from tests import frames
@@ -53,6 +54,7 @@ def _isolation(settings):
     OutboxSmsSender.outbox.clear()
     cache.clear()
     presence.clear_local()
+    forget_security_account()  # remembered per process for a few seconds
     clock.reset()
     yield
     clock.reset()

@@ -28,3 +28,12 @@ class AdvisorsConfig(AppConfig):
         account_signals.security_event.connect(security.on_security_event, dispatch_uid="advisors.security_account")
         # So do balance-change alerts, posted after the money movement commits.
         notification_recorded.connect(security.on_notification_recorded, dispatch_uid="advisors.security_money")
+        # Whether there is a Security account is remembered for a few seconds; a change made here is heard now.
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import ServiceAccount
+        from .services.service_accounts import forget_security_account
+
+        for signal in (post_save, post_delete):
+            signal.connect(forget_security_account, sender=ServiceAccount,
+                           dispatch_uid=f"advisors.forget_security_account.{signal is post_save}")

@@ -134,20 +134,26 @@ def test_a_rolled_back_movement_posts_no_security_message(accounts, django_captu
 def test_without_a_security_account_a_money_movement_asks_once_and_posts_nothing(
         django_capture_on_commit_callbacks):
     """No Security account yet: after the movement commits, advisors asks one small question and posts nothing.
-    Nothing is cached: the account operations create next is heard of by the very next movement."""
+    The answer is remembered for a few seconds (the next movement asks nothing); the account operations create
+    next is still heard of by the very next movement on this node."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     ann = new_user("Ann")
-    with CaptureQueriesContext(connection) as ctx:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            _top_up(ann, 100, "advisors:no-security-yet")
-        during = len(ctx.captured_queries)
-        for callback in callbacks:
-            if "advisors.balance_notices" in getattr(callback, "__qualname__", ""):
-                callback()
-    asked = [q["sql"] for q in ctx.captured_queries[during:]]
+
+    def questions_after(key: str) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            with django_capture_on_commit_callbacks(execute=False) as callbacks:
+                _top_up(ann, 100, key)
+            during = len(ctx.captured_queries)
+            for callback in callbacks:
+                if "advisors.balance_notices" in getattr(callback, "__qualname__", ""):
+                    callback()
+        return [q["sql"] for q in ctx.captured_queries[during:]]
+
+    asked = questions_after("advisors:no-security-yet")
     assert len(asked) == 1 and "advisors_serviceaccount" in asked[0], asked
+    assert questions_after("advisors:no-security-still") == []  # remembered
     assert not Subscription.objects.filter(user=ann).exists()
 
     security = services.create_service_account(slug="security", name="Security", category="security")
