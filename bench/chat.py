@@ -1,5 +1,7 @@
 """Chat throughput and latency on one Daphne + Redis + PostgreSQL, against a bare Channels echo consumer as
-the ceiling (and, when uvicorn + uvloop are installed, the same two apps on uvicorn side by side).
+the ceiling (and, when uvicorn + uvloop are installed, the same two apps on uvicorn side by side). For 1:1 a
+second echo runs on the chat's own transport (bench/echo_fanout_asgi.py: the process's fan-out, no database),
+so chat / that echo is what the send service itself costs.
 
     .venv/bin/python bench/chat.py            (from the repository root; about two minutes, BENCH_QUICK=1: ~25 s)
 
@@ -335,15 +337,19 @@ def main() -> None:
             echo_env = {**env, "PYTHONPATH": str(ROOT / "bench")}
             servers = {"daphne": {}, "uvicorn": {}}
             launched = []
+            pids: dict[str, int] = {}  # "chat", "echo", "echo-fanout", "chat/uv", "echo/uv" → server process
             try:
                 for server in ("daphne", "uvicorn") if UVICORN else ("daphne",):  # they start while data is written
-                    for app, app_env, name in (("backend.asgi:application", env, "chat"),
-                                               ("echo_asgi:application", echo_env, "echo")):
+                    apps = [("backend.asgi:application", env, "chat"), ("echo_asgi:application", echo_env, "echo")]
+                    if server == "daphne":
+                        apps.append(("echo_fanout_asgi:application", echo_env, "echo-fanout"))
+                    for app, app_env, name in apps:
                         log = logs / f"{server}-{name}.log"
                         process, port = launch_server(app_env, app, log, server=server)
                         processes.append(process)
                         launched.append((process, port, log))
                         servers[server][name] = f"ws://127.0.0.1:{port}/ws/"
+                        pids[name if server == "daphne" else f"{name}/uv"] = process.pid
                 generators = LoadGenerators()  # they start while data is written, too
                 worker = DjangoWorker(env)  # Django loads while the servers do
                 try:
@@ -353,7 +359,8 @@ def main() -> None:
                     sets = echo_socket_sets()
                     # The echo sockets connect while the data is written (the generators do it in the background).
                     echo_connecting = generators.start_connecting(
-                        [(key, servers["daphne"]["echo"], sets[key][0]) for key in ("direct-echo", "group-echo")])
+                        [(key, servers["daphne"]["echo"], sets[key][0]) for key in ("direct-echo", "group-echo")]
+                        + [("direct-echo-fanout", servers["daphne"]["echo-fanout"], sets["direct-echo-fanout"][0])])
                     data = prepare_data(worker)
                     worker.close()
                     t_data = time.time()
@@ -361,7 +368,6 @@ def main() -> None:
                     generators.finish_connecting(echo_connecting)
                     generators.finish_connecting(generators.start_connecting(
                         [(key, servers["daphne"]["chat"], sets[key][0]) for key in ("direct", "group")]))
-                    pids = [p.pid for p in processes]
                     print(f"set-up: servers listening after {t_servers - t0:.1f} s, data written after "
                           f"{t_data - t0:.1f} s, {sum(len(v[0]) for v in sets.values())} sockets connected after "
                           f"{time.time() - t0:.1f} s", flush=True)
@@ -386,13 +392,17 @@ def main() -> None:
 def echo_socket_sets() -> dict[str, tuple[list[dict], list[tuple[int, dict]]]]:
     """The echo scenarios' sockets (auth frames: groups to join) and senders (socket index, send frame template):
     the same shapes as the chat scenarios, and no data needed, so they connect while the data is written."""
-    echo_sockets, echo_senders = [], []
-    for p in range(PAIRS):  # A of each pair sends to B's group, as in the 1:1 chat scenario
-        echo_sockets += [{"type": "auth", "groups": [f"u{p}a"]}, {"type": "auth", "groups": [f"u{p}b"]}]
-        echo_senders.append((2 * p, {"type": "send", "group": f"u{p}b"}))
+    def pairs(prefix: str) -> tuple[list[dict], list[tuple[int, dict]]]:
+        sockets, senders = [], []
+        for p in range(PAIRS):  # A of each pair sends to B's group, as in the 1:1 chat scenario
+            sockets += [{"type": "auth", "groups": [f"{prefix}{p}a"]}, {"type": "auth", "groups": [f"{prefix}{p}b"]}]
+            senders.append((2 * p, {"type": "send", "group": f"{prefix}{p}b"}))
+        return sockets, senders
+
     e_sockets = [{"type": "auth", "groups": ["g"]} for _ in range(GROUP_SIZE)]
     e_senders = [(i, {"type": "send", "group": "g"}) for i in range(GROUP_SENDERS)]
-    return {"direct-echo": (echo_sockets, echo_senders), "group-echo": (e_sockets, e_senders)}
+    # The two echoes share Redis: their groups have names of their own, or each would ring the other's sockets.
+    return {"direct-echo": pairs("u"), "group-echo": (e_sockets, e_senders), "direct-echo-fanout": pairs("f")}
 
 
 def chat_socket_sets(data: dict) -> dict[str, tuple[list[dict], list[tuple[int, dict]]]]:
@@ -409,7 +419,7 @@ def chat_socket_sets(data: dict) -> dict[str, tuple[list[dict], list[tuple[int, 
     return {"direct": (pair_sockets, pair_senders), "group": (g_sockets, g_senders)}
 
 
-def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerators, pids: list[int],
+def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerators, pids: dict[str, int],
                   logs: Path) -> None:
     """The measured runs, on the socket sets connected during set-up (the 1:1 sets are reconnected to uvicorn
     for its runs: the same users on two servers at once would hear every message twice)."""
@@ -423,11 +433,11 @@ def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerat
     def run(label: str, server: str, key: str, receivers: int, offered=None) -> dict:
         began = time.perf_counter()
         if QUICK:  # the servers have finished with the last run (no fixed pause)
-            for pid in pids:
+            for pid in pids.values():
                 wait_quiet(pid, quiet=0.1, at_most=SETTLE_SECONDS)
         else:
             time.sleep(SETTLE_SECONDS)
-        server_pid = pids[{"chat": 0, "echo": 1, "chat/uv": 2, "echo/uv": 3}[server]]
+        server_pid = pids[server]
         cpu_before = cpu_seconds(server_pid)
         result = generators.load(key, sets[key.removesuffix("-uv")][1], OPEN_SECONDS if offered else SECONDS,
                                  receivers, offered)
@@ -440,6 +450,7 @@ def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerat
 
     direct = run(direct_label, "chat", "direct", 2)
     direct_echo = run(direct_label, "echo", "direct-echo", 1)
+    direct_echo_fanout = run(direct_label, "echo-fanout", "direct-echo-fanout", 1)
     grp = run(group_label, "chat", "group", g)
     grp_echo = run(group_label, "echo", "group-echo", g)
     # Open loop at half of this run's closed-loop maximum.
@@ -456,11 +467,11 @@ def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerat
 
     print(f"\nbench/chat.py — one Daphne + Redis + PostgreSQL, {SECONDS:g} s per closed-loop run, {OPEN_SECONDS:g} s "
           f"per open-loop run, {CLIENT_PROCESSES} client processes{', quick' if QUICK else ''}")
-    print(f"{'scenario':34} {'server':7} {'mode':6} {'offered/s':>9} {'accepted/s':>10} {'deliveries/s':>12} "
+    print(f"{'scenario':34} {'server':11} {'mode':6} {'offered/s':>9} {'accepted/s':>10} {'deliveries/s':>12} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>8} {'delivered':>14} {'%':>6} {'took s':>6}")
     for label, server, mode, r in rows:
         offered = f"{r['offered_per_s']:9.1f}" if r["offered_per_s"] else f"{'max':>9}"
-        print(f"{label:34} {server:7} {mode:6} {offered} {r['accepted_per_s']:10.1f} {r['deliveries_per_s']:12.1f} "
+        print(f"{label:34} {server:11} {mode:6} {offered} {r['accepted_per_s']:10.1f} {r['deliveries_per_s']:12.1f} "
               f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['p999_ms']:8.1f} {r['delivered']:>14} "
               f"{r['delivered_pct']:5.1f}% {r['took_s']:6.1f}")
 
@@ -473,8 +484,18 @@ def run_scenarios(data: dict, servers: dict, sets: dict, generators: LoadGenerat
     figure("chat.direct.delivered_pct", round(direct["delivered_pct"], 2), "%", "= 100 (no backlog left)")
     figure("chat.echo.direct.accepted_per_s", round(direct_echo["accepted_per_s"], 1), "msg/s")
     figure("chat.echo.direct.deliveries_per_s", round(direct_echo["deliveries_per_s"], 1), "deliveries/s")
+    # channels-redis drops what is past a channel's capacity: the echo's accepted/s is not all delivered
+    figure("chat.echo.direct.delivered_pct", round(direct_echo["delivered_pct"], 2), "%")
     figure("chat.direct.ratio_accepted_vs_echo", ratio(direct["accepted_per_s"], direct_echo["accepted_per_s"]),
            "ratio", ">= 0.5")
+    figure("chat.echo_fanout.direct.accepted_per_s", round(direct_echo_fanout["accepted_per_s"], 1), "msg/s")
+    figure("chat.echo_fanout.direct.deliveries_per_s", round(direct_echo_fanout["deliveries_per_s"], 1),
+           "deliveries/s")
+    figure("chat.echo_fanout.direct.delivered_pct", round(direct_echo_fanout["delivered_pct"], 2), "%")
+    figure("chat.echo_fanout.direct.server_cpu_ms_per_msg", round(direct_echo_fanout["cpu_ms_per_msg"], 2),
+           "ms CPU/msg")
+    figure("chat.direct.ratio_accepted_vs_echo_fanout",  # the echo on the chat's own transport, no database
+           ratio(direct["accepted_per_s"], direct_echo_fanout["accepted_per_s"]), "ratio")
     figure("chat.direct.server_cpu_ms_per_msg", round(direct["cpu_ms_per_msg"], 2), "ms CPU/msg")
     figure("chat.echo.direct.server_cpu_ms_per_msg", round(direct_echo["cpu_ms_per_msg"], 2), "ms CPU/msg")
     figure("chat.direct.ratio_cpu_echo_vs_chat", ratio(direct_echo["cpu_ms_per_msg"], direct["cpu_ms_per_msg"]),
