@@ -175,8 +175,8 @@ def _apply(connection, rows, converters: list):
 # Django opens its connections with psycopg's `prepare_threshold` None (for transaction-mode poolers), and
 # then psycopg ignores even an explicit `prepare=True`: until 2026-11 these statements were bound on the server
 # but parsed and planned anew every time (planning alone was ~0.5 ms of PostgreSQL CPU per transfer).
-# `prepared_cursor` sets the threshold so high that only the statements it runs are prepared; Django's own
-# cursors bind on the client and are never prepared. A transaction-mode pooler in front of PostgreSQL must
+# `prepared_cursor` sets a threshold only while it executes (so high that only its statements are prepared);
+# Django's own cursors bind on the client and are never prepared, nor counted. A transaction-mode pooler in front of PostgreSQL must
 # therefore support protocol-level prepared statements (PgBouncer >= 1.21 with max_prepared_statements).
 # psycopg forgets its prepared statements after a ROLLBACK (they are prepared again on next use).
 
@@ -186,7 +186,13 @@ def _prepared_cursor_class():
 
     class PreparedCursor(ServerBindingCursor):
         def execute(self, query, params=None, *, prepare=None, binary=None):  # noqa: ANN001, ANN201
-            result = super().execute(query, params, prepare=True, binary=binary)
+            # Preparing is switched on for this statement only: with a threshold set, psycopg would also keep
+            # count of every query Django's cursors run on the connection (their text is new every time).
+            self.connection.prepare_threshold = _ONLY_WHEN_ASKED
+            try:
+                result = super().execute(query, params, prepare=True, binary=binary)
+            finally:
+                self.connection.prepare_threshold = None
             if self._query is None:  # psycopg keeps no query text for a prepared execution; Django's query
                 self._query = _StatementText(query)  # capture and debug log read it (`last_executed_query`)
             return result
@@ -222,8 +228,6 @@ def prepared_cursor(connection):  # noqa: ANN001, ANN201 - a Django cursor wrapp
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        if connection.connection.prepare_threshold is None:  # Django's default: preparing switched off
-            connection.connection.prepare_threshold = _ONLY_WHEN_ASKED
         cursor = _PREPARED_CURSOR[0](connection.connection)
         connection.validate_thread_sharing()
         return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
