@@ -14,6 +14,7 @@ from django.db import connection
 from backend.accounts.sms import OutboxSmsSender
 from backend.advisors.services.service_accounts import forget_security_account
 from backend.core import clock, presence
+from backend.core.graphql import forget_documents
 from backend.core.standins import STAGING_OPT_INS
 from tests import frames
 
@@ -55,6 +56,7 @@ def _isolation(settings):
     cache.clear()
     presence.clear_local()
     forget_security_account()  # remembered per process for a few seconds
+    forget_documents()  # GraphQL documents validated once per process
     clock.reset()
     yield
     clock.reset()

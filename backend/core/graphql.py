@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
@@ -16,23 +17,26 @@ from typing import Any
 
 import graphene
 from django.conf import settings
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, HttpResponseNotAllowed
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
+from graphene_django.settings import graphene_settings
 from graphene_django.views import GraphQLView, HttpError
 from graphql.execution import ExecutionResult
 from graphql.language import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    OperationType,
 )
 from graphql.type import get_named_type, is_list_type, is_non_null_type
 from graphql.validation import specified_rules
 
-from graphql import GraphQLError, ValidationRule, parse
+from graphql import GraphQLError, ValidationRule, execute, get_operation_ast, parse, validate, validate_schema
 
 from . import clientip
 from .errors import DomainError, NotAuthenticated, camel_case_field, declared_codes
@@ -387,6 +391,53 @@ def document_size_problem(query: str) -> str | None:
     return None  # syntax errors are reported by the real parse, with their location
 
 
+class _DocumentCache:
+    """Parsed documents that passed validation, by (text, schema, rules, limits): at most `size`, the least
+    recently used dropped first. Only valid documents are kept (a client cannot fill it with refusals), each
+    within the document limits; the AST is never changed by execution, so threads share it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> DocumentNode | None:
+        with self._lock:
+            document = self._entries.get(key)
+            if document is not None:
+                self._entries.move_to_end(key)
+            return document
+
+    def put(self, key: tuple, document: DocumentNode) -> None:
+        with self._lock:
+            self._entries[key] = document
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+VALIDATED_DOCUMENTS_KEPT = 256
+_documents = _DocumentCache(VALIDATED_DOCUMENTS_KEPT)
+
+
+def _limits_in_force() -> tuple:
+    limits = settings.QUANZI
+    return tuple(limits[name] for name in ("GRAPHQL_MAX_DOCUMENT_CHARS", "GRAPHQL_MAX_TOKENS", "GRAPHQL_MAX_DEPTH",
+                                           "GRAPHQL_MAX_COST", "GRAPHQL_MAX_NESTING", "GRAPHQL_MAX_ALIASES"))
+
+
+def forget_documents() -> None:
+    """Drop the remembered documents (tests that change the limits or read `last_measure`)."""
+    _documents.clear()
+
+
 def _too_deep() -> HttpError:
     return HttpError(HttpResponseBadRequest(f"JSON nests deeper than {MAX_JSON_NESTING} levels."))
 
@@ -430,14 +481,44 @@ class QuanziGraphQLView(GraphQLView):
         return GraphQLView.get_graphql_params(request, data)
 
     def execute_graphql_request(self, request, data, query, variables, operation_name, show_graphiql=False):
-        """Refuse an oversized document before graphql-core parses it (DOCUMENT_TOO_LARGE): the parser's
-        work and the AST it builds are bounded by the document's length and token count. The document is then
-        parsed again by graphene-django; parsing a bounded document twice is cheap."""
-        if isinstance(query, str) and query:
+        """A document this process has already parsed and validated is executed from `_documents`; a new one
+        is refused if oversized before graphql-core parses it (DOCUMENT_TOO_LARGE: the parser's work and the
+        AST it builds are bounded by the document's length and token count), then parsed and validated and,
+        if valid, remembered. Phones send the same few documents over and over: parsing and validating one
+        was about a third of the CPU of a moments page (bench/moments.py, docs/architecture.md)."""
+        if not isinstance(query, str) or not query:
+            return super().execute_graphql_request(request, data, query, variables, operation_name, show_graphiql)
+        schema = self.schema.graphql_schema
+        key = (query, id(schema), tuple(self.validation_rules), _limits_in_force())
+        document = _documents.get(key)
+        if document is None:
             problem = document_size_problem(query)
             if problem:
                 return ExecutionResult(errors=[GraphQLError(problem, extensions={"code": "DOCUMENT_TOO_LARGE"})])
-        return super().execute_graphql_request(request, data, query, variables, operation_name, show_graphiql)
+            schema_errors = validate_schema(schema)
+            if schema_errors:
+                return ExecutionResult(errors=schema_errors)
+            try:
+                document = parse(query)
+            except GraphQLError as exc:
+                return ExecutionResult(errors=[exc])
+            errors = validate(schema, document, self.validation_rules, graphene_settings.MAX_VALIDATION_ERRORS)
+            if errors:
+                return ExecutionResult(errors=errors)
+            _documents.put(key, document)
+        operation = get_operation_ast(document, operation_name)
+        if request.method.lower() == "get" and operation is not None and operation.operation != OperationType.QUERY:
+            raise HttpError(HttpResponseNotAllowed(["POST"], f"Can only perform a {operation.operation.value} "
+                                                             "operation from a POST request."))
+        options = {"root_value": self.get_root_value(request), "context_value": self.get_context(request),
+                   "variable_values": variables, "operation_name": operation_name,
+                   "middleware": self.get_middleware(request)}
+        if self.execution_context_class:
+            options["execution_context_class"] = self.execution_context_class
+        try:
+            return execute(schema, document, **options)
+        except Exception as exc:  # as graphene-django: reported as the request's error
+            return ExecutionResult(errors=[exc])
 
     @staticmethod
     def format_error(error):
