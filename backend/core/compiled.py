@@ -176,8 +176,9 @@ def _apply(connection, rows, converters: list):
 # then psycopg ignores even an explicit `prepare=True`: until 2026-11 these statements were bound on the server
 # but parsed and planned anew every time (planning alone was ~0.5 ms of PostgreSQL CPU per transfer).
 # `prepared_cursor` sets a threshold only while it executes (so high that only its statements are prepared);
-# Django's own cursors bind on the client and are never prepared, nor counted. A transaction-mode pooler in front of PostgreSQL must
-# therefore support protocol-level prepared statements (PgBouncer >= 1.21 with max_prepared_statements).
+# Django's own cursors bind on the client and are never prepared, nor counted. A transaction-mode pooler in
+# front of PostgreSQL must therefore support protocol-level prepared statements (PgBouncer >= 1.21 with
+# max_prepared_statements).
 # psycopg forgets its prepared statements after a ROLLBACK (they are prepared again on next use).
 
 
@@ -188,11 +189,11 @@ def _prepared_cursor_class():
         def execute(self, query, params=None, *, prepare=None, binary=None):  # noqa: ANN001, ANN201
             # Preparing is switched on for this statement only: with a threshold set, psycopg would also keep
             # count of every query Django's cursors run on the connection (their text is new every time).
-            self.connection.prepare_threshold = _ONLY_WHEN_ASKED
+            previous, self.connection.prepare_threshold = self.connection.prepare_threshold, _ONLY_WHEN_ASKED
             try:
                 result = super().execute(query, params, prepare=True, binary=binary)
             finally:
-                self.connection.prepare_threshold = None
+                self.connection.prepare_threshold = previous
             if self._query is None:  # psycopg keeps no query text for a prepared execution; Django's query
                 self._query = _StatementText(query)  # capture and debug log read it (`last_executed_query`)
             return result

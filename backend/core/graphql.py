@@ -17,6 +17,7 @@ from typing import Any
 
 import graphene
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
@@ -460,6 +461,8 @@ class QuanziGraphQLView(GraphQLView):
         kwargs.setdefault("graphiql", settings.DEBUG)
         kwargs.setdefault("validation_rules", validation_rules())
         super().__init__(**kwargs)
+        if graphene_settings.ATOMIC_MUTATIONS:  # `execute_graphql_request` does not wrap mutations
+            raise ImproperlyConfigured("GRAPHENE['ATOMIC_MUTATIONS'] is off here: each service owns its transaction.")
 
     def parse_body(self, request):
         if self.get_content_type(request) == "application/json" and nesting_exceeds(request.body):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.django_db
-
 from backend.core import graphql as core_graphql
+
+pytestmark = pytest.mark.django_db
 
 ME = "query Me { me { displayName } }"
 
