@@ -266,3 +266,53 @@ async def test_a_stale_conversation_subscription_hears_nothing_after_removal(mon
     assert await wc.receive_nothing(timeout=0.3)
     await wb.disconnect()
     await wc.disconnect()
+
+
+async def test_doorbells_out_of_order_are_put_back_in_order_without_the_database(monkeypatch):
+    """Concurrent senders ring after their own commits, so seq 2's doorbell can overtake seq 1's: the socket
+    holds it a moment for the one before it instead of reading the conversation from the database."""
+    from backend.chat import selectors
+
+    (ada, bob), (ta, tb) = await make("Ada", "Bob")
+    conversation = await call(services.open_direct_conversation, user=ada, other_user_id=bob.pk)
+    wb = await open_socket(tb)
+    real, held = events.ring_users_now, []
+
+    def overtaking(user_ids, event):
+        if event["type"] == "chat.message" and event["seq"] == 1:
+            held.append((user_ids, event))  # rung after seq 2's
+            return
+        real(user_ids, event)
+        if held:
+            real(*held.pop())
+
+    catch_ups = []
+    real_catch_up = selectors.catch_up
+    monkeypatch.setattr(selectors, "catch_up", lambda *a: catch_ups.append(a) or real_catch_up(*a))
+    monkeypatch.setattr(events, "ring_users_now", overtaking)
+    for i in (1, 2):
+        await call(services.send_message, conversation_id=conversation.pk, sender=ada, client_msg_id=f"o{i}",
+                   text=f"n{i}")
+    assert [m["body"] for m in await messages(wb, 2)] == ["n1", "n2"]
+    assert await wb.receive_nothing(timeout=0.3)
+    assert catch_ups == []
+    await wb.disconnect()
+
+
+async def test_a_doorbell_held_past_a_gap_that_never_fills_is_delivered_from_the_database(monkeypatch):
+    (ada, bob), (ta, tb) = await make("Ada", "Bob")
+    conversation = await call(services.open_direct_conversation, user=ada, other_user_id=bob.pk)
+    wb = await open_socket(tb)
+    real = events.ring_users_now
+
+    def lossy(user_ids, event):
+        if not (event["type"] == "chat.message" and event["seq"] == 1):
+            real(user_ids, event)
+
+    monkeypatch.setattr(events, "ring_users_now", lossy)
+    for i in (1, 2):
+        await call(services.send_message, conversation_id=conversation.pk, sender=ada, client_msg_id=f"g{i}",
+                   text=f"n{i}")
+    assert [(m["seq"], m["body"]) for m in await messages(wb, 2)] == [(1, "n1"), (2, "n2")]  # after the wait
+    assert await wb.receive_nothing(timeout=0.3)
+    await wb.disconnect()
