@@ -112,3 +112,21 @@ application = ProtocolTypeRouter(
         ])),
     }
 )
+
+
+def _freeze_what_start_up_built() -> None:
+    """Move everything start-up allocated (Django, the URL conf and the GraphQL schema they load, the apps'
+    modules) out of the garbage collector's sight: a full collection otherwise walked all of it, pausing the
+    event loop long enough to make the chat bench's open-loop p99 swing between 20 and 170 ms from run to run
+    (with collection off: 17–23 ms). Objects made later are collected as before."""
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imports the URL conf, and with it the GraphQL schema
+    gc.collect()
+    gc.freeze()
+
+
+_freeze_what_start_up_built()
+
